@@ -1,0 +1,48 @@
+# moa developer loop. Everything a fresh machine needs is installed from here;
+# downloads and builds are cached under ~/.cache/moa so reruns are fast.
+SHELL := /bin/bash
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+EXTRAS := operator,datagen,trainer,serving,dev
+STAMP := $(VENV)/.installed
+PYTEST_ARGS ?=
+
+.PHONY: install lint typecheck contracts test test-unit test-cluster test-e2e demo clean crds
+
+install: $(STAMP)
+
+# Re-runs only when the dependency inputs change; `pip install -e` keeps the source live.
+$(STAMP): pyproject.toml constraints.txt
+	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -c constraints.txt -e '.[$(EXTRAS)]'
+	@touch $@
+
+lint: install
+	$(BIN)/ruff check moa tests bench
+	$(BIN)/ruff format --check moa tests bench
+
+typecheck: install
+	$(BIN)/mypy
+
+contracts: install
+	$(BIN)/lint-imports
+
+test: install lint typecheck contracts
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+test-unit: install
+	$(BIN)/python -m pytest tests/unit $(PYTEST_ARGS)
+
+test-cluster: install
+	$(BIN)/python -m pytest tests/cluster $(PYTEST_ARGS)
+
+test-e2e: install
+	$(BIN)/python -m pytest tests/e2e $(PYTEST_ARGS)
+
+crds: install
+	$(BIN)/moa manifests crds --output manifests/crds
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

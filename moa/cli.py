@@ -1,0 +1,105 @@
+"""The `moa` command.
+
+Sub-groups live next to the code they drive and are imported only when invoked, so
+`moa --help` stays fast and a component's heavy dependencies (torch, kubernetes) are
+never imported by an unrelated command.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+from typing import Any
+
+import click
+
+# name -> "module:attribute" of a click command or group.
+COMMANDS: dict[str, str] = {
+    "run": "moa.pipeline.cli:run",
+    "datagen": "moa.datagen.cli:datagen",
+    "train": "moa.trainer.cli:train",
+    "eval": "moa.trainer.cli:eval_cmd",
+    "merge": "moa.trainer.cli:merge",
+    "registry": "moa.pipeline.cli:registry",
+    "serve": "moa.serving.cli:serve",
+    "operator": "moa.operator.cli:operator",
+    "manifests": "moa.api.cli:manifests",
+    "languages": "moa.languages.cli:languages",
+    "dev": "moa.dev.cli:dev",
+}
+
+
+class LazyGroup(click.Group):
+    """A group whose sub-commands are resolved from `module:attr` strings on first use.
+
+    A module that does not exist yet (a component not built) simply has no command:
+    only commands that work are listed.
+    """
+
+    def __init__(self, *args: Any, lazy: dict[str, str] | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.lazy = lazy or {}
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        names = set(super().list_commands(ctx))
+        names.update(n for n in self.lazy if self._load(n) is not None)
+        return sorted(names)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        return super().get_command(ctx, cmd_name) or self._load(cmd_name)
+
+    def _load(self, name: str) -> click.Command | None:
+        target = self.lazy.get(name)
+        if target is None:
+            return None
+        module_name, attr = target.split(":")
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as exc:
+            if exc.name and (module_name == exc.name or module_name.startswith(exc.name + ".")):
+                return None  # component not present in this build
+            raise
+        cmd = getattr(module, attr, None)
+        return cmd if isinstance(cmd, click.Command) else None
+
+
+class MoaCLI(LazyGroup):
+    """Turns any exception into one clear line (the full traceback with --debug)."""
+
+    def main(self, *args: Any, **kwargs: Any) -> Any:
+        kwargs.setdefault("standalone_mode", True)
+        return super().main(*args, **kwargs)
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException, SystemExit):
+            raise
+        except KeyboardInterrupt:
+            click.echo("moa: interrupted", err=True)
+            sys.exit(130)
+        except Exception as exc:
+            if os.environ.get("MOA_DEBUG") or (ctx.params.get("debug")):
+                raise
+            msg = str(exc).strip() or exc.__class__.__name__
+            click.echo(f"moa: error: {msg}", err=True)
+            click.echo("  (run with --debug for the traceback)", err=True)
+            sys.exit(1)
+
+
+@click.group(cls=MoaCLI, lazy=COMMANDS, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--debug", is_flag=True, help="Show full tracebacks on errors.")
+@click.version_option(package_name="moa", prog_name="moa")
+def cli(debug: bool) -> None:
+    """moa — train and serve per-language LoRA adapters for a GPT-OSS coding agent."""
+    if debug:
+        os.environ["MOA_DEBUG"] = "1"
+
+
+def main() -> None:
+    cli(prog_name="moa")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,18 @@
+"""`moa dev`: developer tooling (local control plane, tiny model)."""
+
+from __future__ import annotations
+
+import click
+
+from moa.cli import LazyGroup
+
+
+@click.group(
+    cls=LazyGroup,
+    lazy={
+        "cluster": "moa.dev.cluster:cluster",
+        "tiny-model": "moa.trainer.tiny_model:tiny_model_cmd",
+    },
+)
+def dev() -> None:
+    """Developer tools: a real local control plane, a tiny offline model."""

@@ -1,0 +1,9 @@
+"""The Go language plugin."""
+
+from moa.languages.base import LanguagePlugin
+
+plugin = LanguagePlugin(
+    name="go",
+    extensions=(".go",),
+    markers={r"^package\s+\w+": 2, r"\bfunc\s+(\(\w+\s+\*?\w+\)\s*)?\w+\(": 2, r":=": 1, r"\berr\s*!=\s*nil\b": 2, r"^import\s+\(": 1},
+)

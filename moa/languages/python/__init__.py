@@ -1,0 +1,9 @@
+"""The Python language plugin."""
+
+from moa.languages.base import LanguagePlugin
+
+plugin = LanguagePlugin(
+    name="python",
+    extensions=(".py",),
+    markers={r"^\s*def\s+\w+\(.*\)\s*(->.*)?:": 2, r"^\s*import\s+\w+": 1, r"^\s*from\s+\w+(\.\w+)*\s+import\b": 2, r"\bself\b": 1, r"^\s*class\s+\w+.*:\s*$": 1},
+)
