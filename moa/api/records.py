@@ -42,7 +42,7 @@ class SourceRef(BaseModel):
         name, sep, version = rest.rpartition("@")
         if not sep or not name or not version:
             raise ValueError(f"invalid source {text!r}: {registry} sources need NAME@VERSION")
-        return cls(registry=registry, name=name, version=version)  # type: ignore[arg-type]
+        return cls(registry=registry, name=name, version=version)
 
     def __str__(self) -> str:
         if self.registry == "path":

@@ -1,0 +1,159 @@
+"""The stage graph's vocabulary: stage names in order, the command of each, and the files that
+pass between the orchestrator (operator or local runner) and a stage.
+
+`StageConfig` is the one YAML every stage command takes with `--config`: the full
+AdapterTraining spec (defaults applied) plus which stage, which artifact root and, for a
+fanned-out stage, which shard. A stage reads its own section of `spec` from it.
+`StageSummary` is what a stage leaves behind: metrics.json, and its compact form (< 4 KiB) in
+/dev/termination-log, where the operator reads it from the pod status.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import Field
+
+from moa.api.common import API_VERSION, Model
+from moa.api.gates import GateResult
+from moa.api.layout import Layout
+from moa.api.training import AdapterTraining, AdapterTrainingSpec
+
+StageName = Literal[
+    "mutate", "trajectories", "datagate", "sft", "preferences", "ipo", "grpo", "merge", "eval"
+]
+
+# Exit codes of the stage contract.
+EXIT_OK = 0
+EXIT_GATE_FAILED = 3
+
+
+@dataclass(frozen=True)
+class Stage:
+    name: StageName
+    command: tuple[str, ...]  # argv after `moa`, before `--config FILE`
+    gpu: bool  # needs an accelerator (a training workload)
+    sandboxed: bool  # executes untrusted code (mutants, model-written patches)
+    fan_out: bool = False  # one run per source (shard)
+
+
+STAGES: tuple[Stage, ...] = (
+    Stage("mutate", ("datagen", "mutate"), gpu=False, sandboxed=True, fan_out=True),
+    Stage("trajectories", ("datagen", "trajectories"), gpu=False, sandboxed=True),
+    Stage("datagate", ("datagen", "gate"), gpu=False, sandboxed=False),
+    Stage("sft", ("train", "sft"), gpu=True, sandboxed=False),
+    Stage("preferences", ("datagen", "preferences"), gpu=True, sandboxed=True),
+    Stage("ipo", ("train", "ipo"), gpu=True, sandboxed=False),
+    Stage("grpo", ("train", "grpo"), gpu=True, sandboxed=True),
+    Stage("merge", ("merge",), gpu=True, sandboxed=False),
+    Stage("eval", ("eval",), gpu=True, sandboxed=True),
+)
+STAGE_NAMES: tuple[StageName, ...] = tuple(s.name for s in STAGES)
+_BY_NAME = {s.name: s for s in STAGES}
+
+
+def stage(name: str) -> Stage:
+    if name not in _BY_NAME:
+        raise ValueError(f"unknown stage {name!r}; expected one of {', '.join(STAGE_NAMES)}")
+    return _BY_NAME[name]
+
+
+class StageConfig(Model):
+    """The `--config` file of every stage command."""
+
+    api_version: Literal["moa.dev/v1alpha1"] = API_VERSION
+    kind: Literal["StageConfig"] = "StageConfig"
+    stage: StageName
+    root: str = Field(min_length=1, description="The artifact root.")
+    name: str = Field(min_length=1, description="The AdapterTraining's name.")
+    spec: AdapterTrainingSpec
+    shard: str | None = Field(default=None, description="For a fanned-out stage: its part, e.g. a source.")
+
+    @classmethod
+    def for_training(
+        cls, training: AdapterTraining, stage: StageName, root: str | None = None, shard: str | None = None
+    ) -> StageConfig:
+        return cls(
+            stage=stage,
+            root=root or training.spec.storage.root,
+            name=training.metadata.name,
+            spec=training.spec,
+            shard=shard,
+        )
+
+    @property
+    def layout(self) -> Layout:
+        return Layout(self.root, self.spec.language)
+
+    @property
+    def output_dir(self) -> Path:
+        return self.layout.stage_dir(self.stage, self.shard)
+
+    @classmethod
+    def load(cls, path: str | Path) -> StageConfig:
+        data = yaml.safe_load(Path(path).read_text())
+        if not isinstance(data, dict) or data.get("kind") != "StageConfig":
+            raise ValueError(f"{path}: not a StageConfig (expected kind: StageConfig)")
+        return cls.model_validate(data)
+
+    def dump(self) -> str:
+        return yaml.safe_dump(self.to_yaml_dict(), sort_keys=False)
+
+    def write(self, path: str | Path) -> Path:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(self.dump())
+        return path
+
+
+SummaryStatus = Literal["succeeded", "gate_failed", "failed"]
+TERMINATION_LOG_LIMIT = 4096
+
+
+class StageSummary(Model):
+    """metrics.json of a stage; its compact JSON is the termination message on Kubernetes."""
+
+    stage: StageName
+    status: SummaryStatus
+    metrics: dict[str, float] = Field(default_factory=dict)
+    gates: list[GateResult] = Field(default_factory=list)
+    message: str = ""
+
+    @property
+    def exit_code(self) -> int:
+        return {"succeeded": EXIT_OK, "gate_failed": EXIT_GATE_FAILED, "failed": 1}[self.status]
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_yaml_dict(), indent=2, sort_keys=True)
+
+    def compact(self, limit: int = TERMINATION_LOG_LIMIT) -> str:
+        """One-line JSON under `limit` bytes: failed gates are kept first, then metrics, then the message is cut."""
+        data = self.to_yaml_dict()
+        data["gates"] = sorted(data["gates"], key=lambda g: g["passed"])
+        text = json.dumps(data, separators=(",", ":"))
+        while len(text.encode()) > limit and (data["gates"] or data["metrics"] or data["message"]):
+            if data["message"]:
+                data["message"] = data["message"][: max(0, len(data["message"]) // 2 - 1)]
+            elif data["metrics"]:
+                data["metrics"].popitem()
+            else:
+                data["gates"].pop()
+            text = json.dumps(data, separators=(",", ":"))
+        return text
+
+    @classmethod
+    def read(cls, path: str | Path) -> StageSummary:
+        return cls.model_validate_json(Path(path).read_text())
+
+    def write(self, path: str | Path) -> Path:
+        """Write atomically (temporary name, then rename): metrics.json marks a completed stage."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text(self.to_json())
+        tmp.replace(path)
+        return path
