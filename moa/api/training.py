@@ -162,7 +162,10 @@ class DataGates(Model):
         )
 
 
-Source = Annotated[str, Field(pattern=r"^(pypi|crates|npm|go|git|path):.+$", max_length=512)]
+# REGISTRY:NAME@VERSION (npm scopes start with @), git:URL#REV, path:DIR -- as records.SourceRef parses.
+Source = Annotated[
+    str, Field(pattern=r"^((pypi|crates|npm|go):@?[^@\s]+@[^@\s]+|git:\S+|path:\S+)$", max_length=512)
+]
 
 
 class DataSpec(Model):
@@ -385,12 +388,7 @@ class GrpoStage(Training):
                 "fieldPath": ".temperature",
             },
             {
-                "rule": "self.numGenerations >= 2",
-                "message": "GRPO needs at least 2 generations per prompt",
-                "fieldPath": ".numGenerations",
-            },
-            {
-                "rule": "self.curriculum[0].step == 0",
+                "rule": "size(self.curriculum) == 0 || self.curriculum[0].step == 0",
                 "message": "the curriculum must start at step 0",
                 "fieldPath": ".curriculum",
             },
