@@ -98,3 +98,6 @@ class EvalOutcome(BaseModel):
     tests_failed: int | None = None
     output: str = ""
     seconds: float = 0.0
+    # Lint findings as "path: rule: message" (no line numbers, so they compare across edits).
+    lint_findings: list[str] = Field(default_factory=list)
+    cached: bool = False  # served from the evaluation cache, not re-run

@@ -1,9 +1,17 @@
 """The Python language plugin."""
 
-from moa.languages.base import LanguagePlugin
+from moa.languages.base import Evaluator, LanguagePlugin
+
+
+def _evaluator() -> Evaluator:
+    from moa.languages.python.evaluator import PythonEvaluator
+
+    return PythonEvaluator()
+
 
 plugin = LanguagePlugin(
     name="python",
     extensions=(".py",),
     markers={r"^\s*def\s+\w+\(.*\)\s*(->.*)?:": 2, r"^\s*import\s+\w+": 1, r"^\s*from\s+\w+(\.\w+)*\s+import\b": 2, r"\bself\b": 1, r"^\s*class\s+\w+.*:\s*$": 1},
+    evaluator=_evaluator,
 )
