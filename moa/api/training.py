@@ -146,9 +146,15 @@ class DataGates(Model):
     max_duplicate_pairs: int = Field(default=0, ge=0, description="Duplicate (buggy, fixed) pairs allowed.")
     min_average_turns: float = Field(default=3.0, ge=0.0)
     min_valid_harmony_fraction: Fraction = 1.0
+    max_eval_overlap: int = Field(
+        default=0,
+        ge=0,
+        description="Train trajectories sharing a (package, file, function) or a diff with the eval split.",
+    )
 
     def evaluate(self, metrics: dict[str, float]) -> list[GateResult]:
-        """Metrics: caught_mutations, multi_tool_fraction, duplicate_pairs, average_turns, valid_harmony_fraction."""
+        """Metrics: caught_mutations, multi_tool_fraction, duplicate_pairs, average_turns,
+        valid_harmony_fraction, eval_overlap."""
         return _check_all(
             "data",
             metrics,
@@ -158,6 +164,7 @@ class DataGates(Model):
                 ("duplicate_pairs", "<=", self.max_duplicate_pairs),
                 ("average_turns", ">=", self.min_average_turns),
                 ("valid_harmony_fraction", ">=", self.min_valid_harmony_fraction),
+                ("eval_overlap", "<=", self.max_eval_overlap),
             ],
         )
 
