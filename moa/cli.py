@@ -7,12 +7,13 @@ never imported by an unrelated command.
 
 from __future__ import annotations
 
-import importlib
 import os
 import sys
 from typing import Any
 
 import click
+
+from moa.lazy_group import LazyGroup
 
 # name -> "module:attribute" of a click command or group.
 COMMANDS: dict[str, str] = {
@@ -28,40 +29,6 @@ COMMANDS: dict[str, str] = {
     "languages": "moa.languages.cli:languages",
     "dev": "moa.dev.cli:dev",
 }
-
-
-class LazyGroup(click.Group):
-    """A group whose sub-commands are resolved from `module:attr` strings on first use.
-
-    A module that does not exist yet (a component not built) simply has no command:
-    only commands that work are listed.
-    """
-
-    def __init__(self, *args: Any, lazy: dict[str, str] | None = None, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.lazy = lazy or {}
-
-    def list_commands(self, ctx: click.Context) -> list[str]:
-        names = set(super().list_commands(ctx))
-        names.update(n for n in self.lazy if self._load(n) is not None)
-        return sorted(names)
-
-    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
-        return super().get_command(ctx, cmd_name) or self._load(cmd_name)
-
-    def _load(self, name: str) -> click.Command | None:
-        target = self.lazy.get(name)
-        if target is None:
-            return None
-        module_name, attr = target.split(":")
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as exc:
-            if exc.name and (module_name == exc.name or module_name.startswith(exc.name + ".")):
-                return None  # component not present in this build
-            raise
-        cmd = getattr(module, attr, None)
-        return cmd if isinstance(cmd, click.Command) else None
 
 
 class MoaCLI(LazyGroup):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from moa.cli import LazyGroup
+from moa.lazy_group import LazyGroup
 
 
 @click.group(
