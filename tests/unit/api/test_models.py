@@ -1,0 +1,260 @@
+"""The models: roadmap defaults, StageConfig, gates, layout, summaries."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+import yaml
+from pydantic import ValidationError
+
+from moa.api import AdapterTraining, Layout, StageConfig, StageSummary, check, load_training
+from moa.api.records import SourceRef
+from moa.api.stages import STAGE_NAMES, STAGES, stage
+
+SAMPLES = Path(__file__).resolve().parents[3] / "manifests" / "samples"
+
+
+def minimal() -> AdapterTraining:
+    return AdapterTraining.model_validate({"metadata": {"name": "rust"}, "spec": {"language": "rust"}})
+
+
+def test_roadmap_defaults_apply_to_a_minimal_spec() -> None:
+    spec = minimal().spec
+    assert (spec.lora.r, spec.lora.alpha, spec.lora.load_in_4bit, spec.lora.max_seq_length) == (
+        128,
+        256,
+        True,
+        32768,
+    )
+    assert spec.lora.target_modules == ["q_proj", "k_proj", "v_proj", "o_proj"]
+    assert spec.lora.target_parameters  # MoE expert projections
+    sft = spec.stages.core_agent
+    assert (sft.epochs, sft.learning_rate, sft.batch_size, sft.gradient_accumulation) == (2, 3e-5, 1, 4)
+    assert (sft.packing, sft.optimizer) == (True, "adamw_8bit")
+    assert (sft.gates.max_loss, sft.gates.min_tool_call_accuracy, sft.gates.eval_loss_window) == (
+        0.5,
+        0.95,
+        0.2,
+    )
+    ipo = spec.stages.ipo
+    assert (ipo.epochs, ipo.learning_rate, ipo.beta, ipo.gradient_accumulation) == (1, 5e-7, 0.1, 16)
+    assert (ipo.gates.kl_warn, ipo.gates.kl_abort, ipo.gates.min_chosen_over_rejected) == (0.3, 0.5, 0.8)
+    grpo = spec.stages.grpo
+    assert (grpo.max_steps, grpo.learning_rate, grpo.num_generations, grpo.temperature) == (
+        5000,
+        1e-6,
+        4,
+        0.7,
+    )
+    assert grpo.gradient_accumulation == 8
+    assert [(c.step, c.max_length) for c in grpo.curriculum] == [
+        (0, 4096),
+        (1000, 8192),
+        (2000, 16384),
+        (3500, 32768),
+    ]
+    assert (
+        grpo.gates.min_mean_reward,
+        grpo.gates.window,
+        grpo.gates.min_reward_std,
+        grpo.gates.min_max_reward,
+    ) == (
+        0.3,
+        500,
+        0.01,
+        0.7,
+    )
+    r = grpo.rewards
+    assert (r.clean, r.lint_warnings, r.tests_failed, r.compile_error, r.invalid_tool_call) == (
+        1.0,
+        0.7,
+        0.1,
+        -0.3,
+        -1.0,
+    )
+    d = spec.data.gates
+    assert (d.min_caught_mutations, d.min_multi_tool_fraction, d.max_duplicate_pairs) == (3000, 0.8, 0)
+    assert (d.min_average_turns, d.min_valid_harmony_fraction) == (3, 1.0)
+    assert spec.stages.preferences.samples == 4
+    assert spec.resources.backend == "job" and spec.after == [] and spec.suspend is False
+
+
+def test_yaml_is_camel_case_and_python_snake_case() -> None:
+    t = AdapterTraining.model_validate(
+        {
+            "metadata": {"name": "x"},
+            "spec": {"language": "go", "lora": {"maxSeqLength": 8192, "loadIn4bit": False}},
+        }
+    )
+    assert (t.spec.lora.max_seq_length, t.spec.lora.load_in_4bit) == (8192, False)
+    dumped = t.to_yaml_dict()["spec"]
+    assert dumped["lora"]["maxSeqLength"] == 8192 and dumped["stages"]["coreAgent"]["learningRate"] == 3e-5
+
+
+def test_unknown_fields_are_refused_by_the_model() -> None:
+    with pytest.raises(ValidationError, match="lorra"):
+        AdapterTraining.model_validate({"metadata": {"name": "x"}, "spec": {"language": "go", "lorra": {}}})
+
+
+def test_stage_config_round_trip(tmp_path: Path) -> None:
+    training = load_training(SAMPLES / "rust.yaml")
+    config = StageConfig.for_training(training, "mutate", root=str(tmp_path), shard="crates:bstr@1.14.0")
+    path = config.write(tmp_path / "mutate.yaml")
+    raw = yaml.safe_load(path.read_text())
+    assert (raw["apiVersion"], raw["kind"], raw["stage"], raw["name"]) == (
+        "moa.dev/v1alpha1",
+        "StageConfig",
+        "mutate",
+        "rust",
+    )
+    assert raw["spec"]["stages"]["grpo"]["numGenerations"] == 4  # defaults written out in full
+    loaded = StageConfig.load(path)
+    assert loaded == config
+    assert loaded.output_dir == tmp_path / "data/rust/mutations/bstr-1.14.0"
+
+
+def test_stage_config_refuses_other_files(tmp_path: Path) -> None:
+    path = tmp_path / "x.yaml"
+    path.write_text(yaml.safe_dump({"kind": "AdapterTraining"}))
+    with pytest.raises(ValueError, match="not a StageConfig"):
+        StageConfig.load(path)
+
+
+def test_stages_in_order_with_their_commands() -> None:
+    assert STAGE_NAMES == (
+        "mutate",
+        "trajectories",
+        "datagate",
+        "sft",
+        "preferences",
+        "ipo",
+        "grpo",
+        "merge",
+        "eval",
+    )
+    assert {s.name: " ".join(("moa", *s.command)) for s in STAGES} == {
+        "mutate": "moa datagen mutate",
+        "trajectories": "moa datagen trajectories",
+        "datagate": "moa datagen gate",
+        "sft": "moa train sft",
+        "preferences": "moa datagen preferences",
+        "ipo": "moa train ipo",
+        "grpo": "moa train grpo",
+        "merge": "moa merge",
+        "eval": "moa eval",
+    }
+    assert stage("grpo").gpu and stage("grpo").sandboxed and stage("mutate").fan_out
+    with pytest.raises(ValueError, match="unknown stage"):
+        stage("deploy")
+
+
+def test_layout_follows_the_design() -> None:
+    lay = Layout("/a", "rust")
+    assert lay.mutations_of("crates:hex@0.4.3") == Path("/a/data/rust/mutations/hex-0.4.3")
+    assert (lay.core_agent_train, lay.core_agent_eval) == (
+        Path("/a/data/rust/core_agent/train"),
+        Path("/a/data/rust/core_agent/eval"),
+    )
+    assert (lay.ipo_train, lay.grpo_tasks) == (
+        Path("/a/data/rust/ipo/train"),
+        Path("/a/data/rust/grpo/tasks"),
+    )
+    assert lay.base_checkpoint == Path("/a/checkpoints/coding_tui/final_merged")
+    assert [lay.sft_adapter.name, lay.ipo_adapter.name, lay.grpo_adapter.name, lay.final_adapter.name] == [
+        "rust_core_agent",
+        "rust_ipo",
+        "rust_grpo",
+        "rust_coding",
+    ]
+    assert lay.reports == Path("/a/reports/rust")
+    assert lay.base_model("/models/base") == Path("/models/base")
+    assert lay.base_model("checkpoints/x") == Path("/a/checkpoints/x")
+    assert lay.metrics("sft") == Path("/a/checkpoints/adapters/rust_core_agent/metrics.json")
+    dirs = [lay.stage_dir(n, "crates:hex@0.4.3" if n == "mutate" else None) for n in STAGE_NAMES]
+    assert len(set(dirs)) == len(dirs), "every stage owns its own folder"
+    with pytest.raises(ValueError, match="per source"):
+        lay.stage_dir("mutate")
+
+
+@pytest.mark.parametrize(
+    ("value", "op", "threshold", "passed"),
+    [
+        (0.4, "<", 0.5, True),
+        (0.5, "<", 0.5, False),
+        (0.5, "<=", 0.5, True),
+        (0.96, ">", 0.95, True),
+        (3000, ">=", 3000, True),
+        (0, "==", 0, True),
+        (None, ">", 0.3, False),
+        (math.nan, "<", 1, False),
+    ],
+)
+def test_check(value: float | None, op: str, threshold: float, passed: bool) -> None:
+    result = check("g", value, op, threshold)  # type: ignore[arg-type]
+    assert result.passed is passed
+    assert result.threshold == threshold and result.op == op
+
+
+def test_gates_from_spec_sections() -> None:
+    spec = minimal().spec
+    results = spec.stages.ipo.gates.evaluate({"kl": 0.4, "chosen_over_rejected": 0.85, "final_loss": 2.0})
+    assert [(r.name, r.severity, r.passed) for r in results] == [
+        ("ipo.kl", "warn", False),
+        ("ipo.kl", "abort", True),
+        ("ipo.chosen_over_rejected", "abort", True),
+        ("ipo.final_loss", "abort", True),
+    ]
+    data = spec.data.gates.evaluate(
+        {
+            "caught_mutations": 2999,
+            "multi_tool_fraction": 0.9,
+            "duplicate_pairs": 0,
+            "average_turns": 3.5,
+            "valid_harmony_fraction": 1.0,
+            "eval_overlap": 0,
+        }
+    )
+    assert [r.name for r in data if not r.passed] == ["data.caught_mutations"]
+    no_benchmarks = spec.stages.eval.model_copy(update={"humaneval_problems": 0, "mmlu_questions": 0})
+    assert "eval.humaneval_drop" not in {r.name for r in no_benchmarks.evaluate({})}
+    assert spec.stages.grpo.rewards.reward("lint_warnings") == 0.7
+    assert spec.stages.grpo.max_length_at(1500) == 8192
+
+
+def test_source_lists_parse_with_the_shared_records() -> None:
+    t = load_training(SAMPLES / "go.yaml")
+    refs = t.spec.data.source_refs()
+    assert refs[0] == SourceRef(registry="go", name="github.com/google/uuid", version="v1.6.0")
+    assert t.spec.after == ["rust", "python"]
+
+
+def test_summary_compact_fits_the_termination_log() -> None:
+    gates = [check(f"g{i}", float(i), "<", 1.0) for i in range(60)]
+    summary = StageSummary(
+        stage="grpo",
+        status="gate_failed",
+        metrics={f"metric_{i}": i / 7 for i in range(300)},
+        gates=gates,
+        message="x" * 5000,
+    )
+    compact = summary.compact()
+    assert len(compact.encode()) <= 4096
+    data = json.loads(compact)
+    assert data["status"] == "gate_failed" and data["stage"] == "grpo"
+    assert data["gates"] and not data["gates"][0]["passed"], "failed gates are kept first"
+    assert summary.exit_code == 3
+
+
+def test_summary_write_read(tmp_path: Path) -> None:
+    summary = StageSummary(
+        stage="sft",
+        status="succeeded",
+        metrics={"train_loss": 0.3},
+        gates=[check("sft.train_loss", 0.3, "<", 0.5)],
+    )
+    path = summary.write(tmp_path / "out" / "metrics.json")
+    assert StageSummary.read(path) == summary
+    assert not list(path.parent.glob("*.tmp"))
