@@ -1,0 +1,323 @@
+"""Runs the agent's tools (`moa.harmony.tools.AGENT_TOOLS`) against a workspace.
+
+One executor serves every place an agent acts: oracle and model-teacher trajectories,
+preference sampling, GRPO rollouts and eval. Its API is one call,
+`Executor(workspace).call(name, args_json) -> Observation`, so the observation a model is
+trained on is exactly the one it later gets. Calls are checked against the same JSON
+schemas the developer message shows the model; an unknown tool, arguments that break the
+schema, a patch that does not parse or apply, or a path outside the repository is an
+*invalid* call: it gets an error observation (the agent may recover) and is counted (the
+GRPO reward and the eval's tool-call accuracy read the count).
+
+Outputs are capped so one call cannot flood the context: long files are shown by line
+ranges, listings and searches stop at a limit and say so, test output keeps its head and
+its tail (where the summary is) with the failing test names pulled out on top.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import inspect
+import json
+import re
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from moa.datagen.workspace import HIDDEN_DIRS, Workspace, WorkspaceError, inside
+from moa.harmony import patch as harmony_patch
+from moa.harmony.model import Message
+from moa.harmony.tools import AGENT_TOOLS, parse_call
+
+
+@dataclass(frozen=True)
+class Observation:
+    """What the agent sees after a call. `ok`: the tool did what was asked (a test run that
+    finds failures is ok); `invalid`: the call itself was malformed or refused."""
+
+    text: str
+    ok: bool
+    invalid: bool = False
+
+
+@dataclass(frozen=True)
+class TestRun:
+    passed: bool
+    failing: tuple[str, ...]
+    output: str
+    timed_out: bool = False
+    seconds: float = 0.0
+
+
+@dataclass(frozen=True)
+class Caps:
+    read_lines: int = 400  # lines per read_file call
+    read_bytes: int = 2_000_000  # larger files are refused (generated or data files)
+    line_chars: int = 400  # a longer line is cut
+    list_entries: int = 300
+    search_results: int = 200
+    search_file_bytes: int = 1_000_000
+    output_chars: int = 8000  # test output kept (head + tail)
+    test_timeout_s: float = 300.0
+
+
+# Test-name lines of the common runners, in the order they are tried. Each pattern's group 1
+# is the test name.
+FAILING_TEST_PATTERNS = (
+    re.compile(r"^(?:FAILED|ERROR) (\S+?)(?: - .*)?$", re.M),  # pytest summary
+    re.compile(r"^test (\S+) \.\.\. FAILED$", re.M),  # cargo test
+    re.compile(r"^\s*--- FAIL: (\S+)", re.M),  # go test
+    re.compile(r"^not ok \d+ - (.+?)\s*(?:#.*)?$", re.M),  # TAP (node --test, tape)
+    re.compile(r"^\s*● (.+?)\s*$", re.M),  # jest
+    re.compile(r"^\s*(?:×|✕|✗) (.+?)(?: \d+ms)?\s*$", re.M),  # vitest / jest / mocha markers
+)
+
+
+def failing_tests(output: str) -> tuple[str, ...]:
+    names: list[str] = []
+    for pattern in FAILING_TEST_PATTERNS:
+        for m in pattern.finditer(output):
+            if m[1] not in names and not m[1].startswith("["):
+                names.append(m[1])
+    return tuple(names)
+
+
+def truncate(text: str, limit: int) -> str:
+    """Keep the head and (mostly) the tail, where runners print their summary."""
+    if len(text) <= limit:
+        return text
+    head, tail = text[: limit // 4], text[-(limit - limit // 4) :]
+    omitted = text[len(head) : len(text) - len(tail)].count("\n")
+    return f"{head}\n[... {omitted} lines omitted ...]\n{tail}"
+
+
+# A test runner: (repo, selected tests, timeout) -> the run.
+TestRunner = Callable[[Path, Sequence[str], float], TestRun]
+
+
+def test_runner(language: str) -> TestRunner:
+    """run_tests through the language's evaluator, so the agent's tests are the judge's tests:
+    its build step (a compile error is what the agent must see first), then its test step, in
+    its sandbox (no network, limits, one overall timeout)."""
+    from moa.languages.evaluators import Runner, get_evaluator
+
+    evaluator: Any = get_evaluator(language)
+    selectable = "tests" in inspect.signature(evaluator.test).parameters
+
+    def run(repo: Path, tests: Sequence[str], timeout_s: float) -> TestRun:
+        start = time.monotonic()
+        runner = Runner(evaluator.sandbox(repo), repo, start + timeout_s)
+        built = evaluator.build(repo, runner)
+        if not built.ok:
+            output = "build failed:\n" + _relative(built.output, repo)
+            return TestRun(False, failing_tests(output), output, built.timed_out, time.monotonic() - start)
+        note = ""
+        if tests and selectable:
+            result = evaluator.test(repo, runner, tests=list(tests)).result
+        else:
+            result = evaluator.test(repo, runner).result
+            note = f"[test selection is not supported for {language}; ran the whole suite]\n" if tests else ""
+        passed = result.returncode == 0 and not result.timed_out
+        output = note + _relative(result.output, repo)
+        return TestRun(passed, failing_tests(output), output, result.timed_out, time.monotonic() - start)
+
+    return run
+
+
+@dataclass
+class Executor:
+    """Runs tool calls in `workspace`; counts them; remembers the last test run."""
+
+    workspace: Workspace
+    runner: TestRunner | None = None
+    caps: Caps = field(default_factory=Caps)
+    calls: int = 0
+    invalid_calls: int = 0
+    last_tests: TestRun | None = None
+
+    def __post_init__(self) -> None:
+        self.root = self.workspace.root.resolve()
+        self._tools: dict[str, Callable[[dict[str, Any]], Observation]] = {
+            "read_file": self._read_file,
+            "list_files": self._list_files,
+            "search": self._search,
+            "apply_patch": self._apply_patch,
+            "run_tests": self._run_tests,
+        }
+
+    def call(self, name: str, args_json: str | dict[str, Any]) -> Observation:
+        self.calls += 1
+        text = args_json if isinstance(args_json, str) else json.dumps(args_json)
+        message = Message(
+            "assistant", text, channel="commentary", recipient=f"functions.{name}", content_type="json"
+        )
+        parsed = parse_call(message, AGENT_TOOLS)
+        if parsed is None or parsed.problems or parsed.arguments is None or name not in self._tools:
+            problems = parsed.problems if parsed is not None else ("not a tool call",)
+            return self._invalid(f"invalid call to {name}: " + "; ".join(problems))
+        try:
+            obs = self._tools[name](parsed.arguments)
+        except (WorkspaceError, harmony_patch.PatchError) as exc:
+            return self._invalid(f"{name}: {exc}")
+        return Observation(_defuse(obs.text), obs.ok, obs.invalid)
+
+    def _invalid(self, text: str) -> Observation:
+        self.invalid_calls += 1
+        return Observation(_defuse(f"error: {text}"), ok=False, invalid=True)
+
+    def _rel(self, path: Path) -> str:
+        return path.relative_to(self.root).as_posix() or "."
+
+    # --- tools ---------------------------------------------------------------------------------
+
+    def _read_file(self, args: dict[str, Any]) -> Observation:
+        path = inside(self.root, args["path"])
+        if path.is_dir():
+            return Observation(f"error: {args['path']} is a folder; use list_files", ok=False)
+        if not path.is_file():
+            return Observation(f"error: {args['path']} does not exist", ok=False)
+        if path.stat().st_size > self.caps.read_bytes:
+            return Observation(
+                f"error: {args['path']} is {path.stat().st_size} bytes, too large to read", ok=False
+            )
+        try:
+            lines = path.read_bytes().decode("utf-8").splitlines()
+        except UnicodeDecodeError:
+            return Observation(f"error: {args['path']} is not a UTF-8 text file", ok=False)
+        start = int(args.get("start_line", 1))
+        end = min(int(args.get("end_line", len(lines))), len(lines), start + self.caps.read_lines - 1)
+        if start > max(1, len(lines)):
+            return Observation(
+                f"error: {args['path']} has {len(lines)} lines; start_line {start} is past the end", ok=False
+            )
+        shown = [f"{n:>5}\t{self._cut(lines[n - 1])}" for n in range(start, end + 1)]
+        note = (
+            f"\n[lines {start}-{end} of {len(lines)}; read more with start_line={end + 1}]"
+            if end < len(lines)
+            else ""
+        )
+        return Observation("\n".join(shown) + note if shown else "(empty file)", ok=True)
+
+    def _cut(self, line: str) -> str:
+        cap = self.caps.line_chars
+        return line if len(line) <= cap else line[:cap] + f" [... {len(line) - cap} more characters]"
+
+    def _visible(self, base: Path, max_depth: int) -> list[Path]:
+        """Files and folders under `base`, breadth first, hiding build and dependency folders
+        and not following links out of the tree."""
+        found: list[Path] = []
+        level = [base]
+        for _ in range(max_depth):
+            following: list[Path] = []
+            for folder in level:
+                for child in sorted(folder.iterdir(), key=lambda p: p.name):
+                    if child.name in HIDDEN_DIRS or child.name.startswith(".moa"):
+                        continue
+                    found.append(child)
+                    if child.is_dir() and not child.is_symlink():
+                        following.append(child)
+            level = following
+        return found
+
+    def _list_files(self, args: dict[str, Any]) -> Observation:
+        raw = str(args.get("path", ".")) or "."
+        glob = None
+        if any(c in raw for c in "*?["):  # a glob: list what matches under its fixed prefix
+            fixed = raw.split("/")
+            prefix = "/".join(
+                p for p in fixed[: next(i for i, p in enumerate(fixed) if any(c in p for c in "*?["))]
+            )
+            raw, glob = prefix or ".", args["path"]
+        base = inside(self.root, raw)
+        if not base.is_dir():
+            return Observation(
+                f"error: {raw} is not a folder"
+                + (" (it is a file; use read_file)" if base.is_file() else ""),
+                ok=False,
+            )
+        depth = int(args.get("max_depth", 3)) if glob is None else 32
+        entries = self._visible(base, depth)
+        if glob is not None:
+            entries = [p for p in entries if p.is_file() and fnmatch.fnmatch(self._rel(p), glob)]
+        rows = [self._rel(p) + ("/" if p.is_dir() else "") for p in entries]
+        rows.sort()
+        text = "\n".join(rows[: self.caps.list_entries]) or "(no files)"
+        if len(rows) > self.caps.list_entries:
+            text += f"\n[{len(rows) - self.caps.list_entries} more entries not shown; list a subfolder]"
+        return Observation(text, ok=True)
+
+    def _search(self, args: dict[str, Any]) -> Observation:
+        pattern_text = str(args["pattern"])
+        note = ""
+        try:
+            pattern = re.compile(pattern_text)
+        except re.error as exc:
+            pattern = re.compile(re.escape(pattern_text))
+            note = f"[not a valid regular expression ({exc}); searched for the literal text]\n"
+        base = inside(self.root, str(args.get("path", ".")) or ".")
+        if not base.exists():
+            return Observation(f"error: {args.get('path')} does not exist", ok=False)
+        limit = min(int(args.get("max_results", 50)), self.caps.search_results)
+        files = [base] if base.is_file() else [p for p in self._visible(base, 64) if p.is_file()]
+        hits: list[str] = []
+        more = False
+        for path in files:
+            if path.stat().st_size > self.caps.search_file_bytes:
+                continue
+            try:
+                text = path.read_bytes().decode("utf-8")
+            except UnicodeDecodeError:
+                continue
+            for n, line in enumerate(text.splitlines(), 1):
+                if pattern.search(line):
+                    if len(hits) == limit:
+                        more = True
+                        break
+                    hits.append(f"{self._rel(path)}:{n}: {self._cut(line.strip())}")
+            if more:
+                break
+        if not hits:
+            return Observation(note + f"no matches for {pattern_text!r}", ok=True)
+        tail = f"\n[stopped after {limit} matches; narrow the pattern or the path]" if more else ""
+        return Observation(note + "\n".join(hits) + tail, ok=True)
+
+    def _apply_patch(self, args: dict[str, Any]) -> Observation:
+        done = harmony_patch.apply(str(args["patch"]), self.root)
+        return Observation(str(done), ok=True)
+
+    def _run_tests(self, args: dict[str, Any]) -> Observation:
+        if self.runner is None:
+            self.runner = test_runner(self.workspace.language)
+        tests = [str(t) for t in args.get("tests", [])]
+        run = self.runner(self.root, tests, self.caps.test_timeout_s)
+        self.last_tests = run
+        return Observation(describe_test_run(run, self.caps.output_chars), ok=True)
+
+
+def _relative(output: str, repo: Path) -> str:
+    """Runner output as the agent should see it: paths relative to the repository, without
+    the judge's command lines (host paths that mean nothing to the model)."""
+    lines = [line for line in output.splitlines() if not line.startswith("$ ")]
+    return "\n".join(lines).replace(str(repo) + "/", "").replace(str(repo), ".")
+
+
+def _defuse(text: str) -> str:
+    """Repository text may contain `<|...|>`; a word joiner keeps it from reading as a Harmony
+    special token (which would end the message early or become a control id)."""
+    return text.replace("<|", "<\u2060|")
+
+
+def describe_test_run(run: TestRun, limit: int) -> str:
+    if run.timed_out:
+        head = f"TIMEOUT: the tests did not finish in {run.seconds:.0f}s"
+    elif run.passed:
+        head = "PASSED: all selected tests pass"
+    else:
+        head = "FAILED"
+    if run.failing:
+        head += f" ({len(run.failing)} failing)\nfailing tests:\n" + "\n".join(
+            f"  {n}" for n in run.failing[:30]
+        )
+    return f"{head}\n\n{truncate(run.output.strip(), limit)}"

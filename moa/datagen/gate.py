@@ -1,0 +1,146 @@
+"""`moa datagen gate`: the data gate between data generation and SFT.
+
+Measures the data from the files themselves, not from what earlier stages reported:
+tool calls and turns are counted in the parsed Harmony text, every trajectory is validated
+with `moa.harmony`, duplicates are found by normalised diff. It also checks
+*decontamination*: no train trajectory may share a (package, file, function) or a
+normalised diff with the eval split, or the SFT eval loss would measure memory. Thresholds
+come from the spec (`spec.data.gates`); a failed gate exits 3 with every gate's value,
+threshold and verdict in metrics.json, and a table in gates.md beside it.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+import click
+
+from moa import harmony as h
+from moa.api.gates import GateResult
+from moa.api.layout import METRICS, Layout
+from moa.api.stages import EXIT_GATE_FAILED, StageConfig, StageSummary
+from moa.api.training import DataGates
+from moa.datagen.trajectories import FILE, finish, package_of, read_jsonl, read_mutations
+from moa.datagen.workspace import normalised_diff_hash
+
+
+@dataclass(frozen=True)
+class Measured:
+    metrics: dict[str, float]
+    examples: dict[str, list[str]]  # a few offending ids per problem, for the report
+
+
+def turns_and_calls(conversation: h.Conversation) -> tuple[int, int]:
+    """(turns, tool calls): a turn is one sampling run of the model, ending on a tool call
+    or on the final answer."""
+    calls = sum(m.is_tool_call for m in conversation.messages)
+    finals = sum(m.role == "assistant" and m.channel == "final" for m in conversation.messages)
+    return calls + finals, calls
+
+
+def measure(mutations: Path, train: Path, evals: Path) -> Measured:
+    loaded = read_mutations(mutations)
+    rows = {"train": list(read_jsonl(train / FILE)), "eval": list(read_jsonl(evals / FILE))}
+    examples: dict[str, list[str]] = {"invalid_harmony": [], "duplicates": [], "eval_overlap": []}
+    valid = multi = turns = 0
+    all_rows = [*rows["train"], *rows["eval"]]
+    for row in all_rows:
+        problems = h.check_text(str(row.get("text", "")))
+        if problems:
+            examples["invalid_harmony"].append(f"{row.get('id')}: {problems[0]}")
+            continue
+        valid += 1
+        t, calls = turns_and_calls(h.parse(row["text"]))
+        turns += t
+        multi += calls >= 2
+    pairs = Counter((package_of(r["source"]), normalised_diff_hash(r["diff"])) for r in all_rows)
+    duplicates = sum(n - 1 for n in pairs.values())
+    examples["duplicates"] = [f"{p} {d}" for (p, d), n in pairs.items() if n > 1]
+    eval_functions = {(package_of(r["source"]), r["file"], r.get("function")) for r in rows["eval"]}
+    eval_diffs = {normalised_diff_hash(r["diff"]) for r in rows["eval"]}
+    overlap = [
+        r["id"]
+        for r in rows["train"]
+        if (package_of(r["source"]), r["file"], r.get("function")) in eval_functions
+        or normalised_diff_hash(r["diff"]) in eval_diffs
+    ]
+    examples["eval_overlap"] = overlap
+    n = len(all_rows)
+    metrics: dict[str, float] = {
+        "caught_mutations": float(sum(r.status == "caught" for r in loaded.records)),
+        "malformed_mutation_records": float(len(loaded.errors)),
+        "trajectories": float(n),
+        "train_trajectories": float(len(rows["train"])),
+        "eval_trajectories": float(len(rows["eval"])),
+        "duplicate_pairs": float(duplicates),
+        "eval_overlap": float(len(overlap)),
+    }
+    if n:  # absent, not zero, when there is nothing to measure: an absent value fails its gate
+        metrics["valid_harmony_fraction"] = valid / n
+    if valid:
+        metrics["multi_tool_fraction"] = multi / valid
+        metrics["average_turns"] = turns / valid
+    return Measured(metrics, examples)
+
+
+def table(results: list[GateResult]) -> str:
+    rows = [("gate", "value", "threshold", "result")]
+    for r in results:
+        value = "absent" if r.value is None else f"{r.value:.4g}"
+        rows.append((r.name, value, f"{r.op} {r.threshold:.4g}", "pass" if r.passed else "FAIL"))
+    widths = [max(len(row[i]) for row in rows) for i in range(4)]
+    lines = ["| " + " | ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) + " |" for row in rows]
+    lines.insert(1, "|" + "|".join("-" * (w + 2) for w in widths) + "|")
+    return "\n".join(lines)
+
+
+def run_gate(layout: Layout, gates: DataGates, output: Path) -> StageSummary:
+    measured = measure(layout.mutations, layout.core_agent_train, layout.core_agent_eval)
+    results = gates.evaluate(measured.metrics)
+    failed = [r for r in results if not r.passed]
+    notes = [f"{k}: {', '.join(v[:3])}" for k, v in measured.examples.items() if v]
+    summary = StageSummary(
+        stage="datagate",
+        status="gate_failed" if failed else "succeeded",
+        metrics=measured.metrics,
+        gates=results,
+        message=("failed: " + "; ".join(r.describe() for r in failed) if failed else "all data gates passed")
+        + ("" if not notes else " | " + " | ".join(notes)),
+    )
+    output.mkdir(parents=True, exist_ok=True)
+    report = table(results) + "\n\n" + "\n".join(f"- {n}" for n in notes) + "\n"
+    tmp = output / ".gates.md.tmp"
+    tmp.write_text(report)
+    tmp.replace(output / "gates.md")
+    finish(summary, output)
+    return summary
+
+
+@click.command("gate")
+@click.option(
+    "--config", "config_path", type=click.Path(exists=True, dir_okay=False), help="StageConfig YAML."
+)
+@click.option("--root", type=click.Path(file_okay=False), help="Artifact root (without --config).")
+@click.option("--language", help="Language (without --config).")
+def gate_cmd(config_path: str | None, root: str | None, language: str | None) -> None:
+    """Check the generated data against the spec's data gates (exit 3 when one fails)."""
+    if config_path:
+        cfg = StageConfig.load(config_path)
+        layout, gates = cfg.layout, cfg.spec.data.gates
+    elif root and language:
+        layout, gates = Layout(root, language), DataGates()
+    else:
+        raise click.UsageError("give --config, or --root and --language (default thresholds)")
+    output = layout.stage_dir("datagate")
+    previous = output / METRICS
+    if previous.is_file() and StageSummary.read(previous).status == "succeeded":
+        click.echo(f"{previous} exists: the data gate already passed (delete it to re-check)")
+        return
+    summary = run_gate(layout, gates, output)
+    click.echo(table(summary.gates))
+    click.echo(summary.message)
+    if summary.status == "gate_failed":
+        sys.exit(EXIT_GATE_FAILED)

@@ -1,0 +1,439 @@
+"""`moa datagen trajectories`: caught mutations -> Harmony agent trajectories and GRPO tasks.
+
+For each caught mutation a teacher works in a fresh workspace (the source with the bug
+applied) through the real executor; an episode is kept only if the tests end green and the
+Harmony text validates. Outputs, under the artifact root:
+
+    data/{lang}/core_agent/train/trajectories.jsonl   SFT data
+    data/{lang}/core_agent/eval/trajectories.jsonl    SFT eval loss (other packages only)
+    data/{lang}/grpo/tasks/tasks.jsonl                held-aside tasks for GRPO
+    data/{lang}/core_agent/metrics.json               written last
+
+The split is by *package*, never by record: mutants of one package share code, so a record
+split would leak the eval set into training (two versions of a package count as one). GRPO
+tasks are a seeded fraction of the training packages' records that get no trajectory.
+
+Resumable: every finished episode (kept or dropped) is appended to `.progress.jsonl` as it
+completes; a re-run skips those and only the final files are written by rename. Malformed
+mutation records are reported as `file:line: reason` and skipped.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import random
+import sys
+import threading
+import time
+from collections.abc import Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import click
+from pydantic import ValidationError
+
+from moa import harmony as h
+from moa.api.layout import METRICS
+from moa.api.records import MutationRecord, SourceRef
+from moa.api.stages import StageConfig, StageSummary
+from moa.datagen.executor import Caps, Executor
+from moa.datagen.grpo_tasks import grpo_task
+from moa.datagen.teachers import Task, Teacher, make_teacher, prompt_messages
+from moa.datagen.workspace import RepoState, Workspace, WorkspaceError, normalised_diff_hash, prepared_tree
+
+PROGRESS = ".progress.jsonl"
+FILE = "trajectories.jsonl"
+
+
+# ------------------------------------------------------------------------------ reading records
+
+
+@dataclass
+class Loaded:
+    records: list[MutationRecord] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)  # "file:line: reason"
+    lines: int = 0
+
+
+def read_mutations(folder: Path) -> Loaded:
+    """Every record of every `*.jsonl` under `folder`; bad lines become errors, not crashes."""
+    loaded = Loaded()
+    files = sorted(folder.rglob("*.jsonl")) if folder.is_dir() else []
+    for path in files:
+        with path.open(encoding="utf-8", errors="replace") as fh:
+            for n, line in enumerate(fh, 1):
+                if not line.strip():
+                    continue
+                loaded.lines += 1
+                try:
+                    loaded.records.append(MutationRecord.model_validate_json(line))
+                except ValidationError as exc:
+                    for err in exc.errors():
+                        where = ".".join(str(p) for p in err["loc"]) or "record"
+                        reason = (
+                            "not valid JSON" if err["type"] == "json_invalid" else f"{where}: {err['msg']}"
+                        )
+                        loaded.errors.append(f"{path}:{n}: {reason}")
+    return loaded
+
+
+def record_id(record: MutationRecord) -> str:
+    return hashlib.sha256(f"{record.source}\0{record.file}\0{record.diff}".encode()).hexdigest()[:16]
+
+
+def package_of(source: str) -> str:
+    """The split unit: a package across its versions (`pypi:attrs`)."""
+    ref = SourceRef.parse(source)
+    return f"{ref.registry}:{ref.name}"
+
+
+def _rank(seed: int, key: str) -> str:
+    return hashlib.sha256(f"{seed}\0{key}".encode()).hexdigest()
+
+
+def eval_packages(packages: Iterable[str], fraction: float, seed: int) -> set[str]:
+    """A seeded share of the packages for eval: at least one when there are two or more and
+    the fraction is not zero, never all of them."""
+    ordered = sorted(set(packages), key=lambda p: _rank(seed, p))
+    if len(ordered) < 2 or fraction <= 0:
+        return set()
+    n = min(len(ordered) - 1, max(1, round(len(ordered) * fraction)))
+    return set(ordered[:n])
+
+
+# ------------------------------------------------------------------------------ writing
+
+
+def write_jsonl(path: Path, rows: Iterable[dict[str, Any]]) -> int:
+    """Write atomically (temporary name, then rename); returns the number of rows."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    n = 0
+    with tmp.open("w") as fh:
+        for row in rows:
+            fh.write(json.dumps(row, ensure_ascii=False) + "\n")
+            n += 1
+    tmp.replace(path)
+    return n
+
+
+def read_jsonl(path: Path) -> Iterator[dict[str, Any]]:
+    """Rows of a JSONL file, skipping a torn last line (a crash mid-append)."""
+    if not path.is_file():
+        return
+    with path.open(encoding="utf-8") as fh:
+        for line in fh:
+            try:
+                yield json.loads(line)
+            except json.JSONDecodeError:
+                continue
+
+
+def finish(summary: StageSummary, folder: Path) -> None:
+    """metrics.json last; on Kubernetes the compact summary goes to the termination log."""
+    summary.write(folder / METRICS)
+    log = Path("/dev/termination-log")
+    if os.environ.get("KUBERNETES_SERVICE_HOST") and log.exists():
+        log.write_text(summary.compact())
+
+
+# ------------------------------------------------------------------------------ one episode
+
+
+@dataclass
+class Options:
+    language: str
+    mutations: Path
+    output: Path
+    grpo_output: Path
+    teacher: Teacher
+    teacher_name: str
+    limit: int | None = None
+    seed: int = 42
+    eval_fraction: float = 0.05
+    grpo_fraction: float = 0.1
+    jobs: int = 2
+    test_timeout_s: float = 300.0
+    curriculum: tuple[int, ...] = (4096, 8192, 16384, 32768)
+
+
+def conversation_row(messages: list[h.Message]) -> list[dict[str, Any]]:
+    return [{k: v for k, v in asdict(m).items() if v is not None} for m in messages]
+
+
+def run_episode(task: Task, split: str, opts: Options) -> dict[str, Any]:
+    """One task: a progress row, with the trajectory when it is kept."""
+    started = time.monotonic()
+    rng = random.Random(f"{opts.seed}:{task.id}")
+    base = {"id": task.id, "split": split}
+    try:
+        with Workspace.create(RepoState(opts.language, task.record.source, task.record.diff)) as ws:
+            executor = Executor(ws, caps=Caps(test_timeout_s=opts.test_timeout_s))
+            prompt = prompt_messages(task, variant=rng.randrange(1000))
+            episode = opts.teacher.episode(task, prompt, executor, rng)
+    except (WorkspaceError, OSError, RuntimeError, ValueError) as exc:
+        return {**base, "kept": False, "reason": f"{type(exc).__name__}: {exc}"}
+    if not episode.passed:
+        return {**base, "kept": False, "reason": episode.reason or "the tests did not end green"}
+    conversation = h.Conversation([*prompt, *episode.messages], "training")
+    problems = h.validate(conversation)
+    if problems:
+        return {**base, "kept": False, "reason": f"invalid Harmony: {problems[0]}"}
+    r = task.record
+    return {
+        **base,
+        "kept": True,
+        "trajectory": {
+            "id": task.id,
+            "language": r.language,
+            "source": r.source,
+            "file": r.file,
+            "function": r.function,
+            "diff": r.diff,
+            "diff_hash": normalised_diff_hash(r.diff),
+            "teacher": opts.teacher_name,
+            "text": h.render(conversation, "training"),
+            "messages": conversation_row(list(conversation.messages)),
+            "n_tool_calls": episode.n_tool_calls,
+            "turns": episode.turns,
+            "invalid_calls": executor.invalid_calls,
+            "seconds": round(time.monotonic() - started, 2),
+        },
+    }
+
+
+# ------------------------------------------------------------------------------ the stage
+
+
+def generate(opts: Options, echo: Any = print) -> StageSummary:
+    started = time.monotonic()
+    loaded = read_mutations(opts.mutations)
+    for err in loaded.errors:
+        echo(f"skipped malformed record: {err}")
+    if not loaded.lines:
+        raise click.ClickException(
+            f"no mutation records under {opts.mutations}; run `moa datagen mutate` first"
+        )
+    caught = [r for r in loaded.records if r.status == "caught" and r.language == opts.language]
+    unique: dict[str, MutationRecord] = {}
+    seen: set[tuple[str, str]] = set()
+    for r in sorted(caught, key=record_id):
+        pair = (package_of(r.source), normalised_diff_hash(r.diff))
+        if pair not in seen:
+            seen.add(pair)
+            unique[record_id(r)] = r
+    held_eval = eval_packages((package_of(r.source) for r in unique.values()), opts.eval_fraction, opts.seed)
+    work: list[tuple[Task, str]] = []
+    grpo: list[Task] = []
+    for rid, r in unique.items():
+        task = Task(rid, r)
+        if package_of(r.source) in held_eval:
+            work.append((task, "eval"))
+        elif int(_rank(opts.seed, "grpo:" + rid)[:8], 16) / 0xFFFFFFFF < opts.grpo_fraction:
+            grpo.append(task)
+        else:
+            work.append((task, "train"))
+    work.sort(key=lambda t: _rank(opts.seed, t[0].id))
+    if opts.limit is not None:
+        work = work[: opts.limit]
+
+    opts.output.mkdir(parents=True, exist_ok=True)
+    progress = opts.output / PROGRESS
+    done = {row["id"]: row for row in read_jsonl(progress)}
+    todo = [(t, s) for t, s in work if t.id not in done]
+    if done:
+        echo(f"resuming: {len(done)} episodes already done, {len(todo)} to go")
+    lock = threading.Lock()
+    with (
+        progress.open("a") as fh,
+        _bar(len(work), len(work) - len(todo), echo) as tick,
+        ThreadPoolExecutor(max_workers=max(1, opts.jobs)) as pool,
+    ):
+        futures = [pool.submit(run_episode, t, s, opts) for t, s in todo]
+        for fut in as_completed(futures):
+            row = fut.result()
+            with lock:
+                fh.write(json.dumps(row, ensure_ascii=False) + "\n")
+                fh.flush()
+                os.fsync(fh.fileno())
+            done[row["id"]] = row
+            tick(row)
+
+    ids = {t.id for t, _ in work}
+    rows = [done[i] for i in sorted(ids) if i in done]
+    kept = [r["trajectory"] for r in rows if r["kept"]]
+    train = [r["trajectory"] for r in rows if r["kept"] and r["split"] == "train"]
+    evals = [r["trajectory"] for r in rows if r["kept"] and r["split"] == "eval"]
+    write_jsonl(opts.output / "train" / FILE, train)
+    write_jsonl(opts.output / "eval" / FILE, evals)
+    tasks = [grpo_task(t, _file_chars(opts.language, t.record), opts.curriculum) for t in grpo]
+    write_jsonl(opts.grpo_output / "tasks.jsonl", tasks)
+    reasons: dict[str, int] = {}
+    for r in rows:
+        if not r["kept"]:
+            key = r["reason"].split(":")[0][:60]
+            reasons[key] = reasons.get(key, 0) + 1
+    for reason, count in sorted(reasons.items(), key=lambda kv: -kv[1]):
+        echo(f"dropped {count}: {reason}")
+    metrics = {
+        "records": float(loaded.lines),
+        "malformed_records": float(len(loaded.errors)),
+        "caught": float(len(caught)),
+        "duplicates_dropped": float(len(caught) - len(unique)),
+        "attempted": float(len(rows)),
+        "kept": float(len(kept)),
+        "dropped": float(len(rows) - len(kept)),
+        "train": float(len(train)),
+        "eval": float(len(evals)),
+        "grpo_tasks": float(len(tasks)),
+        "eval_packages": float(len(held_eval)),
+        "seconds": round(time.monotonic() - started, 2),
+    }
+    if kept:
+        metrics["mean_tool_calls"] = sum(t["n_tool_calls"] for t in kept) / len(kept)
+        metrics["mean_turns"] = sum(t["turns"] for t in kept) / len(kept)
+    summary = StageSummary(
+        stage="trajectories",
+        status="succeeded",
+        metrics=metrics,
+        message=f"{len(kept)} trajectories ({len(train)} train, {len(evals)} eval) from {len(rows)} attempts; "
+        f"{len(tasks)} GRPO tasks; teacher {opts.teacher_name}",
+    )
+    finish(summary, opts.output)
+    progress.unlink(missing_ok=True)
+    return summary
+
+
+def _file_chars(language: str, record: MutationRecord) -> int:
+    try:
+        return (prepared_tree(language, record.source) / record.file).stat().st_size
+    except (OSError, WorkspaceError):
+        return 0
+
+
+class _bar:
+    """A rich progress bar on a terminal, plain lines otherwise."""
+
+    def __init__(self, total: int, done: int, echo: Any) -> None:
+        self.total, self.done, self.echo = total, done, echo
+        self.rich: Any = None
+
+    def __enter__(self) -> Any:
+        if sys.stderr.isatty():
+            from rich.progress import Progress
+
+            self.rich = Progress(transient=False)
+            self.rich.start()
+            self.task = self.rich.add_task("trajectories", total=self.total, completed=self.done)
+        return self.tick
+
+    def tick(self, row: dict[str, Any]) -> None:
+        self.done += 1
+        if self.rich is not None:
+            self.rich.update(self.task, completed=self.done)
+            return
+        what = (
+            f"kept ({row['trajectory']['n_tool_calls']} tool calls)"
+            if row["kept"]
+            else f"dropped: {row['reason'][:120]}"
+        )
+        self.echo(f"[{self.done}/{self.total}] {row['id']} {row['split']}: {what}")
+
+    def __exit__(self, *exc: object) -> None:
+        if self.rich is not None:
+            self.rich.stop()
+
+
+# ------------------------------------------------------------------------------ the command
+
+
+@click.command("trajectories")
+@click.option(
+    "--config", "config_path", type=click.Path(exists=True, dir_okay=False), help="StageConfig YAML."
+)
+@click.option("--language", help="Language plugin (default: the config's).")
+@click.option(
+    "--mutations", type=click.Path(file_okay=False), help="Folder of mutation JSONL (searched recursively)."
+)
+@click.option("--output", type=click.Path(file_okay=False), help="Output folder (data/{lang}/core_agent).")
+@click.option(
+    "--grpo-output",
+    type=click.Path(file_okay=False),
+    help="GRPO task folder (default: OUTPUT/../grpo/tasks).",
+)
+@click.option(
+    "--teacher", type=click.Choice(["oracle", "openai", "anthropic"]), help="Who writes the episodes."
+)
+@click.option("--model", help="Teacher model (API teachers).")
+@click.option("--endpoint", help="Teacher base URL (OpenAI-compatible: including /v1).")
+@click.option("--limit", type=int, help="At most this many episodes.")
+@click.option("--seed", type=int, help="Seed for the split and the oracle's choices.")
+@click.option("--eval-fraction", type=float, help="Share of packages held out for eval.")
+@click.option(
+    "--grpo-fraction",
+    type=float,
+    default=0.1,
+    show_default=True,
+    help="Share of train records kept for GRPO.",
+)
+@click.option("--jobs", type=int, help="Episodes in parallel.")
+def trajectories_cmd(
+    config_path: str | None,
+    language: str | None,
+    mutations: str | None,
+    output: str | None,
+    grpo_output: str | None,
+    teacher: str | None,
+    model: str | None,
+    endpoint: str | None,
+    limit: int | None,
+    seed: int | None,
+    eval_fraction: float | None,
+    grpo_fraction: float,
+    jobs: int | None,
+) -> None:
+    """Write Harmony agent trajectories (and GRPO tasks) from caught mutations."""
+    cfg = StageConfig.load(config_path) if config_path else None
+    language = language or (cfg.spec.language if cfg else None)
+    if not language:
+        raise click.UsageError("give --config or --language")
+    out = Path(output) if output else (cfg.layout.core_agent if cfg else None)
+    muts = Path(mutations) if mutations else (cfg.layout.mutations if cfg else None)
+    if out is None or muts is None:
+        raise click.UsageError("give --config, or --mutations and --output")
+    if (out / METRICS).is_file():
+        click.echo(f"{out / METRICS} exists: trajectories already complete (delete it to regenerate)")
+        return
+    spec_teacher = cfg.spec.data.teacher if cfg else None
+    kind = teacher or (spec_teacher.kind if spec_teacher else "oracle")
+    opts = Options(
+        language=language,
+        mutations=muts,
+        output=out,
+        grpo_output=Path(grpo_output)
+        if grpo_output
+        else (cfg.layout.grpo_tasks if cfg else out.parent / "grpo" / "tasks"),
+        teacher=make_teacher(
+            kind,
+            model or (spec_teacher.model if spec_teacher else None),
+            endpoint or (spec_teacher.endpoint if spec_teacher else None),
+        ),
+        teacher_name=kind,
+        limit=limit,
+        seed=seed if seed is not None else (cfg.spec.stages.core_agent.seed if cfg else 42),
+        eval_fraction=eval_fraction
+        if eval_fraction is not None
+        else (cfg.spec.data.eval_fraction if cfg else 0.05),
+        grpo_fraction=grpo_fraction,
+        jobs=jobs or (cfg.spec.data.limits.jobs if cfg else 2),
+        test_timeout_s=float(cfg.spec.data.limits.timeouts.test_seconds) if cfg else 300.0,
+        curriculum=tuple(c.max_length for c in cfg.spec.stages.grpo.curriculum)
+        if cfg
+        else (4096, 8192, 16384, 32768),
+    )
+    summary = generate(opts, echo=lambda s: click.echo(s, err=True))
+    click.echo(summary.message)
