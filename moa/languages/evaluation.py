@@ -42,6 +42,7 @@ from moa.harmony.patch import PatchError, apply, parse_patch
 from moa.languages.base import Evaluator
 from moa.languages.evaluators import (
     RewardTable,
+    eval_root,
     get_evaluator,
     invalid_call,
     rejudge_lint,
@@ -54,10 +55,6 @@ from moa.languages.evaluators import (
 LINKED = ("node_modules", ".venv")
 SKIPPED = (".git", "target", "__pycache__", ".pytest_cache", ".ruff_cache", ".mypy_cache", ".moa-source.json")
 DEFAULT_TIMEOUT_S = 600.0
-
-
-def eval_root() -> Path:
-    return Path(os.environ.get("MOA_CACHE", Path.home() / ".cache" / "moa")) / "eval"
 
 
 def evaluate_patch(

@@ -24,6 +24,7 @@ alone and `lint_available=False` says so; it is not penalised for our missing to
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import time
@@ -48,6 +49,11 @@ E = TypeVar("E", bound=Callable[[], Evaluator])
 
 # How much of a step's output an outcome keeps: enough for a tool result, not a whole log.
 OUTPUT_CHARS = 6000
+
+
+def eval_root() -> Path:
+    """Evaluation caches: outcomes, baselines, work slots, toolchain build caches."""
+    return Path(os.environ.get("MOA_CACHE", Path.home() / ".cache" / "moa")) / "eval"
 
 
 def register_evaluator(language: str) -> Callable[[E], E]:
@@ -135,6 +141,7 @@ class Tests:
     result: Result
     total: int | None = None
     failed: int | None = None
+    builds: bool = True  # False when the test build itself failed (test code does not compile)
 
 
 _COUNT = re.compile(r"(\d+)\s+(passed|failed|errors?)\b")
@@ -204,6 +211,8 @@ class ToolchainEvaluator(ABC):
             return done("compile_error", _verdict("build", built))
         tests = self.test(repo, run)
         counts = {"tests_total": tests.total, "tests_failed": tests.failed}
+        if not tests.builds:
+            return done("compile_error", _verdict("test build", tests.result), **counts)
         if not tests.result.ok:
             return done("tests_failed", _verdict("tests", tests.result), builds=True, **counts)
         lint = self.lint(repo, run)
@@ -275,3 +284,24 @@ def _verdict(step: str, result: Result) -> str:
     if result.timed_out:
         return f"{step} timed out after {result.seconds:.0f}s\n{result.output}"
     return result.output
+
+
+_LOCATED = re.compile(r"^(?:\./)?(?P<path>[^\s:][^:]*):(?P<line>\d+):(?:(?P<col>\d+):)?\s*(?P<message>.+)$")
+
+
+def located_findings(output: str, repo: Path, tool: str) -> tuple[list[str], list[str]]:
+    """(findings, shown lines) from `path:line[:col]: message` lines (go vet, golangci-lint,
+    eslint's unix format); paths are made relative to `repo`, line numbers dropped."""
+    findings, shown = [], []
+    for line in output.splitlines():
+        m = _LOCATED.match(line.strip())
+        if not m:
+            continue
+        path = Path(m["path"])
+        if path.is_absolute():
+            if not path.is_relative_to(repo):
+                continue
+            path = path.relative_to(repo)
+        findings.append(f"{path.as_posix()}: {tool}: {m['message']}")
+        shown.append(f"{path.as_posix()}:{m['line']}: {m['message']}")
+    return findings, shown

@@ -1,9 +1,23 @@
 """The Go language plugin."""
 
-from moa.languages.base import LanguagePlugin
+from moa.languages.base import Evaluator, LanguagePlugin
+
+
+def _evaluator() -> Evaluator:
+    from moa.languages.go.evaluator import GoEvaluator
+
+    return GoEvaluator()
+
 
 plugin = LanguagePlugin(
     name="go",
     extensions=(".go",),
-    markers={r"^package\s+\w+": 2, r"\bfunc\s+(\(\w+\s+\*?\w+\)\s*)?\w+\(": 2, r":=": 1, r"\berr\s*!=\s*nil\b": 2, r"^import\s+\(": 1},
+    markers={
+        r"^package\s+\w+": 2,
+        r"\bfunc\s+(\(\w+\s+\*?\w+\)\s*)?\w+\(": 2,
+        r":=": 1,
+        r"\berr\s*!=\s*nil\b": 2,
+        r"^import\s+\(": 1,
+    },
+    evaluator=_evaluator,
 )
