@@ -1,0 +1,269 @@
+"""Go mutation testing with Gremlins (github.com/go-gremlins/gremlins).
+
+Why Gremlins: of the Go mutation tools, it is the one still maintained and published with
+release tags (v0.6.0, December 2025) on the Go module proxy, so `go install MODULE@VERSION`
+pins it exactly. zimmski/go-mutesting and its avito-tech fork have no tagged releases and the
+proxy reachable here refuses them (403), so they cannot be installed reproducibly.
+
+How it is used: Gremlins finds the mutants (token mutations at `file:line:column` with a type
+such as CONDITIONALS_NEGATION) and which of them the tests cover (`unleash --dry-run`, one
+coverage run). Its report says only KILLED/LIVED per position, without the mutated source or
+which test failed, so we execute each mutant ourselves exactly as Gremlins does - apply the
+token swap, `go test -failfast -timeout T` on the mutated file's package - inside the sandbox,
+and keep the diff, the failing tests and their output. Mutants the tests do not cover are
+recorded as `missed` without running anything.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import re
+import shutil
+import subprocess
+import tempfile
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+
+from moa.api.records import FailingTest, MutationRecord, MutationStatus, SourceRef
+from moa.languages import sandbox
+from moa.languages.tools import ToolError, check_call, excerpt, file_diff, install_once
+
+GREMLINS = "github.com/go-gremlins/gremlins/cmd/gremlins"
+GREMLINS_VERSION = "v0.6.0"
+
+# Gremlins' token swaps (internal/engine/mappings.go at v0.6.0), keyed by its mutant type.
+# REM_ASSIGN -> REM_ASSIGN under INVERT_ASSIGNMENTS is a no-op upstream; it is left out.
+SWAPS: dict[str, dict[str, str]] = {
+    "ARITHMETIC_BASE": {"+": "-", "*": "/", "/": "*", "%": "*", "-": "+"},
+    "CONDITIONALS_BOUNDARY": {">=": ">", ">": ">=", "<=": "<", "<": "<="},
+    "CONDITIONALS_NEGATION": {"==": "!=", ">=": "<", ">": "<=", "<=": ">", "<": ">=", "!=": "=="},
+    "INCREMENT_DECREMENT": {"--": "++", "++": "--"},
+    "INVERT_ASSIGNMENTS": {"+=": "-=", "*=": "/=", "/=": "*=", "-=": "+="},
+    "INVERT_BITWISE": {"&": "|", "|": "&", "^": "&", "&^": "&", "<<": ">>", ">>": "<<"},
+    "INVERT_BWASSIGN": {"&=": "|=", "|=": "&=", "^=": "&=", "&^=": "&=", "<<=": ">>=", ">>=": "<<="},
+    "INVERT_LOGICAL": {"&&": "||", "||": "&&"},
+    "INVERT_LOOPCTRL": {"break": "continue", "continue": "break"},
+    "INVERT_NEGATIVES": {"-": "+"},
+    "REMOVE_SELF_ASSIGNMENTS": {
+        op: "=" for op in ("+=", "&=", "&^=", "*=", "|=", "/=", "%=", "<<=", ">>=", "-=", "^=")
+    },
+}
+_ALL_TYPES = ("invert-assignments", "invert-bitwise", "invert-bwassign", "invert-logical", "invert-loopctrl")
+_ENABLE_ALL = [f"--{flag}" for flag in _ALL_TYPES] + ["--remove-self-assignments"]
+# Longest first, so `<<=` is read as one token and not as `<`.
+_TOKENS = sorted({tok for swaps in SWAPS.values() for tok in swaps}, key=len, reverse=True)
+_FUNC = re.compile(r"^func\s+(?:\(\s*\w*\s*\*?\s*(?P<recv>\w+)[^)]*\)\s*)?(?P<name>\w+)")
+_FAIL = re.compile(r"^\s*--- FAIL: (\S+)", re.MULTILINE)
+_BUILD_FAILED = re.compile(r"\[(build|setup) failed\]|^# \S+\n", re.MULTILINE)
+
+
+@cache
+def _go_env() -> dict[str, str]:
+    out = subprocess.run(
+        ["go", "env", "-json", "GOCACHE", "GOMODCACHE"], capture_output=True, text=True, check=True
+    )
+    paths: dict[str, str] = json.loads(out.stdout)
+    return paths
+
+
+@dataclass(frozen=True)
+class Mutant:
+    file: str  # relative to the module root
+    line: int
+    column: int
+    type: str
+    covered: bool
+
+
+@dataclass
+class GoMutationRunner:
+    """Gremlins finds the mutants; each one is built and tested here, sandboxed and offline."""
+
+    jobs: int = 1
+    tool: str = f"gremlins@{GREMLINS_VERSION}"
+
+    def ensure_tool(self) -> Path:
+        def install(folder: Path) -> None:
+            check_call(
+                ["go", "install", f"{GREMLINS}@{GREMLINS_VERSION}"],
+                folder,
+                {"GOBIN": str(folder)},
+                "go install",
+            )
+
+        return install_once("go", lambda d: (d / "gremlins").is_file(), install) / "gremlins"
+
+    def prepare(self, repo: Path) -> None:
+        """Download the module's dependencies (network), then compile the tests once offline."""
+        if not (repo / "go.mod").is_file():
+            raise ToolError(f"{repo} has no go.mod: Go sources must be modules (go:MODULE@VERSION)")
+        env = self._env(offline=False)
+        check_call(["go", "mod", "download"], repo, env, "go mod download")
+        # Module zips carry no go.sum for their dependencies; record them while the network is up.
+        check_call(["go", "mod", "tidy", "-e"], repo, env, "go mod tidy")
+        self._go_test(repo, ["-run", "^$", "./..."], 900.0)
+
+    def baseline(self, repo: Path, timeout_s: float) -> tuple[bool, str]:
+        res = self._go_test(repo, ["./..."], timeout_s)
+        head = "timed out\n" if res.timed_out else ""
+        return res.ok, head + excerpt(res.output)
+
+    def run(
+        self, repo: Path, source: SourceRef, max_mutations: int | None, timeout_s: float
+    ) -> list[MutationRecord]:
+        """Every mutant of the module; `timeout_s` bounds each mutant's `go test`."""
+        mutants = self.find_mutants(repo)[:max_mutations]
+        copies = [repo] + [self._copy(repo) for _ in range(max(0, min(self.jobs, len(mutants)) - 1))]
+        free: queue.SimpleQueue[Path] = queue.SimpleQueue()
+        for copy in copies:
+            free.put(copy)
+
+        def one(m: Mutant) -> MutationRecord:
+            copy = free.get()  # one mutant at a time per copy of the module
+            try:
+                return self._execute(copy, source, m, timeout_s)
+            finally:
+                free.put(copy)
+
+        try:
+            with ThreadPoolExecutor(max_workers=len(copies)) as pool:
+                return list(pool.map(one, mutants))
+        finally:
+            for copy in copies[1:]:
+                shutil.rmtree(copy.parent, ignore_errors=True)
+
+    def find_mutants(self, repo: Path) -> list[Mutant]:
+        """Gremlins' dry run: every mutant position and whether a test covers it."""
+        gremlins = self.ensure_tool()
+        with tempfile.TemporaryDirectory(prefix="moa-gremlins-") as out_dir:
+            report = Path(out_dir) / "gremlins.json"
+            res = sandbox.run(
+                [str(gremlins), "unleash", "--dry-run", *_ENABLE_ALL, "-o", str(report), "."],
+                repo,
+                writable=[Path(out_dir), *self._caches()],
+                env=self._env(offline=True),
+                limits=sandbox.Limits(timeout_s=1800),
+            )
+            if not res.ok or not report.is_file():
+                raise ToolError(
+                    f"gremlins dry run failed in {repo} (exit {res.returncode}):\n{excerpt(res.output)}"
+                )
+            return parse_report(json.loads(report.read_text()))
+
+    # ------------------------------------------------------------------ internals
+
+    def _execute(self, repo: Path, source: SourceRef, m: Mutant, timeout_s: float) -> MutationRecord:
+        path = repo / m.file
+        fixed = path.read_text()
+        buggy, operator = apply_mutant(fixed, m)
+        record = MutationRecord(
+            language="go",
+            source=str(source),
+            version=source.version,
+            file=m.file,
+            function=enclosing_function(fixed, m.line),
+            line=m.line,
+            operator=operator,
+            diff=file_diff(m.file, fixed, buggy),
+            status="missed",
+            tool=self.tool,
+        )
+        if not m.covered:  # no test executes this line: it cannot be caught
+            return record
+        pkg = "./" + (str(Path(m.file).parent) if Path(m.file).parent != Path(".") else "")
+        path.write_text(buggy)
+        try:
+            res = self._go_test(
+                repo, ["-failfast", "-timeout", f"{int(timeout_s) + 2}s", pkg], timeout_s + 30
+            )
+        finally:
+            path.write_text(fixed)
+        record.status, record.failing_tests = classify(res)
+        record.timings = {"test_s": round(res.seconds, 3)}
+        return record
+
+    def _go_test(self, repo: Path, args: list[str], timeout_s: float) -> sandbox.Result:
+        return sandbox.run(
+            ["go", "test", "-count=1", *args],
+            repo,
+            writable=self._caches(),
+            env=self._env(offline=True),
+            limits=sandbox.Limits(timeout_s=timeout_s),
+        )
+
+    def _caches(self) -> list[Path]:
+        # The build cache is written by every build; the module cache only read, but Go takes
+        # lock files in it, so both are bound writable (neither holds secrets).
+        return [Path(_go_env()["GOCACHE"]), Path(_go_env()["GOMODCACHE"])]
+
+    def _env(self, offline: bool) -> dict[str, str]:
+        env = {**_go_env(), "GOTOOLCHAIN": "local", "GOFLAGS": "-mod=mod", "PATH": os.environ.get("PATH", "")}
+        if offline:
+            env |= {"GOPROXY": "off", "GOSUMDB": "off"}
+        return env
+
+    @staticmethod
+    def _copy(repo: Path) -> Path:
+        dest = Path(tempfile.mkdtemp(prefix="moa-go-mutant-")) / repo.name
+        shutil.copytree(repo, dest, symlinks=True)
+        return dest
+
+
+def parse_report(report: dict[str, object]) -> list[Mutant]:
+    """Gremlins' JSON (`-o`) into mutants, in a stable order (Gremlins' own order varies)."""
+    mutants = []
+    files = report.get("files") or []
+    assert isinstance(files, list)
+    for f in files:
+        for m in f.get("mutations") or []:
+            if m["status"] not in ("RUNNABLE", "NOT COVERED"):
+                continue
+            mutants.append(
+                Mutant(f["file_name"], m["line"], m["column"], m["type"], m["status"] == "RUNNABLE")
+            )
+    return sorted(mutants, key=lambda m: (m.file, m.line, m.column, m.type))
+
+
+def apply_mutant(text: str, m: Mutant) -> tuple[str, str]:
+    """The mutated file text and an operator description such as `CONDITIONALS_NEGATION: == -> !=`."""
+    lines = text.splitlines(keepends=True)
+    line = lines[m.line - 1]
+    # Go columns count bytes from 1.
+    raw = line.encode()
+    at = m.column - 1
+    token = next((t for t in _TOKENS if raw.startswith(t.encode(), at)), None)
+    swaps = SWAPS.get(m.type, {})
+    if token is None or token not in swaps:
+        raise ToolError(
+            f"{m.file}:{m.line}:{m.column}: no {m.type} token here ({line.strip()!r}); Gremlins version mismatch?"
+        )
+    new = swaps[token]
+    lines[m.line - 1] = (raw[:at] + new.encode() + raw[at + len(token.encode()) :]).decode()
+    return "".join(lines), f"{m.type}: {token} -> {new}"
+
+
+def enclosing_function(text: str, line: int) -> str | None:
+    """The top-level func declared last at or above `line` (`Type.Method` for methods)."""
+    for candidate in reversed(text.splitlines()[:line]):
+        if m := _FUNC.match(candidate):
+            return f"{m['recv']}.{m['name']}" if m["recv"] else m["name"]
+    return None
+
+
+def classify(res: sandbox.Result) -> tuple[MutationStatus, list[FailingTest]]:
+    """A mutated package's `go test` result -> status and the tests that failed."""
+    if res.timed_out or "panic: test timed out" in res.output:
+        return "timeout", []
+    if res.ok:
+        return "missed", []
+    if _BUILD_FAILED.search(res.output) and not _FAIL.search(res.output):
+        return "unviable", []
+    names = list(dict.fromkeys(_FAIL.findall(res.output)))
+    text = excerpt(res.output, 1500)
+    return "caught", [FailingTest(name=n, excerpt=text) for n in names] or [
+        FailingTest(name="go test", excerpt=text)
+    ]

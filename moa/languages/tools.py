@@ -1,0 +1,104 @@
+"""What the mutation runners share: where tools are installed, the install lock, diffs, excerpts.
+
+Why a lock: several mutate shards (processes, or pods on one cache volume) may start at the same
+time on a fresh machine; the first installs the tool, the others wait and then find it there.
+Installs go to a temporary folder that is renamed into place, so a crash never leaves a
+half-installed tool that later runs would trust.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import difflib
+import fcntl
+import os
+import shutil
+import subprocess
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+
+
+class ToolError(RuntimeError):
+    """A mutation tool could not be installed or run; the message says what to do next."""
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("MOA_CACHE", Path.home() / ".cache" / "moa"))
+
+
+def tools_dir() -> Path:
+    return cache_dir() / "tools"
+
+
+@contextlib.contextmanager
+def locked(name: str) -> Iterator[None]:
+    """An exclusive, cross-process lock named `name` (held while installing a tool)."""
+    path = tools_dir() / ".locks" / f"{name}.lock"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def install_once(name: str, ready: Callable[[Path], bool], install: Callable[[Path], None]) -> Path:
+    """The install folder of tool `name`, installing it with `install(tmp)` on first use.
+
+    `ready(folder)` tells whether a folder holds a usable install; `install` fills a fresh
+    temporary folder, which is renamed to `tools_dir()/name` only once it succeeded.
+    """
+    dest = tools_dir() / name
+    if ready(dest):
+        return dest
+    with locked(name):
+        if ready(dest):  # another process installed it while we waited
+            return dest
+        tmp = dest.with_name(f".{name}.partial")
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+        try:
+            install(tmp)
+            if not ready(tmp):
+                raise ToolError(f"installing {name} into {tmp} finished but the tool is not there")
+            shutil.rmtree(dest, ignore_errors=True)
+            tmp.rename(dest)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+    return dest
+
+
+def check_call(cmd: Sequence[str], cwd: Path, env: dict[str, str] | None = None, what: str = "") -> str:
+    """Run a trusted setup command (installs, downloads) with network; raise with its output tail."""
+    proc = subprocess.run(
+        list(cmd),
+        cwd=cwd,
+        env={**os.environ, **(env or {})},
+        capture_output=True,
+        text=True,
+        errors="replace",
+    )
+    if proc.returncode != 0:
+        tail = excerpt(proc.stdout + proc.stderr, 3000)
+        raise ToolError(f"{what or cmd[0]} failed (exit {proc.returncode}): {' '.join(cmd)}\n{tail}")
+    return proc.stdout
+
+
+def file_diff(path: str, fixed: str, buggy: str) -> str:
+    """A file-level unified diff fixed -> buggy, with git-style a/ b/ headers."""
+    lines = difflib.unified_diff(
+        fixed.splitlines(keepends=True), buggy.splitlines(keepends=True), f"a/{path}", f"b/{path}", n=3
+    )
+    out = []
+    for line in lines:
+        out.append(line if line.endswith("\n") else line + "\n\\ No newline at end of file\n")
+    return "".join(out)
+
+
+def excerpt(text: str, limit: int = 2000) -> str:
+    """The end of a tool's output, where the failure usually is, at most `limit` characters."""
+    text = text.strip()
+    if len(text) <= limit:
+        return text
+    return "...\n" + text[-limit:].split("\n", 1)[-1]
