@@ -36,7 +36,9 @@ PLURAL = "adaptertrainings"
 
 # CEL rules: K8s evaluates them where they are attached (`self` is that object); `moa manifests
 # validate` evaluates the very same strings with cel-python. `fieldPath` points the message at
-# the offending field.
+# the offending field. Rules on an object whose schema default is `{}` guard each field with
+# `has()`: the API server checks that `{}` default against the rules *before* filling in the
+# nested defaults (a real object always has them filled in when its rules run).
 Rule = dict[str, str]
 
 
@@ -69,7 +71,11 @@ class LoraSpec(Model):
 
     model_config = Model.model_config | {
         "json_schema_extra": _rules(
-            {"rule": "self.alpha > 0.0", "message": "alpha must be > 0", "fieldPath": ".alpha"}
+            {
+                "rule": "!has(self.alpha) || self.alpha > 0.0",
+                "message": "alpha must be > 0",
+                "fieldPath": ".alpha",
+            }
         )
     }
 
@@ -125,12 +131,12 @@ class TeacherSpec(Model):
     model_config = Model.model_config | {
         "json_schema_extra": _rules(
             {
-                "rule": "self.kind == 'oracle' || has(self.model)",
+                "rule": "!has(self.kind) || self.kind == 'oracle' || has(self.model)",
                 "message": "a model is required for an API teacher",
                 "fieldPath": ".model",
             },
             {
-                "rule": "self.kind == 'oracle' || has(self.secretRef) || has(self.endpoint)",
+                "rule": "!has(self.kind) || self.kind == 'oracle' || has(self.secretRef) || has(self.endpoint)",
                 "message": "an API teacher needs secretRef (or a local endpoint)",
                 "fieldPath": ".secretRef",
             },
@@ -272,7 +278,7 @@ class IpoGates(Model):
     model_config = Model.model_config | {
         "json_schema_extra": _rules(
             {
-                "rule": "self.klWarn < self.klAbort",
+                "rule": "!has(self.klWarn) || !has(self.klAbort) || self.klWarn < self.klAbort",
                 "message": "klWarn must be below klAbort",
                 "fieldPath": ".klWarn",
             }
@@ -314,7 +320,7 @@ CURRICULUM_MAX = 8
 def _strictly_increasing(field: str) -> str:
     """A CEL rule over a list of at most CURRICULUM_MAX items, in standard CEL (no list extension)."""
     idx = ", ".join(str(i) for i in range(1, CURRICULUM_MAX))
-    return f"[{idx}].all(i, i >= size(self.{field}) || self.{field}[i].step > self.{field}[i - 1].step)"
+    return f"!has(self.{field}) || [{idx}].all(i, i >= size(self.{field}) || self.{field}[i].step > self.{field}[i - 1].step)"
 
 
 class Rewards(Model):
@@ -390,12 +396,12 @@ class GrpoStage(Training):
     model_config = Model.model_config | {
         "json_schema_extra": _rules(
             {
-                "rule": "self.temperature > 0.0 && self.temperature <= 2.0",
+                "rule": "!has(self.temperature) || (self.temperature > 0.0 && self.temperature <= 2.0)",
                 "message": "temperature must be in (0, 2]",
                 "fieldPath": ".temperature",
             },
             {
-                "rule": "size(self.curriculum) == 0 || self.curriculum[0].step == 0",
+                "rule": "!has(self.curriculum) || size(self.curriculum) == 0 || self.curriculum[0].step == 0",
                 "message": "the curriculum must start at step 0",
                 "fieldPath": ".curriculum",
             },
@@ -537,7 +543,7 @@ class ResourcesSpec(Model):
     model_config = Model.model_config | {
         "json_schema_extra": _rules(
             {
-                "rule": "self.backend == 'job' || self.gpus > 0",
+                "rule": "!has(self.backend) || self.backend == 'job' || !has(self.gpus) || self.gpus > 0",
                 "message": "pytorchjob and trainjob backends need gpus > 0",
                 "fieldPath": ".gpus",
             }
