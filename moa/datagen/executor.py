@@ -84,6 +84,14 @@ def failing_tests(output: str) -> tuple[str, ...]:
     return tuple(names)
 
 
+def glob_match(rel: str, pattern: str) -> bool:
+    """Shell glob on a relative path: `*` stays within a folder, `**` crosses folders."""
+    if "**" in pattern:
+        return fnmatch.fnmatchcase(rel, pattern) or fnmatch.fnmatchcase(rel, pattern.replace("**/", ""))
+    parts, pats = rel.split("/"), pattern.split("/")
+    return len(parts) == len(pats) and all(fnmatch.fnmatchcase(a, b) for a, b in zip(parts, pats, strict=True))
+
+
 def truncate(text: str, limit: int) -> str:
     """Keep the head and (mostly) the tail, where runners print their summary."""
     if len(text) <= limit:
@@ -240,7 +248,7 @@ class Executor:
         depth = int(args.get("max_depth", 3)) if glob is None else 32
         entries = self._visible(base, depth)
         if glob is not None:
-            entries = [p for p in entries if p.is_file() and fnmatch.fnmatch(self._rel(p), glob)]
+            entries = [p for p in entries if p.is_file() and glob_match(self._rel(p), glob)]
         rows = [self._rel(p) + ("/" if p.is_dir() else "") for p in entries]
         rows.sort()
         text = "\n".join(rows[: self.caps.list_entries]) or "(no files)"
