@@ -54,6 +54,7 @@ from moa.languages.evaluators import (
 # out), never hashed file by file. Their identity enters the key through lock files.
 LINKED = ("node_modules", ".venv")
 SKIPPED = (".git", "target", "__pycache__", ".pytest_cache", ".ruff_cache", ".mypy_cache", ".moa-source.json")
+KEPT = ("target",)  # build output a work slot keeps between evaluations
 DEFAULT_TIMEOUT_S = 600.0
 
 
@@ -156,12 +157,24 @@ def _files(repo: Path) -> Iterator[Path]:
 
 
 def _fresh_copy(src: Path, dst: Path) -> Path:
-    """`dst` becomes a copy of `src`'s sources, with dependency folders symlinked."""
-    shutil.rmtree(dst, ignore_errors=True)
+    """`dst` becomes a copy of `src`'s sources, with dependency folders symlinked and its
+    own build output (`target/`) kept warm. Files get fresh modification times (no
+    copy2): mtime-based build tools (cargo) must see every file as possibly changed, or a
+    previous evaluation's build of a different patch would pass for this one's."""
+    if dst.is_dir():
+        for child in dst.iterdir():
+            if child.name in KEPT:
+                continue
+            if child.is_dir() and not child.is_symlink():
+                shutil.rmtree(child)
+            else:
+                child.unlink()
     shutil.copytree(
         src,
         dst,
         symlinks=True,
+        copy_function=shutil.copy,
+        dirs_exist_ok=True,
         ignore=lambda d, names: [n for n in names if n in SKIPPED or (Path(d) == src and n in LINKED)],
     )
     for name in LINKED:
