@@ -1,1 +1,55 @@
-"""moa.harmony."""
+"""moa.harmony: the Harmony text format of gpt-oss, without a vocabulary file.
+
+    from moa import harmony as h
+    conv = h.Conversation([h.system_message(), h.developer_message("Fix the bug.", h.AGENT_TOOLS),
+                           h.user("tests fail"), h.tool_call("run_tests", {}), ...])
+    text = h.render(conv, "training")      # SFT target: the final answer ends with <|return|>
+    assert h.parse(text).messages == conv.messages
+    problems = h.validate(h.parse(text))   # [] for a well-formed agent trajectory
+
+`moa.harmony.patch` holds the apply_patch format the agent edits files with.
+"""
+
+from moa.harmony.errors import HarmonyError
+from moa.harmony.model import (
+    Conversation,
+    Message,
+    Mode,
+    analysis,
+    final,
+    preamble,
+    tool_call,
+    tool_result,
+    user,
+)
+from moa.harmony.parse import parse, parse_completion
+from moa.harmony.render import developer_message, render, render_message, system_message
+from moa.harmony.tools import AGENT_TOOLS, Tool, ToolCall, parse_call, render_tools
+from moa.harmony.validate import Problem, check_text, validate
+
+__all__ = [
+    "AGENT_TOOLS",
+    "Conversation",
+    "HarmonyError",
+    "Message",
+    "Mode",
+    "Problem",
+    "Tool",
+    "ToolCall",
+    "analysis",
+    "check_text",
+    "developer_message",
+    "final",
+    "parse",
+    "parse_call",
+    "parse_completion",
+    "preamble",
+    "render",
+    "render_message",
+    "render_tools",
+    "system_message",
+    "tool_call",
+    "tool_result",
+    "user",
+    "validate",
+]

@@ -1,0 +1,108 @@
+"""Conversation -> Harmony text, and the system/developer messages gpt-oss expects.
+
+Header order follows what gpt-oss itself generates: for assistant messages the recipient
+comes after the channel (`<|channel|>commentary to=functions.x <|constrain|>json`); for
+other authors it follows the author (`functions.x to=assistant<|channel|>commentary`),
+as in the Harmony guide. The parser reads both positions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Literal
+
+from moa.harmony import tokens as T
+from moa.harmony.errors import HarmonyError
+from moa.harmony.model import Conversation, Message, Mode
+from moa.harmony.tools import Tool, render_tools
+
+Reasoning = Literal["low", "medium", "high"]
+
+MODEL_IDENTITY = "You are ChatGPT, a large language model trained by OpenAI."
+
+
+def system_message(
+    *,
+    reasoning: Reasoning = "high",
+    knowledge_cutoff: str = "2024-06",
+    current_date: str | None = None,
+    model_identity: str = MODEL_IDENTITY,
+    function_tools: bool = True,
+) -> Message:
+    """The system message gpt-oss was trained with. Keep the identity line as it is (the
+    Harmony guide asks for it); give the agent its persona in the developer message."""
+    top = [model_identity, f"Knowledge cutoff: {knowledge_cutoff}"]
+    if current_date:
+        top.append(f"Current date: {current_date}")
+    channels = "# Valid channels: analysis, commentary, final. Channel must be included for every message."
+    if function_tools:
+        channels += "\nCalls to these tools must go to the commentary channel: 'functions'."
+    return Message("system", "\n\n".join(["\n".join(top), f"Reasoning: {reasoning}", channels]))
+
+
+def developer_message(instructions: str | None, tools: Sequence[Tool] = ()) -> Message:
+    sections = ["# Instructions", instructions] if instructions else []
+    if tools:
+        sections.append(render_tools(tools))
+    return Message("developer", "\n\n".join(sections))
+
+
+def render(conversation: Conversation, mode: Mode | None = None) -> str:
+    """The Harmony text of a conversation; `mode` (default: the conversation's own) says
+    how it ends, see `moa.harmony.model.Mode`."""
+    mode = mode or conversation.mode
+    messages = conversation.messages
+    parts = [render_message(m, i) for i, m in enumerate(messages)]
+    if mode == "training" and messages and _is_final(messages[-1]):
+        parts[-1] = parts[-1][: -len(T.END)] + T.RETURN
+    if mode == "completion":
+        parts.append(T.START + "assistant")
+    return "".join(parts)
+
+
+def render_message(message: Message, index: int = 0) -> str:
+    _check_renderable(message, index)
+    author = message.name if message.role == "tool" else message.role
+    if message.role != "tool" and message.name:
+        author = f"{message.role}:{message.name}"
+    header = str(author)
+    recipient = f" to={message.recipient}" if message.recipient else ""
+    if message.channel is not None and message.role == "assistant":
+        header += f"{T.CHANNEL}{message.channel}{recipient}"
+    elif message.channel is not None:
+        header += f"{recipient}{T.CHANNEL}{message.channel}"
+    else:
+        header += recipient
+    if message.content_type:
+        header += f" {T.CONSTRAIN}{message.content_type}"
+    end = T.CALL if message.is_tool_call else T.END
+    return f"{T.START}{header}{T.MESSAGE}{message.content}{end}"
+
+
+def _is_final(message: Message) -> bool:
+    return message.role == "assistant" and message.channel == "final" and message.recipient is None
+
+
+def _check_renderable(message: Message, index: int) -> None:
+    """Refuse what could not be read back: special tokens in content, spaces in header words."""
+    if message.role not in T.ROLES:
+        raise HarmonyError(f"unknown role {message.role!r}", index=index, expected=", ".join(T.ROLES))
+    if message.role == "tool" and not message.name:
+        raise HarmonyError("a tool message needs the tool's name (e.g. functions.read_file)", index=index)
+    found = T.STRUCTURAL_RE.search(message.content)
+    if found:
+        raise HarmonyError(
+            f"content contains the special token {found.group()} at character {found.start()}; "
+            "it would end the message early (escape or drop it)",
+            index=index,
+        )
+    for field, value in (
+        ("name", message.name),
+        ("recipient", message.recipient),
+        ("channel", message.channel),
+        ("content_type", message.content_type),
+    ):
+        if value is not None and (not value or any(c.isspace() for c in value) or "<|" in value):
+            raise HarmonyError(f"{field} {value!r} must be one non-empty word without '<|'", index=index)
+    if message.role == "tool" and str(message.name).partition(":")[0] in T.ROLES:
+        raise HarmonyError(f"tool name {message.name!r} would read back as a {T.ROLES} author", index=index)
