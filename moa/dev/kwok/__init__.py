@@ -1,0 +1,1 @@
+"""KWOK Stage and Node templates for the local control plane (package data)."""
