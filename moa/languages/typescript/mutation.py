@@ -1,0 +1,273 @@
+"""TypeScript mutation testing with StrykerJS and its Vitest runner.
+
+Why one runner (Vitest) for every package: the tool folder under ~/.cache/moa/tools/stryker
+holds Stryker, its Vitest plugin and Vitest at pinned versions, so a package needs none of its
+own (often large) dev dependencies, only its runtime ones. Vitest runs TypeScript directly
+(esbuild strips types) and also runs Jest-style suites: we alias `@jest/globals` to `vitest`,
+expose `vi` as the global `jest`, turn `describe`/`it`/`expect` globals on, and translate the
+package's Jest `moduleNameMapper` into Vitest aliases. Suites that lean on Jest-only behaviour
+(hoisted `jest.mock`, snapshot formats) fail the baseline and are reported, not mutated.
+
+Stryker 9.6 is pinned because Stryker 10 needs Node 22 and this toolchain ships Node 20. The
+TypeScript checker plugin is not used: a mutant that only breaks types still runs under
+Vitest, so it is judged by the tests like any other.
+
+Stryker has no "at most N mutants" option; `max_mutations` truncates the normalised records,
+and `mutate` (Stryker globs, `file:START-END` line ranges allowed) narrows what is mutated.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from moa.api.records import FailingTest, MutationRecord, MutationStatus, SourceRef
+from moa.languages import sandbox
+from moa.languages.tools import ToolError, check_call, excerpt, file_diff, install_once
+
+TOOL_PACKAGES = {
+    "@stryker-mutator/core": "9.6.1",
+    "@stryker-mutator/vitest-runner": "9.6.1",
+    "vitest": "3.2.4",
+}
+STATUS: dict[str, MutationStatus] = {
+    "Killed": "caught",
+    "Survived": "missed",
+    "NoCoverage": "missed",
+    "Timeout": "timeout",
+    "CompileError": "unviable",
+    "RuntimeError": "unviable",
+}
+DEFAULT_MUTATE = [
+    "{src,lib}/**/*.+(ts|mts|cts|tsx|js|mjs|cjs)",
+    "!{src,lib}/**/*.d.+(ts|mts|cts)",
+    "!{src,lib}/**/__tests__/**",
+    "!{src,lib}/**/*.+(spec|test).*",
+]
+_VITEST_CONFIG = ".moa-vitest.config.mjs"
+_STRYKER_CONFIG = ".moa-stryker.json"
+_JEST_COMPAT = ".moa-jest-compat.mjs"
+_FUNC_PATTERNS = [
+    re.compile(r"\bfunction\s*\*?\s*(\w+)\s*[<(]"),
+    re.compile(r"\b(?:const|let|var)\s+(\w+)\s*(?::[^=]+)?=\s*(?:async\s*)?(?:function\b|\(|\w+\s*=>|<)"),
+    re.compile(
+        r"^\s*(?:(?:public|private|protected|static|async|readonly|get|set)\s+)*(\w+)\s*\([^;]*\)\s*(?::[^{;]*)?\{\s*$"
+    ),
+]
+_NOT_FUNCS = {"if", "for", "while", "switch", "catch", "return", "function"}
+
+
+def _tool_ready(folder: Path) -> bool:
+    modules = folder / "node_modules"
+    return all((modules / name / "package.json").is_file() for name in TOOL_PACKAGES)
+
+
+@dataclass
+class TypeScriptMutationRunner:
+    jobs: int = 1
+    mutate: list[str] = field(default_factory=lambda: list(DEFAULT_MUTATE))
+    tool: str = f"stryker@{TOOL_PACKAGES['@stryker-mutator/core']}"
+
+    def ensure_tool(self) -> Path:
+        def install(folder: Path) -> None:
+            manifest = {"name": "moa-stryker-tools", "private": True, "dependencies": TOOL_PACKAGES}
+            (folder / "package.json").write_text(json.dumps(manifest, indent=1))
+            check_call(
+                ["npm", "install", "--no-audit", "--no-fund", "--ignore-scripts"], folder, what="npm install"
+            )
+
+        return install_once("stryker", _tool_ready, install)
+
+    def prepare(self, repo: Path) -> None:
+        """Install the package's runtime dependencies (network) and point it at the tool's Vitest."""
+        tool = self.ensure_tool()
+        manifest = _manifest(repo)
+        if manifest.get("dependencies"):
+            check_call(
+                [
+                    "npm",
+                    "install",
+                    "--omit=dev",
+                    "--ignore-scripts",
+                    "--no-audit",
+                    "--no-fund",
+                    "--no-package-lock",
+                ],
+                repo,
+                what="npm install",
+            )
+        modules = repo / "node_modules"
+        modules.mkdir(exist_ok=True)
+        link = modules / "vitest"
+        if not link.exists():
+            link.symlink_to(tool / "node_modules" / "vitest", target_is_directory=True)
+        if not _own_vitest_config(repo):
+            (repo / _VITEST_CONFIG).write_text(vitest_config(manifest))
+            (repo / _JEST_COMPAT).write_text("import { vi } from 'vitest';\nglobalThis.jest = vi;\n")
+
+    def baseline(self, repo: Path, timeout_s: float) -> tuple[bool, str]:
+        tool = self.ensure_tool()
+        vitest = tool / "node_modules" / "vitest" / "vitest.mjs"
+        cmd = [
+            "node",
+            str(vitest),
+            "run",
+            *(["--config", _VITEST_CONFIG] if (repo / _VITEST_CONFIG).is_file() else []),
+        ]
+        res = sandbox.run(
+            cmd, repo, env={"CI": "1", "NO_COLOR": "1"}, limits=sandbox.Limits(timeout_s=timeout_s)
+        )
+        return res.ok, ("timed out\n" if res.timed_out else "") + excerpt(res.output)
+
+    def run(
+        self, repo: Path, source: SourceRef, max_mutations: int | None, timeout_s: float
+    ) -> list[MutationRecord]:
+        """Stryker over the package (sandboxed, offline); `timeout_s` bounds each mutant's tests."""
+        tool = self.ensure_tool()
+        with tempfile.TemporaryDirectory(prefix="moa-stryker-") as out_dir:
+            report_path = Path(out_dir) / "mutation.json"
+            config: dict[str, Any] = {
+                "testRunner": "vitest",
+                "plugins": [
+                    (tool / "node_modules/@stryker-mutator/vitest-runner/dist/src/index.js").as_uri()
+                ],
+                "reporters": ["json", "progress-append-only"],
+                "jsonReporter": {"fileName": str(report_path)},
+                "mutate": self.mutate,
+                "coverageAnalysis": "perTest",
+                "concurrency": max(1, self.jobs),
+                "timeoutMS": int(timeout_s * 1000),
+                "tempDirName": ".stryker-tmp",
+                "cleanTempDir": "always",
+            }
+            if (repo / _VITEST_CONFIG).is_file():
+                config["vitest"] = {"configFile": _VITEST_CONFIG}
+            (repo / _STRYKER_CONFIG).write_text(json.dumps(config, indent=1))
+            stryker = tool / "node_modules" / "@stryker-mutator" / "core" / "bin" / "stryker.js"
+            res = sandbox.run(
+                ["node", str(stryker), "run", _STRYKER_CONFIG],
+                repo,
+                writable=[Path(out_dir)],
+                env={"CI": "1", "NO_COLOR": "1"},
+                limits=sandbox.Limits(timeout_s=max(1800.0, timeout_s * 50)),
+            )
+            (repo / _STRYKER_CONFIG).unlink(missing_ok=True)
+            shutil.rmtree(repo / ".stryker-tmp", ignore_errors=True)
+            if not report_path.is_file():
+                raise ToolError(
+                    f"stryker wrote no report in {repo} (exit {res.returncode}):\n{excerpt(res.output)}"
+                )
+            report = json.loads(report_path.read_text())
+        return normalise(report, source, self.tool)[:max_mutations]
+
+
+def normalise(report: dict[str, Any], source: SourceRef, tool: str) -> list[MutationRecord]:
+    """A mutation-testing-report-schema document (Stryker's mutation.json) into records."""
+    tests = {
+        t["id"]: t.get("name", t["id"]) for f in (report.get("testFiles") or {}).values() for t in f["tests"]
+    }
+    records = []
+    for path, entry in sorted(report["files"].items()):
+        fixed = entry["source"]
+        for m in sorted(
+            entry["mutants"], key=lambda m: (m["location"]["start"]["line"], m["location"]["start"]["column"])
+        ):
+            status = STATUS.get(m["status"])
+            if status is None:  # Ignored / Pending: never run
+                continue
+            start, end = m["location"]["start"], m["location"]["end"]
+            buggy = replace_span(
+                fixed, start["line"], start["column"], end["line"], end["column"], m["replacement"]
+            )
+            killers = [tests.get(t, t) for t in m.get("killedBy") or []]
+            reason = excerpt(m.get("statusReason") or "", 1500)
+            records.append(
+                MutationRecord(
+                    language="typescript",
+                    source=str(source),
+                    version=source.version,
+                    file=path,
+                    function=enclosing_function(fixed, start["line"]),
+                    line=start["line"],
+                    operator=f"{m['mutatorName']}: {m['replacement']}"[:200],
+                    diff=file_diff(path, fixed, buggy),
+                    status=status,
+                    failing_tests=[FailingTest(name=k, excerpt=reason) for k in killers]
+                    if status == "caught"
+                    else [],
+                    tool=tool,
+                    timings={"test_ms": float(m["duration"])} if "duration" in m else {},
+                )
+            )
+    return records
+
+
+def replace_span(text: str, line1: int, col1: int, line2: int, col2: int, replacement: str) -> str:
+    """`text` with the span between two 1-based (line, column) positions replaced."""
+    starts = [0]
+    for m in re.finditer("\n", text):
+        starts.append(m.end())
+    a = starts[line1 - 1] + col1 - 1
+    b = starts[line2 - 1] + col2 - 1
+    return text[:a] + replacement + text[b:]
+
+
+def enclosing_function(text: str, line: int) -> str | None:
+    """The nearest function-like declaration at or above `line` (a heuristic, not a parser)."""
+    for candidate in reversed(text.splitlines()[:line]):
+        for pattern in _FUNC_PATTERNS:
+            if (m := pattern.search(candidate)) and m[1] not in _NOT_FUNCS:
+                return m[1]
+    return None
+
+
+def vitest_config(manifest: dict[str, Any]) -> str:
+    """A Vitest config that also runs Jest-style suites (see the module docstring)."""
+    aliases = [("^@jest/globals$", "vitest")]
+    jest = manifest.get("jest") if isinstance(manifest.get("jest"), dict) else {}
+    for pattern, target in (jest.get("moduleNameMapper") or {}).items():
+        if isinstance(target, str):
+            aliases.append((pattern, target))
+    alias_js = ",\n    ".join(
+        f"{{ find: new RegExp({json.dumps(p)}), replacement: {_js_target(t)} }}" for p, t in aliases
+    )
+    return f"""// Written by moa for mutation testing; see moa/languages/typescript/mutation.py.
+import {{ fileURLToPath }} from 'node:url';
+import {{ defineConfig }} from 'vitest/config';
+const root = fileURLToPath(new URL('.', import.meta.url));
+export default defineConfig({{
+  resolve: {{ alias: [
+    {alias_js}
+  ] }},
+  test: {{
+    globals: true,
+    setupFiles: [fileURLToPath(new URL('./{_JEST_COMPAT}', import.meta.url))],
+    exclude: ['**/node_modules/**', '**/dist/**', '**/.stryker-tmp/**'],
+  }},
+}});
+"""
+
+
+def _js_target(target: str) -> str:
+    if target.startswith("<rootDir>/"):
+        return f"root + {json.dumps(target[len('<rootDir>/') :])}"
+    return json.dumps(target)
+
+
+def _manifest(repo: Path) -> dict[str, Any]:
+    path = repo / "package.json"
+    if not path.is_file():
+        raise ToolError(
+            f"{repo} has no package.json: TypeScript sources must be npm packages (npm:NAME@VERSION)"
+        )
+    data: dict[str, Any] = json.loads(path.read_text())
+    return data
+
+
+def _own_vitest_config(repo: Path) -> bool:
+    return any(repo.glob("vitest.config.*")) or any(repo.glob("vite.config.*"))
