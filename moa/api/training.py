@@ -539,6 +539,12 @@ class ResourcesSpec(Model):
     backend: Backend = Field(default="job", description="Workload kind for GPU stages.")
     images: Images = Field(default_factory=Images)
     sandbox: SandboxResources = Field(default_factory=SandboxResources)
+    pod_annotations: dict[str, dict[str, Annotated[str, Field(max_length=4096)]]] = Field(
+        default_factory=dict,
+        max_length=16,
+        description="Annotations for the pods of each stage, keyed by stage name or `all` "
+        "(e.g. cost attribution, sidecar opt-outs; the local control plane's fake pods read their outcome here).",
+    )
 
     model_config = Model.model_config | {
         "json_schema_extra": _rules(
