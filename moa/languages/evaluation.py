@@ -8,7 +8,8 @@ Why this shape:
   folder that persists per (repository state, worker) together with the toolchain's
   build cache (cargo target dir), so the second evaluation of a crate rebuilds only the
   crate itself, not its dependencies. Prepared dependencies are linked, not copied
-  (`node_modules` is a symlink: read-only in the sandbox, so a patch cannot alter it).
+  (each entry of `node_modules` is a symlink into the prepared state, read-only in the
+  sandbox, so a patch cannot alter it; the folder itself is writable, for tool caches).
 - Identical candidates are evaluated once: the outcome is cached under
   ~/.cache/moa/eval/outcomes keyed by hash(repository tree, patch, toolchain versions),
   and a per-key lock makes concurrent identical evaluations wait for the first. The
@@ -157,7 +158,7 @@ def _files(repo: Path) -> Iterator[Path]:
 
 
 def _fresh_copy(src: Path, dst: Path) -> Path:
-    """`dst` becomes a copy of `src`'s sources, with dependency folders symlinked and its
+    """`dst` becomes a copy of `src`'s sources, with dependency folders linked and its
     own build output (`target/`) kept warm. Files get fresh modification times (no
     copy2): mtime-based build tools (cargo) must see every file as possibly changed, or a
     previous evaluation's build of a different patch would pass for this one's."""
@@ -179,7 +180,9 @@ def _fresh_copy(src: Path, dst: Path) -> Path:
     )
     for name in LINKED:
         if (src / name).is_dir():
-            (dst / name).symlink_to(src / name)
+            (dst / name).mkdir()
+            for entry in (src / name).iterdir():
+                (dst / name / entry.name).symlink_to(entry)
     return dst
 
 

@@ -119,10 +119,24 @@ class PythonEvaluator(ToolchainEvaluator):
         ruff = ruff_path()
         if ruff is None:
             return Lint([], "ruff not found (install moa's [dev] extra): lint not judged", available=False)
-        result = run([ruff, "check", "--no-cache", "--exit-zero", "--output-format", "json", "."])
+        report = repo / ".moa-ruff.json"
+        report.unlink(missing_ok=True)
+        result = run(
+            [
+                ruff,
+                "check",
+                "--no-cache",
+                "--exit-zero",
+                "--output-format",
+                "json",
+                "--output-file",
+                report.name,
+                ".",
+            ]
+        )
         try:
-            found = json.loads(result.output.split("\n", 1)[1])
-        except (IndexError, json.JSONDecodeError):
+            found = json.loads(report.read_text())
+        except (OSError, json.JSONDecodeError):
             return Lint([], f"ruff failed, lint not judged:\n{result.output}", available=False)
         findings = [
             f"{Path(f['filename']).resolve().relative_to(repo).as_posix()}: {f['code'] or 'syntax'}: {f['message']}"

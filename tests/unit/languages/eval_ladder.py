@@ -13,6 +13,7 @@ import fcntl
 import hashlib
 import shutil
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,9 +34,10 @@ class Case:
     lint_dirty: str
 
 
-def buggy_state(case: Case, pristine: Path) -> Path:
+def buggy_state(case: Case, pristine: Path, prepare: Callable[[Path], None] | None = None) -> Path:
     """The package with the mutation applied, at a stable path under the eval cache so the
-    toolchain's build caches stay warm between runs (built once, under a lock)."""
+    toolchain's build caches stay warm between runs (built once, under a lock). `prepare`
+    readies the pristine copy first, as the mutation runner does (dependencies, configs)."""
     tag = hashlib.sha256(f"{case.file}\0{case.fixed}\0{case.buggy}".encode()).hexdigest()[:10]
     dest = eval_root() / "fixtures" / f"{pristine.name}-{tag}"
     dest.parent.mkdir(parents=True, exist_ok=True)
@@ -45,6 +47,8 @@ def buggy_state(case: Case, pristine: Path) -> Path:
             tmp = dest.with_name(dest.name + ".tmp")
             shutil.rmtree(tmp, ignore_errors=True)
             shutil.copytree(pristine, tmp, symlinks=True)
+            if prepare:
+                prepare(tmp)
             target = tmp / case.file
             text = target.read_text()
             assert text.count(case.fixed) == 1, f"{case.file}: the mutation site must be unique"
