@@ -1,0 +1,159 @@
+"""kopf wiring: every trigger funnels into one reconcile per AdapterTraining.
+
+- events of AdapterTrainings, of the workloads and pods the operator labelled, and of Adapters;
+- a periodic resync that lists all trainings (a level-triggered safety net);
+- backoff timers from the planner's `requeue_after`.
+Only `on.event` handlers are used: no finalizers, so deleting a training never waits for the
+operator (owner references clean up its workloads). Reconciles run in threads, serialised per
+training; different trainings reconcile concurrently.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+from collections import defaultdict
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import kopf
+
+from moa.operator import adapters as adapter_controller
+from moa.operator import observability as obs
+from moa.operator.kube import Kube, load_client
+from moa.operator.reconcile import API, PLURAL, reconcile
+from moa.operator.workloads import ADAPTERS
+from moa.operator.workloads.base import LABEL_TRAINING
+
+log = logging.getLogger("moa.operator")
+
+
+class Operator:
+    def __init__(self, kube: Kube, resync_s: float = 60.0, workers: int = 8) -> None:
+        self.kube = kube
+        self.resync_s = resync_s
+        self.pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="reconcile")
+        self.locks: defaultdict[tuple[str, str], threading.Lock] = defaultdict(threading.Lock)
+        self.timers: dict[tuple[str, str], asyncio.TimerHandle] = {}
+        self.tasks: set[asyncio.Future[None]] = set()
+
+    def spawn(self, coro: Any) -> None:
+        """Run a coroutine in the background, keeping a reference until it finishes."""
+        task = asyncio.ensure_future(coro)
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+
+    def _reconcile(self, namespace: str, name: str) -> float | None:
+        with self.locks[(namespace, name)]:
+            started = time.monotonic()
+            try:
+                outcome = reconcile(self.kube, namespace, name)
+            except Exception as exc:
+                obs.ERRORS.labels(type(exc).__name__).inc()
+                obs.RECONCILES.labels("error").inc()
+                log.exception("reconcile failed", extra={"resource": f"{namespace}/{name}"})
+                return 5.0  # retry soon; the next trigger may also come first
+            finally:
+                obs.LATENCY.observe(time.monotonic() - started)
+                for method, count in self.kube.requests.items():
+                    obs.API_REQUESTS.labels(method).set(count)
+            obs.RECONCILES.labels("ok").inc()
+            for created in outcome.created:
+                obs.WORKLOADS.labels(created.rsplit("-", 2)[0]).inc()
+            if outcome.plan:
+                obs.record_stages(f"{namespace}/{name}", [s.state for s in outcome.plan.stages])
+            else:
+                obs.forget(f"{namespace}/{name}")
+            return outcome.requeue_after
+
+    async def trigger(self, namespace: str, name: str) -> None:
+        loop = asyncio.get_running_loop()
+        requeue = await loop.run_in_executor(self.pool, self._reconcile, namespace, name)
+        key = (namespace, name)
+        if key in self.timers:
+            self.timers.pop(key).cancel()
+        if requeue is not None:
+            self.timers[key] = loop.call_later(
+                requeue, lambda: asyncio.ensure_future(self.trigger(namespace, name))
+            )
+
+    async def resync(self) -> None:
+        while True:
+            await asyncio.sleep(self.resync_s)
+            try:
+                items = await asyncio.get_running_loop().run_in_executor(
+                    self.pool, self.kube.list, API, PLURAL, None
+                )
+            except Exception:
+                log.exception("resync list failed")
+                continue
+            for item in items:
+                meta = item["metadata"]
+                self.spawn(self.trigger(meta["namespace"], meta["name"]))
+
+
+def register(op: Operator, registry: kopf.OperatorRegistry) -> None:
+    """Attach the handlers to a kopf registry (one per operator instance, so tests can run several)."""
+
+    async def on_training(name: str, namespace: str, type: str | None, **_: Any) -> None:
+        if type != "DELETED":
+            await op.trigger(namespace, name)
+        else:
+            obs.forget(f"{namespace}/{name}")
+
+    async def on_workload(labels: dict[str, str], namespace: str, **_: Any) -> None:
+        await op.trigger(namespace, labels[LABEL_TRAINING])
+
+    async def on_adapter(name: str, namespace: str, type: str | None, **_: Any) -> None:
+        if type != "DELETED":
+            await asyncio.get_running_loop().run_in_executor(
+                op.pool, adapter_controller.reconcile, op.kube, namespace, name
+            )
+
+    kopf.on.event("moa.dev", "v1alpha1", "adaptertrainings", registry=registry)(on_training)
+    kopf.on.event("moa.dev", "v1alpha1", "adapters", registry=registry)(on_adapter)
+    for adapter in ADAPTERS.values():
+        group, _, version = adapter.api_version.rpartition("/")
+        kopf.on.event(
+            group, version, adapter.plural, labels={LABEL_TRAINING: kopf.PRESENT}, registry=registry
+        )(on_workload)
+
+    async def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
+        settings.peering.standalone = True
+        settings.posting.enabled = False  # our own Events carry the transitions
+        settings.watching.server_timeout = 300
+        op.spawn(op.resync())
+
+    kopf.on.startup(registry=registry)(startup)
+
+
+def run(
+    namespaces: list[str],
+    kubeconfig: str | None,
+    resync_s: float,
+    liveness_port: int | None,
+    metrics_port: int | None,
+) -> None:
+    import os
+
+    from prometheus_client import start_http_server
+
+    if metrics_port:
+        start_http_server(metrics_port)
+    kube = Kube(load_client(kubeconfig))
+    if kubeconfig:
+        os.environ["KUBECONFIG"] = kubeconfig  # kopf reads it too
+    op = Operator(kube, resync_s=resync_s)
+    registry = kopf.OperatorRegistry()
+    register(op, registry)
+    asyncio.run(
+        kopf.operator(
+            registry=registry,
+            standalone=True,
+            namespaces=namespaces or None,
+            clusterwide=not namespaces,
+            liveness_endpoint=f"http://0.0.0.0:{liveness_port}/healthz" if liveness_port else None,
+        )
+    )

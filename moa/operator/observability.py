@@ -1,0 +1,58 @@
+"""Prometheus metrics and structured (JSON) logs with the resource name on every line."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections import Counter
+
+from prometheus_client import Counter as PCounter
+from prometheus_client import Gauge, Histogram
+
+RECONCILES = PCounter("moa_reconciles", "Reconciles of AdapterTrainings", ["result"])
+ERRORS = PCounter("moa_reconcile_errors", "Reconciles that raised", ["kind"])
+LATENCY = Histogram(
+    "moa_reconcile_seconds", "Reconcile latency", buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
+)
+STAGES = Gauge("moa_stages", "Stages of all AdapterTrainings by state", ["state"])
+WORKLOADS = PCounter("moa_workloads_created", "Workloads created", ["stage"])
+API_REQUESTS = Gauge("moa_api_requests", "Kubernetes API requests made by the reconciler", ["method"])
+
+_stage_states: dict[str, Counter[str]] = {}
+
+
+def record_stages(resource: str, states: list[str]) -> None:
+    """Keep one gauge of stage states across all trainings (each training's latest view)."""
+    _stage_states[resource] = Counter(states)
+    total: Counter[str] = Counter()
+    for counts in _stage_states.values():
+        total.update(counts)
+    for state in ("Pending", "Running", "Succeeded", "Failed"):
+        STAGES.labels(state).set(total.get(state, 0))
+
+
+def forget(resource: str) -> None:
+    _stage_states.pop(resource, None)
+
+
+class JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        line = {
+            "ts": self.formatTime(record, "%Y-%m-%dT%H:%M:%S"),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "resource": getattr(record, "resource", None),
+            "msg": record.getMessage(),
+        }
+        if record.exc_info:
+            line["exc"] = self.formatException(record.exc_info)
+        return json.dumps({k: v for k, v in line.items() if v is not None})
+
+
+def setup_logging(level: str = "INFO", json_logs: bool = True) -> None:
+    handler = logging.StreamHandler()
+    if json_logs:
+        handler.setFormatter(JsonFormatter())
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)

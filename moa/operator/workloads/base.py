@@ -1,0 +1,279 @@
+"""What every workload adapter shares: the labels that find a stage's workloads again, the
+restricted pod template, and reading a stage's result from its pod's termination message.
+
+Names and labels are deterministic (training, stage, shard, attempt), so a restarted operator
+recognises the workloads it created and never creates a second one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol
+
+from moa.api.stages import Stage, StageConfig, StageSummary
+from moa.api.training import AdapterTraining
+from moa.pipeline.planner import Attempt, Launch
+
+LABEL_TRAINING = "moa.dev/training"
+LABEL_STAGE = "moa.dev/stage"
+LABEL_SHARD = "moa.dev/shard"  # a hash: sources are not valid label values
+LABEL_ATTEMPT = "moa.dev/attempt"
+LABEL_SANDBOX = "moa.dev/sandbox"
+LABEL_QUEUE = "kueue.x-k8s.io/queue-name"
+ANNOTATION_SHARD = "moa.dev/shard"  # the source itself
+CONFIG_MOUNT = "/etc/moa/stage"
+CONTAINER = "stage"
+
+
+def shard_label(shard: str | None) -> str:
+    return hashlib.sha256(shard.encode()).hexdigest()[:16] if shard else ""
+
+
+@dataclass(frozen=True)
+class Context:
+    """Everything needed to render one workload of one stage attempt."""
+
+    training: AdapterTraining
+    stage: Stage
+    launch: Launch
+    namespace: str
+    owner_uid: str
+
+    @property
+    def spec(self) -> Any:
+        return self.training.spec
+
+    @property
+    def name(self) -> str:
+        return self.launch.name
+
+    def config(self) -> StageConfig:
+        return StageConfig.for_training(self.training, self.stage.name, shard=self.launch.shard)
+
+    def labels(self) -> dict[str, str]:
+        labels = {
+            "app.kubernetes.io/name": "moa",
+            "app.kubernetes.io/component": self.stage.name,
+            "app.kubernetes.io/managed-by": "moa-operator",
+            LABEL_TRAINING: self.training.metadata.name,
+            LABEL_STAGE: self.stage.name,
+            LABEL_ATTEMPT: str(self.launch.attempt),
+        }
+        if self.launch.shard:
+            labels[LABEL_SHARD] = shard_label(self.launch.shard)
+        if self.stage.sandboxed:
+            labels[LABEL_SANDBOX] = "true"
+        return labels
+
+    def annotations(self) -> dict[str, str]:
+        out = {ANNOTATION_SHARD: self.launch.shard} if self.launch.shard else {}
+        pod_annotations = self.spec.resources.pod_annotations
+        out.update(pod_annotations.get("all", {}))
+        out.update(pod_annotations.get(self.stage.name, {}))
+        return out
+
+    def metadata(self, **extra_labels: str) -> dict[str, Any]:
+        queue = self.spec.resources.queue_name
+        return {
+            "name": self.name,
+            "namespace": self.namespace,
+            "labels": {
+                **self.labels(),
+                **({LABEL_QUEUE: queue} if queue and self.stage.gpu else {}),
+                **extra_labels,
+            },
+            "annotations": {ANNOTATION_SHARD: self.launch.shard} if self.launch.shard else {},
+            "ownerReferences": [owner_reference(self.training, self.owner_uid)],
+        }
+
+    def config_map(self) -> dict[str, Any]:
+        """The stage's `--config` file, one ConfigMap per workload, owned by the training."""
+        meta = self.metadata()
+        return {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": meta,
+            "data": {"stage.yaml": self.config().dump()},
+        }
+
+    def image(self) -> str:
+        images = self.spec.resources.images
+        if not self.stage.gpu:
+            return str(images.sandbox_for(self.spec.language) if self.stage.sandboxed else images.operator)
+        return str(images.trainer)
+
+    def container(self, name: str = CONTAINER) -> dict[str, Any]:
+        res = self.spec.resources
+        if self.stage.gpu:
+            limits = {"cpu": res.cpu, "memory": res.memory}
+            if res.gpus:
+                limits["nvidia.com/gpu"] = str(res.gpus)
+        else:
+            limits = {"cpu": res.sandbox.cpu, "memory": res.sandbox.memory}
+        limits["ephemeral-storage"] = "20Gi"
+        return {
+            "name": name,
+            "image": self.image(),
+            "command": ["moa", *self.stage.command, "--config", f"{CONFIG_MOUNT}/stage.yaml"],
+            "env": [
+                {"name": "MOA_TERMINATION_LOG", "value": "/dev/termination-log"},
+                {"name": "HOME", "value": "/tmp"},
+            ],
+            "resources": {"requests": dict(limits), "limits": dict(limits)},
+            "securityContext": {
+                "allowPrivilegeEscalation": False,
+                "readOnlyRootFilesystem": True,
+                "runAsNonRoot": True,
+                "capabilities": {"drop": ["ALL"]},
+                "seccompProfile": {"type": "RuntimeDefault"},
+            },
+            "terminationMessagePath": "/dev/termination-log",
+            "terminationMessagePolicy": "FallbackToLogsOnError",
+            "volumeMounts": [
+                {"name": "artifacts", "mountPath": self.spec.storage.root},
+                {"name": "stage-config", "mountPath": CONFIG_MOUNT, "readOnly": True},
+                {"name": "tmp", "mountPath": "/tmp"},
+            ],
+        }
+
+    def volumes(self) -> list[dict[str, Any]]:
+        return [
+            {"name": "artifacts", "persistentVolumeClaim": {"claimName": artifacts_claim(self.training)}},
+            {"name": "stage-config", "configMap": {"name": self.name}},
+            {"name": "tmp", "emptyDir": {"sizeLimit": "10Gi"}},
+        ]
+
+    def scheduling(self) -> dict[str, Any]:
+        """nodeSelector and tolerations of a GPU stage (the GPU taint tolerated when it asks for GPUs)."""
+        res = self.spec.resources
+        if not self.stage.gpu:
+            return {}
+        out: dict[str, Any] = {}
+        if res.node_selector:
+            out["nodeSelector"] = dict(res.node_selector)
+        tolerations = [t.to_yaml_dict() for t in res.tolerations]
+        if res.gpus:
+            tolerations.append({"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"})
+        if tolerations:
+            out["tolerations"] = tolerations
+        return out
+
+    def pod_spec(self, container: str = CONTAINER) -> dict[str, Any]:
+        """A pod spec that passes Pod Security `restricted`; sandboxed stages get the extra limits."""
+        res = self.spec.resources
+        spec: dict[str, Any] = {
+            "restartPolicy": "Never",
+            "automountServiceAccountToken": False,
+            "enableServiceLinks": False,
+            "securityContext": {
+                "runAsNonRoot": True,
+                "runAsUser": 65532,
+                "runAsGroup": 65532,
+                "fsGroup": 65532,
+                "seccompProfile": {"type": "RuntimeDefault"},
+            },
+            "containers": [self.container(container)],
+            "volumes": self.volumes(),
+            **self.scheduling(),
+        }
+        if self.stage.sandboxed:
+            if res.sandbox.runtime_class_name:
+                spec["runtimeClassName"] = res.sandbox.runtime_class_name
+            timeouts = self.spec.data.limits.timeouts
+            spec["activeDeadlineSeconds"] = timeouts.source_seconds
+        return spec
+
+    def pod_template(self, container: str = CONTAINER) -> dict[str, Any]:
+        return {
+            "metadata": {"labels": self.labels(), "annotations": self.annotations()},
+            "spec": self.pod_spec(container),
+        }
+
+
+def artifacts_claim(training: AdapterTraining) -> str:
+    return training.spec.storage.claim_name or f"{training.metadata.name}-artifacts"
+
+
+def owner_reference(training: AdapterTraining, uid: str) -> dict[str, Any]:
+    return {
+        "apiVersion": training.api_version,
+        "kind": training.kind,
+        "name": training.metadata.name,
+        "uid": uid,
+        "controller": True,
+        "blockOwnerDeletion": False,  # deletion must never wait on the operator
+    }
+
+
+def _time(value: Any) -> datetime | None:
+    if value is None or isinstance(value, datetime):
+        return value
+    return datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+
+
+def terminated(pod: dict[str, Any]) -> dict[str, Any] | None:
+    """The stage container's terminated state, if it has one."""
+    for cs in pod.get("status", {}).get("containerStatuses") or []:
+        if cs.get("name") == CONTAINER or len(pod.get("status", {}).get("containerStatuses") or []) == 1:
+            state = cs.get("state", {}).get("terminated")
+            if state:
+                return dict(state)
+    return None
+
+
+def summary_from(state: dict[str, Any] | None) -> StageSummary | None:
+    """The stage contract's compact JSON in the termination message (absent or not ours: None)."""
+    if not state or not state.get("message"):
+        return None
+    try:
+        return StageSummary.model_validate(json.loads(state["message"]))
+    except (ValueError, TypeError):
+        return None
+
+
+def attempt_from_pods(
+    name: str, kind: str, pods: list[dict[str, Any]], finished: bool | None, created: Any, reason: str = ""
+) -> Attempt:
+    """Turn a workload's pods into an Attempt. `finished`: None running, True succeeded, False failed."""
+    last = max(pods, key=lambda p: p["metadata"].get("creationTimestamp") or "", default=None)
+    state = terminated(last) if last else None
+    summary = summary_from(state)
+    started = _time(created)
+    if finished is None:
+        return Attempt("running", started_at=started, workload=name, workload_kind=kind)
+    ended = _time(state.get("finishedAt")) if state else None
+    if finished:
+        return Attempt("succeeded", started, ended, summary=summary, workload=name, workload_kind=kind)
+    code = state.get("exitCode") if state else None
+    if code == 3 or (summary is not None and summary.status == "gate_failed"):
+        return Attempt("gate_failed", started, ended, summary=summary, workload=name, workload_kind=kind)
+    detail = (summary.message if summary else "") or (state.get("message", "") if state else "") or reason
+    message = f"exit code {code}: {detail}".strip() if code is not None else detail or "failed"
+    return Attempt(
+        "failed",
+        started,
+        ended or _time(created),
+        message=message[:2000],
+        summary=summary,
+        workload=name,
+        workload_kind=kind,
+    )
+
+
+class WorkloadAdapter(Protocol):
+    """One workload kind: how to render it for a stage and how to read its outcome."""
+
+    kind: str
+    api_version: str
+    plural: str
+
+    def render(self, ctx: Context) -> dict[str, Any]: ...
+
+    def pod_selector(self, obj: dict[str, Any]) -> str:
+        """Label selector of the pods this workload runs."""
+        ...
+
+    def observe(self, obj: dict[str, Any], pods: list[dict[str, Any]]) -> Attempt: ...
