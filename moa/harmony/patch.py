@@ -117,18 +117,18 @@ def parse_patch(text: str) -> Patch:
 def _operation(body: list[str], i: int, base: int) -> tuple[Operation, int]:
     """Parse the operation starting at body[i]; `base` is the patch line number of body[0]."""
     header, lineno = body[i].strip(), base + i
-    if header.startswith(ADD):
+    if _starts(header, ADD):
         path = _path(header[len(ADD) :], lineno)
         j = i + 1
         while j < len(body) and body[j].startswith("+"):
             j += 1
         return AddFile(path, "".join(s[1:] + "\n" for s in body[i + 1 : j]), lineno), j
-    if header.startswith(DELETE):
+    if _starts(header, DELETE):
         return DeleteFile(_path(header[len(DELETE) :], lineno), lineno), i + 1
-    if header.startswith(UPDATE):
+    if _starts(header, UPDATE):
         path = _path(header[len(UPDATE) :], lineno)
         j, move_to = i + 1, None
-        if j < len(body) and body[j].strip().startswith(MOVE):
+        if j < len(body) and _starts(body[j].strip(), MOVE):
             move_to = _path(body[j].strip()[len(MOVE) :], base + j)
             j += 1
         chunks: list[Chunk] = []
@@ -179,6 +179,11 @@ def _chunk(body: list[str], j: int, base: int, first: bool) -> tuple[Chunk, int]
     if not lines:
         raise PatchError("a chunk with no lines", base + j)
     return Chunk(context, tuple(lines), eof), j
+
+
+def _starts(line: str, marker: str) -> bool:
+    """`line` is this marker (an empty path after it is reported as such, not as a bad header)."""
+    return line.startswith(marker) or line == marker.rstrip()
 
 
 def _path(raw: str, lineno: int) -> str:
