@@ -86,7 +86,12 @@ class GoMutationRunner:
     jobs: int = 1
     tool: str = f"gremlins@{GREMLINS_VERSION}"
 
-    def ensure_tool(self) -> Path:
+    def ensure_tool(self) -> None:
+        self.tool_path()
+
+    def tool_path(self) -> Path:
+        """The gremlins binary, installed on first use."""
+
         def install(folder: Path) -> None:
             check_call(
                 ["go", "install", f"{GREMLINS}@{GREMLINS_VERSION}"],
@@ -138,7 +143,7 @@ class GoMutationRunner:
 
     def find_mutants(self, repo: Path) -> list[Mutant]:
         """Gremlins' dry run: every mutant position and whether a test covers it."""
-        gremlins = self.ensure_tool()
+        gremlins = self.tool_path()
         with tempfile.TemporaryDirectory(prefix="moa-gremlins-") as out_dir:
             report = Path(out_dir) / "gremlins.json"
             res = sandbox.run(

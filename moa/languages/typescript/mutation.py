@@ -73,7 +73,12 @@ class TypeScriptMutationRunner:
     mutate: list[str] = field(default_factory=lambda: list(DEFAULT_MUTATE))
     tool: str = f"stryker@{TOOL_PACKAGES['@stryker-mutator/core']}"
 
-    def ensure_tool(self) -> Path:
+    def ensure_tool(self) -> None:
+        self.tool_path()
+
+    def tool_path(self) -> Path:
+        """The tool folder, installed on first use."""
+
         def install(folder: Path) -> None:
             manifest = {"name": "moa-stryker-tools", "private": True, "dependencies": TOOL_PACKAGES}
             (folder / "package.json").write_text(json.dumps(manifest, indent=1))
@@ -85,7 +90,7 @@ class TypeScriptMutationRunner:
 
     def prepare(self, repo: Path) -> None:
         """Install the package's runtime dependencies (network) and point it at the tool's Vitest."""
-        tool = self.ensure_tool()
+        tool = self.tool_path()
         manifest = _manifest(repo)
         if manifest.get("dependencies"):
             check_call(
@@ -111,7 +116,7 @@ class TypeScriptMutationRunner:
             (repo / _JEST_COMPAT).write_text("import { vi } from 'vitest';\nglobalThis.jest = vi;\n")
 
     def baseline(self, repo: Path, timeout_s: float) -> tuple[bool, str]:
-        tool = self.ensure_tool()
+        tool = self.tool_path()
         vitest = tool / "node_modules" / "vitest" / "vitest.mjs"
         cmd = [
             "node",
@@ -128,7 +133,7 @@ class TypeScriptMutationRunner:
         self, repo: Path, source: SourceRef, max_mutations: int | None, timeout_s: float
     ) -> list[MutationRecord]:
         """Stryker over the package (sandboxed, offline); `timeout_s` bounds each mutant's tests."""
-        tool = self.ensure_tool()
+        tool = self.tool_path()
         with tempfile.TemporaryDirectory(prefix="moa-stryker-") as out_dir:
             report_path = Path(out_dir) / "mutation.json"
             config: dict[str, Any] = {
@@ -229,8 +234,9 @@ def enclosing_function(text: str, line: int) -> str | None:
 def vitest_config(manifest: dict[str, Any]) -> str:
     """A Vitest config that also runs Jest-style suites (see the module docstring)."""
     aliases = [("^@jest/globals$", "vitest")]
-    jest = manifest.get("jest") if isinstance(manifest.get("jest"), dict) else {}
-    for pattern, target in (jest.get("moduleNameMapper") or {}).items():
+    jest = manifest.get("jest")
+    mapper = jest.get("moduleNameMapper") if isinstance(jest, dict) else None
+    for pattern, target in (mapper or {}).items():
         if isinstance(target, str):
             aliases.append((pattern, target))
     alias_js = ",\n    ".join(
