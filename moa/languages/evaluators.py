@@ -137,7 +137,7 @@ class Lint:
 
 
 @dataclass
-class Tests:
+class SuiteRun:
     result: Result
     total: int | None = None
     failed: int | None = None
@@ -185,7 +185,7 @@ class ToolchainEvaluator(ABC):
     def build(self, repo: Path, run: Runner) -> Result: ...
 
     @abstractmethod
-    def test(self, repo: Path, run: Runner) -> Tests: ...
+    def test(self, repo: Path, run: Runner) -> SuiteRun: ...
 
     @abstractmethod
     def lint(self, repo: Path, run: Runner) -> Lint: ...

@@ -23,7 +23,7 @@ from pathlib import Path
 from moa.languages.evaluators import (
     Lint,
     Runner,
-    Tests,
+    SuiteRun,
     ToolchainEvaluator,
     eval_root,
     located_findings,
@@ -76,7 +76,7 @@ class GoEvaluator(ToolchainEvaluator):
     def build(self, repo: Path, run: Runner) -> Result:
         return run(["go", "build", "./..."], env=self._env())
 
-    def test(self, repo: Path, run: Runner) -> Tests:
+    def test(self, repo: Path, run: Runner) -> SuiteRun:
         # -vet=off: vet's verdict is lint (judged after the tests), not a test failure.
         result = run(["go", "test", "-vet=off", "-json", "./..."], env=self._env())
         passed = failed = 0
@@ -97,7 +97,7 @@ class GoEvaluator(ToolchainEvaluator):
                 failed += event["Action"] == "fail"
         result.output = "\n".join(t for t in text if t)
         # A test file that does not compile is a compile failure, not a failing test.
-        return Tests(result, passed + failed, failed, builds="[build failed]" not in result.output)
+        return SuiteRun(result, passed + failed, failed, builds="[build failed]" not in result.output)
 
     def lint(self, repo: Path, run: Runner) -> Lint:
         vet = run(["go", "vet", "./..."], env=self._env())

@@ -17,7 +17,7 @@ from pathlib import Path
 from moa.languages.evaluators import (
     Lint,
     Runner,
-    Tests,
+    SuiteRun,
     ToolchainEvaluator,
     count_tests,
     register_evaluator,
@@ -107,13 +107,13 @@ class PythonEvaluator(ToolchainEvaluator):
     def build(self, repo: Path, run: Runner) -> Result:
         return run([python_for(repo), "-c", _BUILD, *top_level_modules(repo)], env=self._env(repo))
 
-    def test(self, repo: Path, run: Runner) -> Tests:
+    def test(self, repo: Path, run: Runner) -> SuiteRun:
         result = run(
             [python_for(repo), "-m", "pytest", "-q", "-p", "no:cacheprovider", "--color=no"],
             env=self._env(repo),
         )
         total, failed = count_tests(result.output)
-        return Tests(result, total, failed)
+        return SuiteRun(result, total, failed)
 
     def lint(self, repo: Path, run: Runner) -> Lint:
         ruff = ruff_path()

@@ -18,7 +18,7 @@ from pathlib import Path
 from moa.languages.evaluators import (
     Lint,
     Runner,
-    Tests,
+    SuiteRun,
     ToolchainEvaluator,
     count_tests,
     register_evaluator,
@@ -44,10 +44,10 @@ class RustEvaluator(ToolchainEvaluator):
     def build(self, repo: Path, run: Runner) -> Result:
         return run(["cargo", "check", "--tests", "--offline", "--message-format", "short"], env=ENV)
 
-    def test(self, repo: Path, run: Runner) -> Tests:
+    def test(self, repo: Path, run: Runner) -> SuiteRun:
         result = run(["cargo", "test", "--offline"], env=ENV)
         total, failed = count_tests(result.output)
-        return Tests(result, total, failed)
+        return SuiteRun(result, total, failed)
 
     def lint(self, repo: Path, run: Runner) -> Lint:
         result = run(["cargo", "clippy", "--tests", "--offline", "--message-format", "json"], env=ENV)

@@ -1,6 +1,6 @@
 """The TypeScript evaluator: `tsc --noEmit`, the package's test runner, ESLint.
 
-Tests run the way the mutation runner ran them, so a mutation "caught" there is judged by
+SuiteRun run the way the mutation runner ran them, so a mutation "caught" there is judged by
 the same suite here: Vitest with moa's generated config when the package was prepared by
 `moa.languages.typescript.mutation` (`.moa-vitest.config.mjs`), else the package's own
 Vitest or Jest from its `node_modules`, else its `npm test` script.
@@ -21,7 +21,7 @@ from pathlib import Path
 from moa.languages.evaluators import (
     Lint,
     Runner,
-    Tests,
+    SuiteRun,
     ToolchainEvaluator,
     count_tests,
     register_evaluator,
@@ -132,7 +132,7 @@ class TypeScriptEvaluator(ToolchainEvaluator):
             return run(["node", tsc, "--noEmit", "-p", "tsconfig.json"], env=ENV)
         return run(["node", tsc, *DEFAULT_TSC, *ts], env=ENV)
 
-    def test(self, repo: Path, run: Runner) -> Tests:
+    def test(self, repo: Path, run: Runner) -> SuiteRun:
         vitest = _bin(repo, "vitest", "vitest.mjs")
         jest = _bin(repo, "jest", "bin/jest.js")
         if vitest:
@@ -143,12 +143,14 @@ class TypeScriptEvaluator(ToolchainEvaluator):
         elif json.loads((repo / "package.json").read_text()).get("scripts", {}).get("test"):
             result = run(["npm", "run", "test", "--ignore-scripts"], env=ENV)
         else:
-            return Tests(
+            return SuiteRun(
                 Result(1, "no test runner: the package has no vitest/jest installed and no test script", 0.0)
             )
-        summary = "\n".join(line for line in result.output.splitlines() if line.strip().startswith("Tests"))
+        summary = "\n".join(
+            line for line in result.output.splitlines() if line.strip().startswith("SuiteRun")
+        )
         total, failed = count_tests(summary)
-        return Tests(result, total, failed)
+        return SuiteRun(result, total, failed)
 
     def lint(self, repo: Path, run: Runner) -> Lint:
         try:
