@@ -25,7 +25,7 @@ COMMANDS: dict[str, str] = {
     "registry": "moa.pipeline.cli:registry",
     "serve": "moa.serving.cli:serve",
     "operator": "moa.operator.cli:operator",
-    "manifests": "moa.api.cli:manifests",
+    "manifests": "moa.operator.install:manifests",  # api's crds/validate + install
     "languages": "moa.languages.cli:languages",
     "dev": "moa.dev.cli:dev",
 }

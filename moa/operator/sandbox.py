@@ -8,11 +8,13 @@ a training never opens the sandbox); the PVC is owned by its training.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from moa.api.training import AdapterTraining
-from moa.operator.kube import Kube
 from moa.operator.workloads.base import LABEL_SANDBOX, artifacts_claim, owner_reference
+
+if TYPE_CHECKING:
+    from moa.operator.kube import Kube
 
 POLICY = "moa-sandbox-deny-all"
 _done: set[tuple[str, str]] = set()
