@@ -72,12 +72,13 @@ def read_mutations(folder: Path) -> Loaded:
                 try:
                     loaded.records.append(MutationRecord.model_validate_json(line))
                 except ValidationError as exc:
-                    for err in exc.errors():
-                        where = ".".join(str(p) for p in err["loc"]) or "record"
-                        reason = (
-                            "not valid JSON" if err["type"] == "json_invalid" else f"{where}: {err['msg']}"
-                        )
-                        loaded.errors.append(f"{path}:{n}: {reason}")
+                    reasons = [
+                        "not valid JSON"
+                        if err["type"] == "json_invalid"
+                        else f"{'.'.join(str(p) for p in err['loc']) or 'record'}: {err['msg']}"
+                        for err in exc.errors()
+                    ]
+                    loaded.errors.append(f"{path}:{n}: {'; '.join(reasons)}")
     return loaded
 
 
@@ -227,16 +228,15 @@ def generate(opts: Options, echo: Any = print) -> StageSummary:
             seen.add(pair)
             unique[record_id(r)] = r
     held_eval = eval_packages((package_of(r.source) for r in unique.values()), opts.eval_fraction, opts.seed)
-    work: list[tuple[Task, str]] = []
-    grpo: list[Task] = []
-    for rid, r in unique.items():
-        task = Task(rid, r)
-        if package_of(r.source) in held_eval:
-            work.append((task, "eval"))
-        elif int(_rank(opts.seed, "grpo:" + rid)[:8], 16) / 0xFFFFFFFF < opts.grpo_fraction:
-            grpo.append(task)
-        else:
-            work.append((task, "train"))
+    tasks = [Task(rid, r) for rid, r in unique.items()]
+    evals_work = [(t, "eval") for t in tasks if package_of(t.record.source) in held_eval]
+    train_tasks = sorted(
+        (t for t in tasks if package_of(t.record.source) not in held_eval),
+        key=lambda t: _rank(opts.seed, "grpo:" + t.id),
+    )
+    n_grpo = round(len(train_tasks) * opts.grpo_fraction)
+    grpo = train_tasks[:n_grpo]
+    work = evals_work + [(t, "train") for t in train_tasks[n_grpo:]]
     work.sort(key=lambda t: _rank(opts.seed, t[0].id))
     if opts.limit is not None:
         work = work[: opts.limit]
@@ -254,14 +254,19 @@ def generate(opts: Options, echo: Any = print) -> StageSummary:
         ThreadPoolExecutor(max_workers=max(1, opts.jobs)) as pool,
     ):
         futures = [pool.submit(run_episode, t, s, opts) for t, s in todo]
-        for fut in as_completed(futures):
-            row = fut.result()
-            with lock:
-                fh.write(json.dumps(row, ensure_ascii=False) + "\n")
-                fh.flush()
-                os.fsync(fh.fileno())
-            done[row["id"]] = row
-            tick(row)
+        try:
+            for fut in as_completed(futures):
+                row = fut.result()
+                with lock:
+                    fh.write(json.dumps(row, ensure_ascii=False) + "\n")
+                    fh.flush()
+                    os.fsync(fh.fileno())
+                done[row["id"]] = row
+                tick(row)
+        except BaseException:
+            for fut in futures:  # what is recorded stays; a re-run resumes from there
+                fut.cancel()
+            raise
 
     ids = {t.id for t, _ in work}
     rows = [done[i] for i in sorted(ids) if i in done]

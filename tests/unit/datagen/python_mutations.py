@@ -7,8 +7,15 @@ they always match the real files."""
 
 from __future__ import annotations
 
+import atexit
 import difflib
+import functools
+import shutil
+import tempfile
 from pathlib import Path
+from typing import Any
+
+from click.testing import Result as CliResult
 
 from moa.api.records import MutationRecord, SourceRef
 from moa.datagen.sources import fetch
@@ -96,3 +103,98 @@ def write_mutations(root: Path, recs: list[MutationRecord] | None = None) -> Pat
         (folder / slug).mkdir(parents=True, exist_ok=True)
         (folder / slug / "mutations.jsonl").write_text("\n".join(lines) + "\n")
     return folder
+
+
+def stage_config(root: Path, stage: str, **data: object) -> Path:
+    """A StageConfig with the tiny thresholds these tests use (never other code paths)."""
+    from moa.api.stages import StageConfig
+    from moa.api.training import AdapterTrainingSpec
+
+    spec = AdapterTrainingSpec.model_validate(
+        {
+            "language": "python",
+            "data": {
+                "evalFraction": 0.5,
+                "limits": {"jobs": 2, "timeouts": {"testSeconds": 120}},
+                "gates": {
+                    "minCaughtMutations": 5,
+                    "minMultiToolFraction": 0.8,
+                    "maxDuplicatePairs": 0,
+                    "minAverageTurns": 3,
+                    "minValidHarmonyFraction": 1.0,
+                    "maxEvalOverlap": 0,
+                },
+                **data,
+            },
+        }
+    )
+    cfg = StageConfig(stage=stage, root=str(root), name="python-test", spec=spec)  # type: ignore[arg-type]
+    return cfg.write(root / f"{stage}.yaml")
+
+
+class Interrupted(Exception):
+    """Stands in for a crash (a killed pod) in the middle of the trajectories stage."""
+
+
+class CrashingTeacher:
+    """The real oracle for the first `after` episodes, then a crash."""
+
+    name = "oracle"
+
+    def __init__(self, after: int) -> None:
+        from moa.datagen.teachers import OracleTeacher
+
+        self.oracle, self.left = OracleTeacher(), after
+
+    def episode(self, *args: Any) -> Any:
+        if self.left <= 0:
+            raise Interrupted("simulated crash")
+        self.left -= 1
+        return self.oracle.episode(*args)
+
+
+GRPO_FRACTION = 0.3
+
+
+@functools.cache
+def oracle_dataset() -> tuple[Path, list[str], CliResult]:
+    """Real oracle trajectories for MUTANTS (plus two corrupted lines), made the hard way: the
+    stage crashes after two episodes and is resumed by the real command. Built once per test
+    process and shared by the trajectories and gate tests. Returns (root, the crashed run's
+    log, the resumed run's CLI result)."""
+    from click.testing import CliRunner
+
+    from moa.cli import cli
+    from moa.datagen.trajectories import Options, generate
+
+    root = Path(tempfile.mkdtemp(prefix="moa-oracle-"))
+    atexit.register(shutil.rmtree, root, True)
+    folder = write_mutations(root)
+    with (folder / "idna-3.6" / "mutations.jsonl").open("a") as fh:
+        fh.write("{not json\n")
+        fh.write('{"language": "python", "status": "caught", "source": "pypi:idna@3.6"}\n')
+    config = stage_config(root, "trajectories")
+    core = root / "data" / "python" / "core_agent"
+    crashed: list[str] = []
+    opts = Options(
+        language="python",
+        mutations=folder,
+        output=core,
+        grpo_output=root / "data" / "python" / "grpo" / "tasks",
+        teacher=CrashingTeacher(after=2),  # type: ignore[arg-type]
+        teacher_name="oracle",
+        eval_fraction=0.5,
+        grpo_fraction=GRPO_FRACTION,
+        jobs=1,
+        test_timeout_s=120,
+    )
+    try:
+        generate(opts, echo=crashed.append)
+    except Interrupted:
+        pass
+    else:
+        raise AssertionError("the simulated crash did not happen")
+    resumed = CliRunner().invoke(
+        cli, ["datagen", "trajectories", "--config", str(config), "--grpo-fraction", str(GRPO_FRACTION)]
+    )
+    return root, crashed, resumed
