@@ -1,0 +1,517 @@
+"""`moa dev cluster up|down|status|env`: a real Kubernetes control plane as local processes.
+
+etcd, kube-apiserver, kube-controller-manager and kube-scheduler are the real upstream binaries
+(built from their Go modules, see k8s_build.py); KWOK stands in for kubelets, so nodes and pod
+lifecycles are simulated (fake_pods.py) while admission, validation, scheduling and every
+controller are real. No Docker is needed.
+
+Each component gets its own client certificate and kubeconfig so RBAC and Pod Security admission
+behave as on a real cluster. State (certs, ports, etcd data, logs, pids) lives under
+``~/.cache/moa/cluster/<name>/``; `up` on a running cluster is a quick no-op and `down` stops every
+process it started and checks that their ports are free again.
+
+kwokctl's binary runtime can use local binaries, but it signs every component with one admin cert
+and replaces the admission plugin list; our own launcher keeps per-component identities and the
+default admission chain (PodSecurity included), and owns idempotency and port checks.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import json
+import os
+import shutil
+import signal
+import socket
+import ssl
+import subprocess
+import time
+import urllib.request
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+import click
+import yaml
+
+from moa.dev import fake_pods, upstream_crds
+from moa.dev.k8s_build import KUBERNETES_VERSION, ToolchainMissing, cache_root, ensure_binaries
+
+COMPONENTS = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok")
+PORTS = ("etcd", "etcd-peer", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok")
+SERVICE_CIDR = "10.96.0.0/16"
+SERVICE_IP = "10.96.0.1"
+START_TIMEOUT_S = 90
+
+# CN / O of each client certificate. KWOK writes status for many nodes and pods, so it is admin.
+IDENTITIES = {
+    "admin": ("moa-admin", "system:masters"),
+    "kube-controller-manager": ("system:kube-controller-manager", None),
+    "kube-scheduler": ("system:kube-scheduler", None),
+    "kwok": ("kwok-controller", "system:masters"),
+}
+
+
+def say(msg: str) -> None:
+    click.echo(f"moa dev cluster: {msg}", err=True)
+
+
+@dataclass
+class Cluster:
+    name: str
+
+    @property
+    def dir(self) -> Path:
+        return cache_root() / "cluster" / self.name
+
+    @property
+    def kubeconfig(self) -> Path:
+        return self.dir / "kubeconfig"
+
+    @property
+    def pki(self) -> Path:
+        return self.dir / "pki"
+
+    def log(self, component: str) -> Path:
+        return self.dir / "logs" / f"{component}.log"
+
+    # -- persistent state -------------------------------------------------------------------
+    def ports(self) -> dict[str, int]:
+        """Ports chosen at first `up` and kept, so kubeconfigs stay valid across restarts."""
+        path = self.dir / "ports.json"
+        if path.exists():
+            return json.loads(path.read_text())
+        ports = {name: free_port() for name in PORTS}
+        self.dir.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(ports, indent=2))
+        return ports
+
+    def pids(self) -> dict[str, int]:
+        path = self.dir / "pids.json"
+        return json.loads(path.read_text()) if path.exists() else {}
+
+    def save_pids(self, pids: dict[str, int]) -> None:
+        (self.dir / "pids.json").write_text(json.dumps(pids, indent=2))
+
+    def running(self) -> dict[str, int]:
+        """Components whose recorded pid is alive and still one of ours (its command line names our dir)."""
+        return {c: pid for c, pid in self.pids().items() if is_ours(pid, self.dir)}
+
+    # -- lifecycle ------------------------------------------------------------------------
+    def is_up(self) -> bool:
+        return set(self.running()) == set(COMPONENTS) and self.apiserver_ready()
+
+    def apiserver_ready(self) -> bool:
+        ctx = ssl.create_default_context(cafile=str(self.pki / "ca.crt"))
+        ctx.load_cert_chain(str(self.pki / "admin.crt"), str(self.pki / "admin.key"))
+        return http_ok(f"https://127.0.0.1:{self.ports()['kube-apiserver']}/readyz", ctx)
+
+    def up(self) -> float:
+        """Start every component (no-op when all run); returns the seconds it took."""
+        started = time.monotonic()
+        if self.pids() and self.is_up():
+            say(f"cluster {self.name!r} is already up ({self.kubeconfig})")
+            return time.monotonic() - started
+        if self.running():
+            say("some components are running but the cluster is not healthy; restarting it")
+            self.down()
+        binaries = ensure_binaries(say=say)
+        ports = self.ports()
+        write_pki(self.pki)
+        for who in IDENTITIES:
+            write_kubeconfig(self.dir / f"{who}.kubeconfig", self.pki, who, ports["kube-apiserver"])
+        self.kubeconfig.write_text((self.dir / "admin.kubeconfig").read_text())
+        stages = self.dir / "kwok-stages.yaml"
+        stages.write_text(fake_pods.stages_yaml())
+        (self.dir / "logs").mkdir(exist_ok=True)
+
+        pids: dict[str, int] = {}
+        insecure = ssl._create_unverified_context()  # component health ports use self-signed certs
+        for component in COMPONENTS:
+            say(f"starting {component}")
+            cmd = [str(binaries[component]), *self.flags(component, ports)]
+            pids[component] = spawn(cmd, self.log(component))
+            self.save_pids(pids)
+            url, ctx = self.health(component, ports, insecure)
+            self.wait(component, pids[component], lambda url=url, ctx=ctx: http_ok(url, ctx))
+
+        kubectl = binaries["kubectl"]
+        run_kubectl(
+            kubectl,
+            self.kubeconfig,
+            "apply",
+            "--server-side",
+            "--force-conflicts",
+            "-f",
+            "-",
+            input=resources.files("moa.dev.kwok").joinpath("nodes.yaml").read_text(),
+        )
+        try:
+            apply_crds(kubectl, self.kubeconfig, upstream_crds.crd_files())
+        except ToolchainMissing as exc:
+            say(f"Kubeflow/JobSet CRDs not installed: {exc}")
+        run_kubectl(
+            kubectl, self.kubeconfig, "wait", "--for=condition=Ready", "node", "--all", "--timeout=60s"
+        )
+        seconds = time.monotonic() - started
+        say(f"cluster {self.name!r} is up in {seconds:.1f} s; export KUBECONFIG={self.kubeconfig}")
+        return seconds
+
+    def health(self, component: str, ports: dict[str, int], insecure: ssl.SSLContext):
+        if component == "etcd":
+            return f"http://127.0.0.1:{ports['etcd']}/health", None
+        if component == "kube-apiserver":
+            ctx = ssl.create_default_context(cafile=str(self.pki / "ca.crt"))
+            ctx.load_cert_chain(str(self.pki / "admin.crt"), str(self.pki / "admin.key"))
+            return f"https://127.0.0.1:{ports[component]}/readyz", ctx
+        if component == "kwok":
+            return f"http://127.0.0.1:{ports[component]}/healthz", None
+        return f"https://127.0.0.1:{ports[component]}/healthz", insecure
+
+    def wait(self, component: str, pid: int, ready) -> None:
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while time.monotonic() < deadline:
+            if not alive(pid):
+                raise RuntimeError(f"{component} exited during start-up:\n{tail(self.log(component))}")
+            if ready():
+                return
+            time.sleep(0.2)
+        raise RuntimeError(f"{component} not healthy after {START_TIMEOUT_S} s:\n{tail(self.log(component))}")
+
+    def down(self) -> list[str]:
+        """Stop every component, dependents first (TERM, KILL after 15 s); returns ports still bound."""
+        running = self.running()
+        for component in reversed(COMPONENTS):
+            pid = running.get(component)
+            if pid is None:
+                continue
+            say(f"stopping {component} (pid {pid})")
+            os.kill(pid, signal.SIGTERM)
+            deadline = time.monotonic() + 15
+            while is_ours(pid, self.dir) and time.monotonic() < deadline:
+                time.sleep(0.05)
+            if is_ours(pid, self.dir):
+                say(f"{component} ignored SIGTERM; killing it")
+                os.kill(pid, signal.SIGKILL)
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(pid, os.WNOHANG)  # reap it when this process started it (pytest fixture)
+        (self.dir / "pids.json").unlink(missing_ok=True)
+        if not (self.dir / "ports.json").exists():
+            return []
+        return [f"{name}:{port}" for name, port in self.ports().items() if not port_free(port)]
+
+    def flags(self, component: str, ports: dict[str, int]) -> list[str]:
+        pki, d = self.pki, self.dir
+        if component == "etcd":
+            return [
+                f"--name={self.name}",
+                f"--data-dir={d / 'etcd'}",
+                f"--listen-client-urls=http://127.0.0.1:{ports['etcd']}",
+                f"--advertise-client-urls=http://127.0.0.1:{ports['etcd']}",
+                f"--listen-peer-urls=http://127.0.0.1:{ports['etcd-peer']}",
+                f"--initial-advertise-peer-urls=http://127.0.0.1:{ports['etcd-peer']}",
+                f"--initial-cluster={self.name}=http://127.0.0.1:{ports['etcd-peer']}",
+                "--unsafe-no-fsync",  # a throwaway dev store on a shared disk: speed over durability
+                "--log-level=warn",
+            ]
+        if component == "kube-apiserver":
+            return [
+                f"--etcd-servers=http://127.0.0.1:{ports['etcd']}",
+                "--bind-address=127.0.0.1",
+                "--advertise-address=127.0.0.1",
+                f"--secure-port={ports['kube-apiserver']}",
+                f"--tls-cert-file={pki / 'apiserver.crt'}",
+                f"--tls-private-key-file={pki / 'apiserver.key'}",
+                f"--client-ca-file={pki / 'ca.crt'}",
+                f"--service-account-key-file={pki / 'sa.pub'}",
+                f"--service-account-signing-key-file={pki / 'sa.key'}",
+                "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
+                f"--service-cluster-ip-range={SERVICE_CIDR}",
+                "--authorization-mode=Node,RBAC",
+                "--allow-privileged=true",
+                "--endpoint-reconciler-type=none",  # a loopback address is not a valid endpoint
+                "--profiling=false",
+                "--v=0",
+            ]
+        common = [
+            f"--kubeconfig={d / f'{component}.kubeconfig'}",
+            f"--authentication-kubeconfig={d / f'{component}.kubeconfig'}",
+            f"--authorization-kubeconfig={d / f'{component}.kubeconfig'}",
+            "--bind-address=127.0.0.1",
+            f"--secure-port={ports[component]}",
+            f"--cert-dir={d / 'serving' / component}",
+            "--leader-elect=false",
+            "--profiling=false",
+        ]
+        if component == "kube-controller-manager":
+            return [
+                *common,
+                f"--service-account-private-key-file={pki / 'sa.key'}",
+                f"--root-ca-file={pki / 'ca.crt'}",
+                f"--cluster-signing-cert-file={pki / 'ca.crt'}",
+                f"--cluster-signing-key-file={pki / 'ca.key'}",
+                "--use-service-account-credentials=true",
+            ]
+        if component == "kube-scheduler":
+            return common
+        if component == "kwok":
+            return [
+                f"--kubeconfig={d / 'kwok.kubeconfig'}",
+                f"--config={d / 'kwok-stages.yaml'}",
+                "--manage-all-nodes=false",
+                "--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake",
+                "--node-lease-duration-seconds=40",
+                f"--server-address=127.0.0.1:{ports['kwok']}",
+            ]
+        raise ValueError(component)
+
+
+# -- processes and ports ------------------------------------------------------------------------
+def spawn(cmd: list[str], log: Path) -> int:
+    """Start a detached process (own session: it outlives `moa dev cluster up` and Ctrl-C)."""
+    with log.open("ab") as out:
+        proc = subprocess.Popen(
+            cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
+        )
+    return proc.pid
+
+
+def alive(pid: int) -> bool:
+    """Running and not a zombie (a just-spawned child may not show its final command line yet)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def is_ours(pid: int, state_dir: Path) -> bool:
+    """Alive and started with our state dir in its flags (pids get reused)."""
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
+    except OSError:
+        return False
+    return str(state_dir) in cmdline and alive(pid)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def port_free(port: int) -> bool:
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
+
+
+def http_ok(url: str, ctx: ssl.SSLContext | None) -> bool:
+    try:
+        with urllib.request.urlopen(url, context=ctx, timeout=2) as resp:
+            return resp.status == 200
+    except OSError:
+        return False
+
+
+def tail(path: Path, lines: int = 25) -> str:
+    return "\n".join(path.read_text(errors="replace").splitlines()[-lines:]) if path.exists() else "(no log)"
+
+
+# -- certificates and kubeconfigs ----------------------------------------------------------------
+def openssl(*args: str) -> None:
+    result = subprocess.run(["openssl", *args], capture_output=True, text=True)
+    if result.returncode != 0:
+        raise RuntimeError(f"openssl {' '.join(args[:2])} failed: {result.stderr.strip()}")
+
+
+def write_pki(pki: Path) -> None:
+    """CA, API server serving cert, one client cert per identity, service-account key pair (once)."""
+    if (pki / "done").exists():
+        return
+    pki.mkdir(parents=True, exist_ok=True)
+    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
+    openssl(
+        "req",
+        "-x509",
+        *ec,
+        "-keyout",
+        str(pki / "ca.key"),
+        "-out",
+        str(pki / "ca.crt"),
+        "-days",
+        "3650",
+        "-subj",
+        "/CN=moa-local-ca",
+    )
+    sans = [
+        "DNS:localhost",
+        "DNS:kubernetes",
+        "DNS:kubernetes.default",
+        "DNS:kubernetes.default.svc",
+        "DNS:kubernetes.default.svc.cluster.local",
+        "IP:127.0.0.1",
+        f"IP:{SERVICE_IP}",
+    ]
+    leaves = {"apiserver": ("/CN=kube-apiserver", "serverAuth", ",".join(sans))}
+    for who, (cn, org) in IDENTITIES.items():
+        leaves[who] = (f"/O={org}/CN={cn}" if org else f"/CN={cn}", "clientAuth", None)
+    for name, (subject, usage, san) in leaves.items():
+        ext = pki / f"{name}.ext"
+        ext.write_text(
+            f"keyUsage=critical,digitalSignature\nextendedKeyUsage={usage}\n"
+            + (f"subjectAltName={san}\n" if san else "")
+        )
+        openssl(
+            "req",
+            "-new",
+            *ec,
+            "-keyout",
+            str(pki / f"{name}.key"),
+            "-out",
+            str(pki / f"{name}.csr"),
+            "-subj",
+            subject,
+        )
+        openssl(
+            "x509",
+            "-req",
+            "-in",
+            str(pki / f"{name}.csr"),
+            "-CA",
+            str(pki / "ca.crt"),
+            "-CAkey",
+            str(pki / "ca.key"),
+            "-CAcreateserial",
+            "-days",
+            "3650",
+            "-extfile",
+            str(ext),
+            "-out",
+            str(pki / f"{name}.crt"),
+        )
+        ext.unlink()
+        (pki / f"{name}.csr").unlink()
+    openssl(
+        "genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-out", str(pki / "sa.key")
+    )
+    openssl("pkey", "-in", str(pki / "sa.key"), "-pubout", "-out", str(pki / "sa.pub"))
+    (pki / "done").touch()
+
+
+def write_kubeconfig(path: Path, pki: Path, who: str, port: int) -> None:
+    def b64(name: str) -> str:
+        return base64.b64encode((pki / name).read_bytes()).decode()
+
+    config = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [
+            {
+                "name": "moa",
+                "cluster": {
+                    "server": f"https://127.0.0.1:{port}",
+                    "certificate-authority-data": b64("ca.crt"),
+                },
+            }
+        ],
+        "users": [
+            {
+                "name": who,
+                "user": {"client-certificate-data": b64(f"{who}.crt"), "client-key-data": b64(f"{who}.key")},
+            }
+        ],
+        "contexts": [{"name": "moa", "context": {"cluster": "moa", "user": who}}],
+        "current-context": "moa",
+    }
+    path.write_text(yaml.safe_dump(config))
+
+
+# -- kubectl -------------------------------------------------------------------------------------
+def run_kubectl(
+    kubectl: Path, kubeconfig: Path, *args: str, input: str | None = None, check: bool = True
+) -> subprocess.CompletedProcess[str]:
+    result = subprocess.run(
+        [str(kubectl), f"--kubeconfig={kubeconfig}", *args], input=input, capture_output=True, text=True
+    )
+    if check and result.returncode != 0:
+        raise RuntimeError(f"kubectl {' '.join(args)} failed: {result.stderr.strip()}")
+    return result
+
+
+def apply_crds(kubectl: Path, kubeconfig: Path, files: list[Path]) -> None:
+    """Server-side apply (big CRDs exceed the client-side last-applied annotation) and wait Established."""
+    if not files:
+        return
+    args = [arg for f in files for arg in ("-f", str(f))]
+    out = run_kubectl(kubectl, kubeconfig, "apply", "--server-side", "--force-conflicts", "-o", "name", *args)
+    names = out.stdout.split()
+    run_kubectl(kubectl, kubeconfig, "wait", "--for=condition=Established", "--timeout=60s", *names)
+
+
+# -- CLI -----------------------------------------------------------------------------------------
+@click.group()
+@click.option(
+    "--name", default="moa", show_default=True, help="Cluster name (state under ~/.cache/moa/cluster/NAME)."
+)
+@click.pass_context
+def cluster(ctx: click.Context, name: str) -> None:
+    """A real local control plane (etcd, kube-apiserver, controller-manager, scheduler, KWOK nodes)."""
+    ctx.obj = Cluster(name)
+
+
+@cluster.command()
+@click.pass_obj
+def up(c: Cluster) -> None:
+    """Start the cluster (builds the binaries on first use); a no-op when it already runs."""
+    c.up()
+    click.echo(f"export KUBECONFIG={c.kubeconfig}")
+
+
+@cluster.command()
+@click.option("--purge", is_flag=True, help="Also delete the state dir (certs, etcd data, logs).")
+@click.pass_obj
+def down(c: Cluster, purge: bool) -> None:
+    """Stop every component and check that no port stays bound."""
+    busy = c.down()
+    if busy:
+        raise click.ClickException(f"ports still bound after stopping: {', '.join(busy)}")
+    if purge and c.dir.exists():
+        shutil.rmtree(c.dir)
+    say(f"cluster {c.name!r} is down" + (" and purged" if purge else ""))
+
+
+@cluster.command()
+@click.pass_obj
+def status(c: Cluster) -> None:
+    """Which components run, on which ports, and whether the API server is ready."""
+    running = c.running()
+    ports = c.ports() if (c.dir / "ports.json").exists() else {}
+    click.echo(f"cluster {c.name!r} (Kubernetes {KUBERNETES_VERSION}) state: {c.dir}")
+    for component in COMPONENTS:
+        where = f"127.0.0.1:{ports[component]}" if component in ports else "-"
+        state = f"running  pid {running[component]}" if component in running else "stopped"
+        click.echo(f"  {component:<24} {state:<18} {where}")
+    if "kube-apiserver" in running:
+        click.echo(f"  api server ready: {'yes' if c.apiserver_ready() else 'no'}; KUBECONFIG={c.kubeconfig}")
+
+
+@cluster.command()
+@click.pass_obj
+def env(c: Cluster) -> None:
+    """Shell lines that point kubectl (ours, first on PATH) at the cluster: eval "$(moa dev cluster env)"."""
+    kubectl = ensure_binaries(["kubectl"], say=say)["kubectl"]
+    click.echo(f"export KUBECONFIG={c.kubeconfig}")
+    click.echo(f'export PATH="{kubectl.parent}:$PATH"')
+
+
+@cluster.command("kwok-manifests")
+def kwok_manifests() -> None:
+    """Print moa's KWOK Stages and simulated nodes, to apply on another cluster running KWOK (e.g. kind)."""
+    click.echo(fake_pods.stages_yaml().rstrip() + "\n---")
+    click.echo(resources.files("moa.dev.kwok").joinpath("nodes.yaml").read_text())

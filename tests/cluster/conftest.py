@@ -1,0 +1,124 @@
+"""Fixtures for tests against a real Kubernetes API server.
+
+By default the session starts moa's local control plane (`moa dev cluster up`, building the
+binaries on a fresh machine) or reuses it when it already runs. `--kubeconfig PATH` or
+`MOA_TEST_KUBECONFIG=PATH` runs the same tests against any existing cluster instead (kind:
+see tests/cluster/kind.yaml). Either way moa's CRDs (manifests/crds/) and the upstream
+Kubeflow/JobSet CRDs are applied first.
+
+A missing Go toolchain makes these tests ERROR with the reason; they never skip silently.
+Reusable fixtures: `kubeconfig` (path), `kube_api` (kubernetes.client.ApiClient), `namespace`
+(a fresh one per test, deleted after), `kubectl` (our version-matched kubectl, bound to the
+kubeconfig).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+MOA_CRDS = REPO / "manifests" / "crds"
+
+Kubectl = Callable[..., subprocess.CompletedProcess[str]]
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--kubeconfig",
+        default=os.environ.get("MOA_TEST_KUBECONFIG"),
+        help="run tests/cluster against this existing cluster instead of the local control plane "
+        "(env: MOA_TEST_KUBECONFIG)",
+    )
+
+
+@pytest.fixture(scope="session")
+def kubectl_bin() -> Path:
+    from moa.dev.k8s_build import ensure_binaries
+
+    return ensure_binaries(["kubectl"])["kubectl"]
+
+
+@pytest.fixture(scope="session")
+def kubeconfig(request: pytest.FixtureRequest, kubectl_bin: Path) -> Iterator[Path]:
+    from moa.dev import upstream_crds
+    from moa.dev.cluster import Cluster, apply_crds
+
+    given = request.config.getoption("--kubeconfig")
+    started_here = False
+    if given:
+        path = Path(given).expanduser()
+    else:
+        local = Cluster(os.environ.get("MOA_TEST_CLUSTER", "moa"))
+        started_here = not local.is_up()
+        local.up()
+        path = local.kubeconfig
+    moa_crds = [
+        p for p in sorted(MOA_CRDS.glob("*.yaml")) if "kind: CustomResourceDefinition" in p.read_text()
+    ]
+    apply_crds(kubectl_bin, path, upstream_crds.crd_files() + moa_crds)
+    yield path
+    # A cluster this session started is stopped again (warm `up` is seconds); one that was
+    # already running, or a given one, is left alone. MOA_KEEP_CLUSTER=1 keeps it for debugging.
+    if started_here and not os.environ.get("MOA_KEEP_CLUSTER"):
+        local.down()
+
+
+@pytest.fixture(scope="session")
+def kubectl(kubectl_bin: Path, kubeconfig: Path) -> Kubectl:
+    """kubectl("get", "pods", "-n", ns, check=True, input=None) -> CompletedProcess (text)."""
+
+    def run(*args: str, check: bool = True, input: str | None = None) -> subprocess.CompletedProcess[str]:
+        result = subprocess.run(
+            [str(kubectl_bin), f"--kubeconfig={kubeconfig}", *args],
+            input=input,
+            capture_output=True,
+            text=True,
+        )
+        if check and result.returncode != 0:
+            raise AssertionError(f"kubectl {' '.join(args)} failed ({result.returncode}):\n{result.stderr}")
+        return result
+
+    return run
+
+
+@pytest.fixture(scope="session")
+def kube_api(kubeconfig: Path):
+    from kubernetes import config
+
+    client = config.new_client_from_config(config_file=str(kubeconfig))
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def namespace(request: pytest.FixtureRequest, kube_api) -> Iterator[str]:
+    """A fresh namespace (ready for pods: its default ServiceAccount exists), deleted after the test."""
+    from kubernetes import client
+    from kubernetes.client.rest import ApiException
+
+    core = client.CoreV1Api(kube_api)
+    stem = request.node.name.lower().replace("_", "-")
+    name = (
+        f"t-{''.join(ch for ch in stem if ch.isalnum() or ch == '-')[:40].strip('-')}-{uuid.uuid4().hex[:5]}"
+    )
+    core.create_namespace(
+        client.V1Namespace(metadata=client.V1ObjectMeta(name=name, labels={"moa.dev/test": "1"}))
+    )
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            core.read_namespaced_service_account("default", name)
+            break
+        except ApiException as exc:
+            if exc.status != 404 or time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)
+    yield name
+    core.delete_namespace(name, propagation_policy="Background")
