@@ -4,6 +4,10 @@ Header order follows what gpt-oss itself generates: for assistant messages the r
 comes after the channel (`<|channel|>commentary to=functions.x <|constrain|>json`); for
 other authors it follows the author (`functions.x to=assistant<|channel|>commentary`),
 as in the Harmony guide. The parser reads both positions.
+
+Nothing is dropped: openai-harmony by default leaves out the analysis messages before a
+final answer (`auto_drop_analysis`), but moa's trajectories are training targets whose
+chain of thought between tool calls is exactly what the model should learn.
 """
 
 from __future__ import annotations
