@@ -1,0 +1,126 @@
+"""Export mutmut 3's results as JSON lines, one per mutant (run by the TARGET repo's venv, cwd = repo).
+
+`python mutmut_export.py names` instead generates the mutants (the first step of `mutmut run`, which
+has no "generate only" command) and prints each mutant's name, function and cached verdict, so the
+runner can pick a subset and pass it to `mutmut run NAME...`.
+
+Why a script and not `mutmut show`: `show` prints a function-level diff and costs one process per
+mutant; the stage needs a file-level unified diff (fixed -> buggy) for every mutant. This uses
+mutmut's own readers (the same ones `mutmut apply` uses) to build each mutated file in memory, in
+one process, without touching the source tree. It imports mutmut, so it never runs inside moa.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import sys
+from pathlib import Path
+
+import libcst as cst
+from mutmut.mutation.data import SourceFileMutationData
+from mutmut.mutation.diff_apply import (
+    find_top_level_function_or_method,
+    read_functions_from_index,
+    read_mutant_function,
+    read_mutants_module,
+)
+from mutmut.stats import status_by_exit_code
+from mutmut.utils.file_utils import walk_mutatable_files
+from mutmut.utils.format_utils import orig_function_and_class_names_from_key
+
+
+def _block(lines: list[str], code: list[str]) -> tuple[int, str] | None:
+    """Where the (unindented) function `code` sits in the file `lines`: (first line, indent)."""
+    first = code[0]
+    for k, line in enumerate(lines):
+        if not first or not line.endswith(first) or line.strip() != first.strip():
+            continue
+        indent = line[: len(line) - len(first)]
+        window = lines[k : k + len(code)]
+        if len(window) == len(code) and all(
+            f in (indent + c, c) or (not c and not f.strip()) for f, c in zip(window, code, strict=True)
+        ):
+            return k, indent
+    return None
+
+
+def mutated_source(orig: cst.Module, text: str, path: Path, name: str) -> str:
+    """The file with mutant `name` applied. A textual splice of the changed lines into the function's
+    block (fast: libcst's deep_replace walks the whole module per mutant); deep_replace when the
+    function cannot be located textually."""
+    function, _ = orig_function_and_class_names_from_key(name)
+    original = find_top_level_function_or_method(orig, function)
+    if original is None:
+        raise LookupError(f"{path}: function {function} of {name} not found")
+    pair = read_functions_from_index(name, path)
+    mutant = pair[1] if pair is not None else read_mutant_function(read_mutants_module(path), name)
+    mutant = mutant.with_changes(name=cst.Name(function))
+    old = cst.Module([original]).code.splitlines(keepends=True)
+    new = cst.Module([mutant]).code.splitlines(keepends=True)
+    lines = text.splitlines(keepends=True)
+    where = _block(lines, old)
+    if where is None:
+        return orig.deep_replace(original, mutant).code  # type: ignore[arg-type]
+    start, indent = where
+    out = lines[:start]
+    for op, i1, i2, j1, j2 in difflib.SequenceMatcher(None, old, new, autojunk=False).get_opcodes():
+        if op == "equal":
+            out += lines[start + i1 : start + i2]
+        else:
+            pad = indent if lines[start + min(i1, len(old) - 1)].startswith(indent) else ""
+            out += [pad + x if x.strip() else x for x in new[j1:j2]]
+    return "".join(out + lines[start + len(old) :])
+
+
+def names() -> None:
+    from mutmut.__main__ import create_mutants, store_lines_covered_by_tests
+    from mutmut.utils.file_utils import copy_also_copy_files, copy_src_dir, setup_source_paths
+
+    Path("mutants").mkdir(exist_ok=True)
+    copy_src_dir()
+    copy_also_copy_files()
+    setup_source_paths()
+    store_lines_covered_by_tests()
+    create_mutants(1)
+    for path in walk_mutatable_files():
+        data = SourceFileMutationData(path=path)
+        data.load()
+        for name, code in data.exit_code_by_key.items():
+            function, cls = orig_function_and_class_names_from_key(name)
+            row = {"name": name, "function": f"{path}:{cls}.{function}" if cls else f"{path}:{function}"}
+            sys.stdout.write(json.dumps({**row, "exit_code": code}) + "\n")
+
+
+def main() -> None:
+    for path in walk_mutatable_files():
+        data = SourceFileMutationData(path=path)
+        data.load()
+        if not data.exit_code_by_key:
+            continue
+        text = Path(path).read_text()
+        orig = cst.parse_module(text)
+        for name, code in data.exit_code_by_key.items():
+            function, cls = orig_function_and_class_names_from_key(name)
+            row = {
+                "name": name,
+                "file": str(path),
+                "function": f"{cls}.{function}" if cls else function,
+                "exit_code": code,
+                "status": status_by_exit_code[code],
+                "seconds": data.durations_by_key.get(name),
+            }
+            try:
+                buggy = mutated_source(orig, text, Path(path), name)
+            except Exception as exc:  # one unreadable mutant must not lose the others
+                row["error"] = f"{type(exc).__name__}: {exc}"
+            else:
+                diff = difflib.unified_diff(
+                    text.splitlines(keepends=True), buggy.splitlines(keepends=True), f"a/{path}", f"b/{path}"
+                )
+                row["diff"] = "".join(diff)
+            sys.stdout.write(json.dumps(row) + "\n")
+
+
+if __name__ == "__main__":
+    names() if sys.argv[1:] == ["names"] else main()
