@@ -182,6 +182,8 @@ def _fresh_copy(src: Path, dst: Path) -> Path:
         if (src / name).is_dir():
             (dst / name).mkdir()
             for entry in (src / name).iterdir():
+                if entry.name.startswith(".") and entry.name != ".bin" and entry.is_dir():
+                    continue  # tool caches (.vite, .cache): each workspace starts its own
                 (dst / name / entry.name).symlink_to(entry)
     return dst
 

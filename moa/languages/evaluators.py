@@ -185,7 +185,8 @@ class ToolchainEvaluator(ABC):
     def build(self, repo: Path, run: Runner) -> Result: ...
 
     @abstractmethod
-    def test(self, repo: Path, run: Runner) -> SuiteRun: ...
+    def test(self, repo: Path, run: Runner, tests: Sequence[str] = ()) -> SuiteRun:
+        """The suite, or only `tests` (names as the runner prints them: the agent's run_tests)."""
 
     @abstractmethod
     def lint(self, repo: Path, run: Runner) -> Lint: ...

@@ -15,8 +15,10 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
+from collections.abc import Sequence
 from functools import cache
 from pathlib import Path
 
@@ -76,9 +78,10 @@ class GoEvaluator(ToolchainEvaluator):
     def build(self, repo: Path, run: Runner) -> Result:
         return run(["go", "build", "./..."], env=self._env())
 
-    def test(self, repo: Path, run: Runner) -> SuiteRun:
+    def test(self, repo: Path, run: Runner, tests: Sequence[str] = ()) -> SuiteRun:
         # -vet=off: vet's verdict is lint (judged after the tests), not a test failure.
-        result = run(["go", "test", "-vet=off", "-json", "./..."], env=self._env())
+        select = ["-run", "^(" + "|".join(re.escape(t) for t in tests) + ")$"] if tests else []
+        result = run(["go", "test", "-vet=off", "-json", *select, "./..."], env=self._env())
         passed = failed = 0
         text = []
         for line in result.output.splitlines():

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import shutil
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 from moa.languages.evaluators import (
@@ -107,9 +108,9 @@ class PythonEvaluator(ToolchainEvaluator):
     def build(self, repo: Path, run: Runner) -> Result:
         return run([python_for(repo), "-c", _BUILD, *top_level_modules(repo)], env=self._env(repo))
 
-    def test(self, repo: Path, run: Runner) -> SuiteRun:
+    def test(self, repo: Path, run: Runner, tests: Sequence[str] = ()) -> SuiteRun:
         result = run(
-            [python_for(repo), "-m", "pytest", "-q", "-p", "no:cacheprovider", "--color=no"],
+            [python_for(repo), "-m", "pytest", "-q", "-p", "no:cacheprovider", "--color=no", *tests],
             env=self._env(repo),
         )
         total, failed = count_tests(result.output)

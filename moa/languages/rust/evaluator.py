@@ -13,6 +13,7 @@ costs 0.3 reward, not 1.3).
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
 
 from moa.languages.evaluators import (
@@ -44,8 +45,9 @@ class RustEvaluator(ToolchainEvaluator):
     def build(self, repo: Path, run: Runner) -> Result:
         return run(["cargo", "check", "--tests", "--offline", "--message-format", "short"], env=ENV)
 
-    def test(self, repo: Path, run: Runner) -> SuiteRun:
-        result = run(["cargo", "test", "--offline"], env=ENV)
+    def test(self, repo: Path, run: Runner, tests: Sequence[str] = ()) -> SuiteRun:
+        # Several names after `--` select any test whose path contains one of them.
+        result = run(["cargo", "test", "--offline", *(["--", *tests] if tests else [])], env=ENV)
         total, failed = count_tests(result.output)
         return SuiteRun(result, total, failed)
 

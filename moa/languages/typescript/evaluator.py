@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import json
 import os
+import re
+from collections.abc import Sequence
 from pathlib import Path
 
 from moa.languages.evaluators import (
@@ -132,23 +134,22 @@ class TypeScriptEvaluator(ToolchainEvaluator):
             return run(["node", tsc, "--noEmit", "-p", "tsconfig.json"], env=ENV)
         return run(["node", tsc, *DEFAULT_TSC, *ts], env=ENV)
 
-    def test(self, repo: Path, run: Runner) -> SuiteRun:
+    def test(self, repo: Path, run: Runner, tests: Sequence[str] = ()) -> SuiteRun:
         vitest = _bin(repo, "vitest", "vitest.mjs")
         jest = _bin(repo, "jest", "bin/jest.js")
+        select = ["-t", "|".join(re.escape(t) for t in tests)] if tests else []  # a name regex for both
         if vitest:
             config = ["--config", MOA_VITEST_CONFIG] if (repo / MOA_VITEST_CONFIG).is_file() else []
-            result = run(["node", vitest, "run", *config], env=ENV)
+            result = run(["node", vitest, "run", *config, *select], env=ENV)
         elif jest:
-            result = run(["node", jest, "--ci", "--cacheDirectory", ".moa-jest-cache"], env=ENV)
+            result = run(["node", jest, "--ci", "--cacheDirectory", ".moa-jest-cache", *select], env=ENV)
         elif json.loads((repo / "package.json").read_text()).get("scripts", {}).get("test"):
             result = run(["npm", "run", "test", "--ignore-scripts"], env=ENV)
         else:
             return SuiteRun(
                 Result(1, "no test runner: the package has no vitest/jest installed and no test script", 0.0)
             )
-        summary = "\n".join(
-            line for line in result.output.splitlines() if line.strip().startswith("SuiteRun")
-        )
+        summary = "\n".join(line for line in result.output.splitlines() if line.strip().startswith("Tests"))
         total, failed = count_tests(summary)
         return SuiteRun(result, total, failed)
 

@@ -19,7 +19,8 @@ from pathlib import Path
 
 from moa.api.records import EvalOutcome
 from moa.harmony.patch import make_patch
-from moa.languages.evaluation import eval_root, evaluate_many, evaluate_patch
+from moa.languages.evaluation import evaluate_many, evaluate_patch
+from moa.languages.evaluators import Runner, eval_root, get_evaluator
 
 
 @dataclass(frozen=True)
@@ -32,6 +33,8 @@ class Case:
     compile_error: str  # answers, each replacing `buggy`
     failing: str
     lint_dirty: str
+    caught_by: str  # a test that fails on the buggy state ...
+    unrelated: str | None  # ... and one that passes on it (None: the suite has no other)
 
 
 def buggy_state(case: Case, pristine: Path, prepare: Callable[[Path], None] | None = None) -> Path:
@@ -41,7 +44,7 @@ def buggy_state(case: Case, pristine: Path, prepare: Callable[[Path], None] | No
     tag = hashlib.sha256(f"{case.file}\0{case.fixed}\0{case.buggy}".encode()).hexdigest()[:10]
     dest = eval_root() / "fixtures" / f"{pristine.name}-{tag}"
     dest.parent.mkdir(parents=True, exist_ok=True)
-    with open(dest.with_suffix(".lock"), "a") as lock:
+    with open(dest.with_name(dest.name + ".lock"), "a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if not dest.is_dir():
             tmp = dest.with_name(dest.name + ".tmp")
@@ -110,3 +113,15 @@ def check_ladder(case: Case, state: Path, cache_dir: Path) -> dict[str, EvalOutc
     )  # the caller's reward table applies
     assert hit < cold / 4, f"a cache hit took {hit:.2f}s against {cold:.2f}s evaluating"
     return outcomes
+
+
+def check_selection(case: Case, state: Path, work: Path) -> None:
+    """The agent's run_tests with named tests: the catching test fails, an unrelated one passes."""
+    shutil.copytree(state, work, symlinks=True)
+    evaluator = get_evaluator(case.language)
+    run = Runner(evaluator.sandbox(work), work, time.monotonic() + 300)  # type: ignore[attr-defined]
+    caught = evaluator.test(work, run, tests=[case.caught_by])  # type: ignore[attr-defined]
+    assert not caught.result.ok and caught.failed, caught.result.output
+    if case.unrelated:
+        unrelated = evaluator.test(work, run, tests=[case.unrelated])  # type: ignore[attr-defined]
+        assert unrelated.result.ok and unrelated.total, unrelated.result.output

@@ -4,6 +4,7 @@ these run in seconds without a language toolchain."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
@@ -45,7 +46,7 @@ class ShellEvaluator(ToolchainEvaluator):
     def build(self, repo: Path, run: Runner) -> Result:
         return run(["sh", "-n", "lib.sh"])
 
-    def test(self, repo: Path, run: Runner) -> SuiteRun:
+    def test(self, repo: Path, run: Runner, tests: Sequence[str] = ()) -> SuiteRun:
         return SuiteRun(run(["sh", "test.sh"]))
 
     def lint(self, repo: Path, run: Runner) -> Lint:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from eval_ladder import Case, buggy_state, check_ladder
+from eval_ladder import Case, buggy_state, check_ladder, check_selection
 
 from moa.datagen.sources import fetch
 
@@ -20,6 +20,8 @@ CASE = Case(
     failing="\treturn Version(uuid[6] >> 5)\n",
     # Correct, but vet's printf check flags the format verb without an argument.
     lint_dirty='\tif false {\n\t\tfmt.Printf("%d\\n")\n\t}\n\treturn Version(uuid[6] >> 4)\n',
+    caught_by="TestUUID",
+    unrelated="TestConstants",
 )
 
 
@@ -27,6 +29,7 @@ CASE = Case(
 def test_go_evaluator_ladder(tmp_path: Path) -> None:
     state = buggy_state(CASE, fetch(CASE.source))
     outcomes = check_ladder(CASE, state, tmp_path / "outcomes")
+    check_selection(CASE, state, tmp_path / "select")
     assert outcomes["clean"].tests_total and outcomes["clean"].tests_total > 20
     assert outcomes["tests_failed"].tests_failed
     assert outcomes["clean"].lint_available

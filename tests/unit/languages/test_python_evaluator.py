@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from eval_ladder import Case, buggy_state, check_ladder
+from eval_ladder import Case, buggy_state, check_ladder, check_selection
 
 from moa.datagen.sources import fetch
 
@@ -19,6 +19,8 @@ CASE = Case(
     compile_error="    deque(zip(iterable, counter), maxlen=0)\n    return next(counter\n",
     failing="    deque(zip(iterable, counter), maxlen=0)\n    return next(counter) - 1\n",
     lint_dirty="    deque(zip(iterable, counter), maxlen=0)\n    unused = 1\n    return next(counter)\n",
+    caught_by="tests/test_more.py::IlenTests",
+    unrelated="tests/test_more.py::ChunkedTests",
 )
 
 
@@ -26,6 +28,7 @@ CASE = Case(
 def test_python_evaluator_ladder(tmp_path: Path) -> None:
     state = buggy_state(CASE, fetch(CASE.source))
     outcomes = check_ladder(CASE, state, tmp_path / "outcomes")
+    check_selection(CASE, state, tmp_path / "select")
     assert outcomes["clean"].tests_total and outcomes["clean"].tests_total > 600
     assert outcomes["tests_failed"].tests_failed
     assert any("F841" in f for f in outcomes["lint_warnings"].lint_findings)

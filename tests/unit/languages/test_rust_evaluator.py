@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from eval_ladder import Case, buggy_state, check_ladder
+from eval_ladder import Case, buggy_state, check_ladder, check_selection
 
 from moa.datagen.sources import fetch
 
@@ -19,6 +19,8 @@ CASE = Case(
     compile_error="            hash = hash ^ (*byte as u64)\n",
     failing="            hash = hash & (*byte as u64);\n",
     lint_dirty="            let unused = 1;\n            hash = hash ^ (*byte as u64);\n",
+    caught_by="basic_tests",
+    unrelated=None,
 )
 
 
@@ -26,6 +28,7 @@ CASE = Case(
 def test_rust_evaluator_ladder(tmp_path: Path) -> None:
     state = buggy_state(CASE, fetch(CASE.source))
     outcomes = check_ladder(CASE, state, tmp_path / "outcomes")
+    check_selection(CASE, state, tmp_path / "select")
     assert outcomes["clean"].tests_total and outcomes["clean"].tests_total >= 3
     assert outcomes["tests_failed"].tests_failed
     assert any("unused_variables" in f for f in outcomes["lint_warnings"].lint_findings)

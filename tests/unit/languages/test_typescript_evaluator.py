@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from eval_ladder import Case, buggy_state, check_ladder
+from eval_ladder import Case, buggy_state, check_ladder, check_selection
 
 from moa.datagen.sources import fetch
 from moa.languages.typescript.mutation import TypeScriptMutationRunner
@@ -22,6 +22,8 @@ CASE = Case(
     compile_error=PATTERN % "min(...indentLengths, 'one')",  # a type error, not a syntax error
     failing=PATTERN % "min(...indentLengths) + 1",
     lint_dirty="    const unused = 1;\n" + PATTERN % "min(...indentLengths)",
+    caught_by="should remove the same number of tabs/spaces from each line",
+    unrelated="should work with empty string",
 )
 
 
@@ -29,6 +31,7 @@ CASE = Case(
 def test_typescript_evaluator_ladder(tmp_path: Path) -> None:
     state = buggy_state(CASE, fetch(CASE.source), prepare=TypeScriptMutationRunner().prepare)
     outcomes = check_ladder(CASE, state, tmp_path / "outcomes")
+    check_selection(CASE, state, tmp_path / "select")
     assert outcomes["clean"].tests_total and outcomes["clean"].tests_total >= 10
     assert outcomes["tests_failed"].tests_failed
     assert any("no-unused-vars" in f for f in outcomes["lint_warnings"].lint_findings)
