@@ -74,7 +74,6 @@ def check_ladder(case: Case, state: Path, cache_dir: Path) -> dict[str, EvalOutc
         "tests_failed": answer(state, case, case.failing),
         "lint_warnings": answer(state, case, case.lint_dirty),
     }
-    start = time.monotonic()
     outcomes = dict(
         zip(
             patches,
@@ -84,7 +83,6 @@ def check_ladder(case: Case, state: Path, cache_dir: Path) -> dict[str, EvalOutc
             strict=True,
         )
     )
-    cold = time.monotonic() - start
     rewards = {"clean": 1.0, "compile_error": -0.3, "tests_failed": 0.1, "lint_warnings": 0.7}
     for expected, outcome in outcomes.items():
         assert outcome.outcome == expected, f"{expected}: got {outcome.outcome}\n{outcome.output}"
@@ -103,15 +101,11 @@ def check_ladder(case: Case, state: Path, cache_dir: Path) -> dict[str, EvalOutc
     missed = evaluate_patch(case.language, state, stale, cache_dir=cache_dir)
     assert (missed.outcome, missed.reward, missed.applied) == ("patch_failed", -1.0, False), missed.output
 
-    start = time.monotonic()
+    # A hit is served from the cache, with the caller's reward table (timings: bench/eval_cache.py).
     again = evaluate_patch(
         case.language, state, patches["clean"], cache_dir=cache_dir, rewards={"clean": 0.5}
     )
-    hit = time.monotonic() - start
-    assert (
-        again.cached and again.outcome == "clean" and again.reward == 0.5
-    )  # the caller's reward table applies
-    assert hit < cold / 4, f"a cache hit took {hit:.2f}s against {cold:.2f}s evaluating"
+    assert again.cached and again.outcome == "clean" and again.reward == 0.5
     return outcomes
 
 
