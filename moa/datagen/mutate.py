@@ -1,0 +1,416 @@
+"""`moa datagen mutate`: caught mutations (fixed -> buggy pairs) from real sources.
+
+Per source: fetch -> scratch copy -> runner.prepare (network) -> baseline x2 (green required, flaky
+tests found and excluded) -> runner.run (sandboxed, no network) -> dedup -> caps -> verification
+(each kept pair re-checked by applying its diff to the clean tree) -> mutations.jsonl + stats.json.
+The stage's metrics.json is written last.
+
+Resumable at two levels: a source with stats.json is done and skipped; inside a source, the tool's
+records (`run.cache`) and every verification verdict (`verify.cache`, appended as they happen) are
+kept in the scratch folder, so a killed run picks up where it stopped. Scratch lives under
+~/.cache/moa/scratch, not in the output, because readers glob the output for *.jsonl.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import sys
+import time
+from collections import Counter
+from collections.abc import Iterable
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import click
+
+from moa.api.layout import METRICS
+from moa.api.records import MutationRecord, SourceRef
+from moa.api.stages import StageConfig, StageSummary
+from moa.datagen.dedup import diff_hash
+from moa.datagen.sources import fetch
+from moa.datagen.verify import Verdict, apply_verdict, find_flaky, verify
+from moa.languages import registry
+from moa.languages.base import MutationRunner
+
+RECORDS = "mutations.jsonl"
+STATS = "stats.json"
+STATUSES = ("caught", "missed", "timeout", "unviable")
+
+
+@dataclass
+class MutateConfig:
+    """Everything one mutate run needs (the CLI flags, or a StageConfig's data section)."""
+
+    language: str
+    output: Path
+    max_mutations: int | None = 500  # kept (verified) pairs per source
+    max_per_function: int = 10
+    max_per_operator: int = 100  # per operator class (the part before ':')
+    oversample: float = 3.0  # mutants run per wanted pair, when the tool can run a subset
+    jobs: int = 1  # sources in parallel
+    verify: bool = True
+    baseline_runs: int = 2
+    test_timeout_s: float = 300.0  # one run of the test suite
+    source_timeout_s: float = 14400.0  # the mutation tool on one source
+    metrics_path: Path | None = None  # default: output/metrics.json
+
+
+def scratch_dir(cfg: MutateConfig, ref: SourceRef) -> Path:
+    key = hashlib.sha256(f"{cfg.output.resolve()}|{ref}".encode()).hexdigest()[:12]
+    root = Path(os.environ.get("MOA_CACHE", Path.home() / ".cache" / "moa")) / "scratch" / cfg.language
+    return root / f"{ref.slug}-{key}"
+
+
+def log(ref: SourceRef | str, msg: str) -> None:
+    click.echo(f"[mutate] {ref}: {msg}", err=True)
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(text)
+    tmp.replace(path)
+
+
+def _read_lines(path: Path) -> list[dict[str, Any]]:
+    if not path.is_file():
+        return []
+    out = []
+    for line in path.read_text().splitlines():
+        try:
+            out.append(json.loads(line))
+        except json.JSONDecodeError:  # a line cut by a crash: that verdict is simply redone
+            continue
+    return out
+
+
+def dedup(records: Iterable[MutationRecord]) -> tuple[list[MutationRecord], int]:
+    """Records with a diff_hash, first of each hash kept; and how many duplicates were dropped."""
+    seen: set[str] = set()
+    out, dups = [], 0
+    for rec in records:
+        h = rec.diff_hash or diff_hash(rec.diff)
+        if h in seen:
+            dups += 1
+            continue
+        seen.add(h)
+        out.append(rec if rec.diff_hash else rec.model_copy(update={"diff_hash": h}))
+    return out, dups
+
+
+class Caps:
+    """Per-function, per-operator-class and per-source limits on kept pairs."""
+
+    def __init__(self, cfg: MutateConfig) -> None:
+        self.cfg = cfg
+        self.functions: Counter[str] = Counter()
+        self.operators: Counter[str] = Counter()
+        self.kept = 0
+
+    def blocked(self, rec: MutationRecord) -> str | None:
+        if self.cfg.max_mutations is not None and self.kept >= self.cfg.max_mutations:
+            return "cap_source"
+        if self.functions[f"{rec.file}:{rec.function}"] >= self.cfg.max_per_function:
+            return "cap_function"
+        if self.operators[rec.operator.split(":")[0]] >= self.cfg.max_per_operator:
+            return "cap_operator"
+        return None
+
+    def take(self, rec: MutationRecord) -> None:
+        self.functions[f"{rec.file}:{rec.function}"] += 1
+        self.operators[rec.operator.split(":")[0]] += 1
+        self.kept += 1
+
+
+def mutate_source(cfg: MutateConfig, ref: SourceRef) -> dict[str, Any]:
+    """One source end to end; returns its stats (also written as stats.json, last)."""
+    out_dir = cfg.output / ref.slug
+    if (out_dir / STATS).is_file():
+        stats = json.loads((out_dir / STATS).read_text())
+        log(ref, f"done already ({stats.get('status')}), skipped")
+        return {**stats, "resumed": True}
+    start = time.monotonic()
+    secs: dict[str, float] = {}
+    plugin = registry.get(cfg.language)
+    if plugin.mutation_runner is None:
+        raise RuntimeError(f"language {cfg.language} has no mutation runner yet")
+    runner: MutationRunner = plugin.mutation_runner()
+    work = scratch_dir(cfg, ref)
+    repo = work / "repo"
+
+    t = time.monotonic()
+    tree = fetch(ref)
+    if not (work / ".copied").is_file():
+        shutil.rmtree(work, ignore_errors=True)
+        shutil.copytree(tree, repo, symlinks=True, ignore=shutil.ignore_patterns(".moa-source.json"))
+        (work / ".copied").write_text(str(ref))
+    secs["fetch"] = time.monotonic() - t
+    log(ref, f"fetched -> {repo}")
+
+    t = time.monotonic()
+    runner.ensure_tool()
+    runner.prepare(repo)
+    secs["prepare"] = time.monotonic() - t
+    log(ref, f"prepared in {secs['prepare']:.0f}s")
+
+    base = find_flaky(runner, repo, cfg.test_timeout_s, cfg.baseline_runs)
+    secs["baseline"] = base.seconds
+    stats: dict[str, Any] = {
+        "source": str(ref),
+        "language": cfg.language,
+        "tool": runner.tool,
+        "flaky_tests": base.flaky,
+    }
+    if not base.green:
+        log(ref, f"skipped: {base.reason[:300]}")
+        stats.update(
+            status="skipped", reason=base.reason, seconds={**secs, "total": time.monotonic() - start}
+        )
+        _write_atomic(out_dir / STATS, json.dumps(stats, indent=1))
+        shutil.rmtree(work, ignore_errors=True)
+        return stats
+    log(
+        ref,
+        f"baseline green x{base.runs}" + (f", flaky excluded: {', '.join(base.flaky)}" if base.flaky else ""),
+    )
+
+    t = time.monotonic()
+    cache = work / "run.cache"
+    if cache.is_file():
+        records = [MutationRecord.model_validate(r) for r in _read_lines(cache)]
+        log(ref, f"{len(records)} mutants from the cached tool run")
+    else:
+        budget = None if cfg.max_mutations is None else max(1, int(cfg.max_mutations * cfg.oversample))
+        kwargs = {"exclude_tests": base.flaky} if base.flaky else {}
+        records = runner.run(repo, ref, budget, cfg.source_timeout_s, **kwargs)
+        _write_atomic(cache, "".join(r.model_dump_json() + "\n" for r in records))
+    secs["run"] = time.monotonic() - t
+    counts = Counter(r.status for r in records)
+    log(ref, f"{runner.tool}: {len(records)} mutants, " + ", ".join(f"{counts[s]} {s}" for s in STATUSES))
+
+    caught, dups = dedup(r for r in records if r.status == "caught")
+    dropped: Counter[str] = Counter({"duplicate": dups} if dups else {})
+    caps = Caps(cfg)
+    verdicts = {v["diff_hash"]: v for v in _read_lines(work / "verify.cache")}
+    kept: list[MutationRecord] = []
+    t = time.monotonic()
+    reused = 0
+    with (work / "verify.cache").open("a") as vcache:
+        for i, rec in enumerate(caught, 1):
+            reason = caps.blocked(rec)
+            if reason:
+                dropped[reason] += 1
+                continue
+            if cfg.verify:
+                cached = verdicts.get(rec.diff_hash)
+                if cached is not None:
+                    reused += 1
+                    v = _verdict(cached)
+                else:
+                    v = verify(runner, repo, rec, base.flaky, cfg.test_timeout_s)
+                    vcache.write(json.dumps({"diff_hash": rec.diff_hash, **asdict(v)}) + "\n")
+                    vcache.flush()
+                if not v.kept:
+                    dropped[v.reason] += 1
+                    continue
+                rec = apply_verdict(rec, v)
+            caps.take(rec)
+            kept.append(rec)
+            if i % 10 == 0:
+                log(ref, f"verified {i}/{len(caught)} caught, kept {len(kept)}")
+    secs["verify"] = time.monotonic() - t
+
+    _write_atomic(out_dir / RECORDS, "".join(r.model_dump_json() + "\n" for r in kept))
+    total = len(records)
+    secs["total"] = time.monotonic() - start
+    stats.update(
+        status="done",
+        counts={s: counts[s] for s in STATUSES},
+        total=total,
+        kept=len(kept),
+        verified=sum(r.verified for r in kept),
+        verify_reused=reused,
+        dropped=dict(dropped),
+        operators=dict(Counter(r.operator.split(":")[0] for r in kept)),
+        **{"yield": round(counts["caught"] / total, 4) if total else None},
+        mutants_per_minute=round(total / (secs["run"] / 60), 2) if secs["run"] > 0 and total else None,
+        seconds={k: round(v, 2) for k, v in secs.items()},
+    )
+    _write_atomic(out_dir / STATS, json.dumps(stats, indent=1))
+    shutil.rmtree(work, ignore_errors=True)
+    log(
+        ref,
+        f"kept {len(kept)} of {counts['caught']} caught ({dict(dropped) or 'nothing dropped'}) in {secs['total']:.0f}s",
+    )
+    return stats
+
+
+def _verdict(row: dict[str, Any]) -> Verdict:
+    return Verdict(**{k: row[k] for k in ("kept", "reason", "failing", "excerpt", "seconds")})
+
+
+def _safe(cfg: MutateConfig, ref: SourceRef) -> dict[str, Any]:
+    """mutate_source, with a failure turned into a stats row (one source must not sink the others)."""
+    try:
+        return mutate_source(cfg, ref)
+    except Exception as exc:
+        msg = f"{type(exc).__name__}: {exc}" if not str(exc).startswith(str(ref)) else str(exc)
+        log(ref, f"FAILED: {msg[:500]}")
+        return {"source": str(ref), "language": cfg.language, "status": "failed", "reason": msg}
+
+
+def aggregate(rows: list[dict[str, Any]], seconds: float) -> dict[str, float]:
+    """Stage metrics, computed from the sources' stats."""
+    m: Counter[str] = Counter()
+    run_s = 0.0
+    for row in rows:
+        m[f"sources_{row['status']}"] += 1
+        for status, n in row.get("counts", {}).items():
+            m[status] += n
+        for reason, n in row.get("dropped", {}).items():
+            m[f"dropped_{reason}"] += n
+        m["total"] += row.get("total", 0)
+        m["kept"] += row.get("kept", 0)
+        m["verified"] += row.get("verified", 0)
+        run_s += row.get("seconds", {}).get("run", 0.0)
+    metrics: dict[str, float] = {k: float(v) for k, v in m.items()}
+    metrics["sources"] = float(len(rows))
+    if m["total"]:
+        metrics["yield"] = round(m["caught"] / m["total"], 4)
+    if run_s > 0 and m["total"]:
+        metrics["mutants_per_minute"] = round(m["total"] / (run_s / 60), 2)
+    metrics["seconds"] = round(seconds, 2)
+    return metrics
+
+
+def run_stage(cfg: MutateConfig, refs: list[SourceRef]) -> StageSummary:
+    start = time.monotonic()
+    if cfg.jobs > 1 and len(refs) > 1:
+        with ProcessPoolExecutor(max_workers=cfg.jobs) as pool:
+            rows = list(pool.map(_safe, [cfg] * len(refs), refs))
+    else:
+        rows = [_safe(cfg, ref) for ref in refs]
+    metrics = aggregate(rows, time.monotonic() - start)
+    failed = [r for r in rows if r["status"] == "failed"]
+    summary = StageSummary(
+        stage="mutate",
+        status="failed" if failed else "succeeded",
+        metrics=metrics,
+        message="; ".join(f"{r['source']}: {r['reason'][:200]}" for r in failed)[:1500],
+    )
+    summary.write(cfg.metrics_path or cfg.output / METRICS)
+    print_table(rows, metrics)
+    return summary
+
+
+def print_table(rows: list[dict[str, Any]], metrics: dict[str, float]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"mutate: {int(metrics.get('kept', 0))} pairs kept from {len(rows)} source(s)")
+    for col in ("source", "status", "total", *STATUSES, "kept", "yield", "mut/min", "seconds"):
+        table.add_column(col, justify="left" if col in ("source", "status") else "right")
+    for r in rows:
+        c = r.get("counts", {})
+        table.add_row(
+            r["source"],
+            r["status"] + (f" ({r['reason'][:40]})" if r["status"] != "done" else ""),
+            str(r.get("total", "")),
+            *(str(c.get(s, "")) for s in STATUSES),
+            str(r.get("kept", "")),
+            f"{r['yield']:.2f}" if r.get("yield") is not None else "",
+            f"{r['mutants_per_minute']:.1f}" if r.get("mutants_per_minute") else "",
+            f"{r.get('seconds', {}).get('total', 0):.0f}",
+        )
+    Console(file=sys.stderr, width=160).print(table)
+
+
+def _read_sources(path: Path) -> list[str]:
+    lines = [ln.split("#", 1)[0].strip() for ln in path.read_text().splitlines()]
+    return [ln for ln in lines if ln]
+
+
+@click.command("mutate")
+@click.option("--config", "config_path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--language", "-l", help="Language plugin (python, rust, typescript, go, ...).")
+@click.option("--source", "sources", multiple=True, help="REGISTRY:NAME@VERSION, git:URL#REV or path:DIR.")
+@click.option(
+    "--sources",
+    "sources_file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="A file of sources, one per line (# comments).",
+)
+@click.option("--output", "-o", type=click.Path(file_okay=False, path_type=Path), help="Output folder.")
+@click.option("--max-mutations", type=int, default=500, show_default=True, help="Kept pairs per source.")
+@click.option("--max-per-function", type=int, default=10, show_default=True)
+@click.option("--max-per-operator", type=int, default=100, show_default=True)
+@click.option("--jobs", "-j", type=int, default=1, show_default=True, help="Sources in parallel (processes).")
+@click.option("--verify/--no-verify", default=True, show_default=True, help="Re-check every caught pair.")
+@click.option(
+    "--timeout", type=float, default=300.0, show_default=True, help="Seconds for one test-suite run."
+)
+@click.option(
+    "--source-timeout",
+    type=float,
+    default=14400.0,
+    show_default=True,
+    help="Seconds for the tool on one source.",
+)
+def mutate_cmd(
+    config_path: Path | None,
+    language: str | None,
+    sources: tuple[str, ...],
+    sources_file: Path | None,
+    output: Path | None,
+    max_mutations: int,
+    max_per_function: int,
+    max_per_operator: int,
+    jobs: int,
+    verify: bool,
+    timeout: float,
+    source_timeout: float,
+) -> None:
+    """Run the language's mutation tool on sources and keep verified caught mutations."""
+    texts = list(sources) + (_read_sources(sources_file) if sources_file else [])
+    metrics_path = None
+    if config_path:
+        stage = StageConfig.load(config_path)
+        data = stage.spec.data
+        language = stage.spec.language
+        output = stage.layout.mutations
+        if stage.shard:
+            texts = [stage.shard]
+            metrics_path = stage.output_dir / METRICS
+        elif not texts:
+            texts = data.sources
+        max_mutations = data.limits.max_mutations_per_source
+        timeout = float(data.limits.timeouts.test_seconds)
+        source_timeout = float(data.limits.timeouts.source_seconds)
+    if not language or output is None:
+        raise click.UsageError("give --config STAGE.yaml, or --language and --output")
+    plugin = registry.get(language)
+    if not texts:
+        texts = [str(s.ref) for s in plugin.default_sources if s.ships_tests]
+    if not texts:
+        raise click.UsageError(f"no sources: give --source/--sources ({language} has no default sources)")
+    refs = [SourceRef.parse(t) for t in texts]
+    cfg = MutateConfig(
+        language=language,
+        output=output,
+        max_mutations=max_mutations,
+        max_per_function=max_per_function,
+        max_per_operator=max_per_operator,
+        jobs=jobs,
+        verify=verify,
+        test_timeout_s=timeout,
+        source_timeout_s=source_timeout,
+        metrics_path=metrics_path,
+    )
+    summary = run_stage(cfg, refs)
+    if summary.status == "failed":
+        raise RuntimeError(f"mutate failed for {summary.message}")

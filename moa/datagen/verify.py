@@ -1,0 +1,132 @@
+"""Independent checks of a mutation tool's verdicts, with the language's own test command.
+
+Why: a tool says "killed" when its harness saw a failure, which may be a flaky test, a crash of the
+harness or an interaction between mutants. A pair only becomes training data if applying its diff
+to the clean tree makes the suite fail on tests that are not flaky, and reverting it makes the suite
+pass again. Flaky tests are found up front by running the unmodified suite several times.
+
+Runners that can name failing tests (`failing_tests(output) -> list[str]`) and skip some
+(`exclude_tests=` on baseline/run) get per-test flaky handling; with a runner that cannot, any
+flakiness in the baseline makes the source unusable, and that is what is reported.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from moa.api.records import FailingTest, MutationRecord
+from moa.languages.base import MutationRunner
+
+EXCERPT_CHARS = 2000
+
+
+@dataclass
+class Baseline:
+    green: bool
+    flaky: list[str] = field(default_factory=list)
+    reason: str = ""
+    runs: int = 0
+    seconds: float = 0.0
+
+
+@dataclass
+class Verdict:
+    kept: bool
+    reason: str  # "verified" or why it was dropped: patch_failed, tests_pass, only_flaky, revert_not_green
+    failing: list[str] = field(default_factory=list)
+    excerpt: str = ""
+    seconds: float = 0.0
+
+
+def failing_tests(runner: MutationRunner, output: str) -> list[str] | None:
+    """Failing test ids, or None when the runner cannot tell."""
+    parse = getattr(runner, "failing_tests", None)
+    return list(parse(output)) if parse else None
+
+
+def _baseline(
+    runner: MutationRunner, repo: Path, timeout_s: float, exclude: Sequence[str]
+) -> tuple[bool, str]:
+    # Only pass exclude_tests when there is something to exclude: runners without flaky support
+    # never see the keyword (and never get here with flaky tests, see find_flaky).
+    if exclude:
+        return runner.baseline(repo, timeout_s, exclude_tests=list(exclude))  # type: ignore[call-arg]
+    return runner.baseline(repo, timeout_s)
+
+
+def find_flaky(runner: MutationRunner, repo: Path, timeout_s: float, runs: int = 2) -> Baseline:
+    """Run the unmodified suite `runs` times: green required; tests failing in some runs only are flaky."""
+    start = time.monotonic()
+    results = [runner.baseline(repo, timeout_s) for _ in range(runs)]
+    took = time.monotonic() - start
+    if all(ok for ok, _ in results):
+        return Baseline(True, runs=runs, seconds=took)
+    red = next(out for ok, out in results if not ok)
+    if not hasattr(runner, "failing_tests"):
+        return Baseline(
+            False, reason=f"baseline red or flaky (the runner cannot name tests): {red[-600:]}", runs=runs
+        )
+    failed = [set(failing_tests(runner, out) or ()) if not ok else set() for ok, out in results]
+    always = set.intersection(*failed)
+    if always or not any(failed):
+        names = ", ".join(sorted(always)[:5]) or "no test ids reported"
+        return Baseline(False, reason=f"baseline tests fail ({names}): {red[-600:]}", runs=runs, seconds=took)
+    flaky = sorted(set.union(*failed))
+    ok, out = _baseline(runner, repo, timeout_s, flaky)  # confirm: green without the flaky ones
+    took = time.monotonic() - start
+    if not ok:
+        return Baseline(
+            False, flaky, f"still red after excluding flaky tests {flaky[:5]}: {out[-600:]}", runs + 1, took
+        )
+    return Baseline(True, flaky, runs=runs + 1, seconds=took)
+
+
+def apply_diff(repo: Path, diff: str, *, reverse: bool = False) -> tuple[bool, str]:
+    """`git apply` (also outside a git repository); refuses paths escaping the tree."""
+    cmd = ["git", "apply", "--whitespace=nowarn", *(["-R"] if reverse else []), "-"]
+    proc = subprocess.run(cmd, cwd=repo, input=diff, capture_output=True, text=True)
+    return proc.returncode == 0, proc.stderr.strip()
+
+
+def verify(
+    runner: MutationRunner, repo: Path, record: MutationRecord, flaky: Sequence[str], timeout_s: float
+) -> Verdict:
+    """Apply the record's diff to the clean `repo`, test, revert, test; the tree is clean afterwards."""
+    start = time.monotonic()
+    applied, err = apply_diff(repo, record.diff)
+    if not applied:
+        return Verdict(False, "patch_failed", excerpt=err[-EXCERPT_CHARS:], seconds=time.monotonic() - start)
+    try:
+        green, out = _baseline(runner, repo, timeout_s, flaky)
+    finally:
+        reverted, err = apply_diff(repo, record.diff, reverse=True)
+        if not reverted:
+            raise RuntimeError(
+                f"{repo}: could not revert the mutation in {record.file} ({err}); the work tree is dirty"
+            )
+    if green:
+        return Verdict(False, "tests_pass", seconds=time.monotonic() - start)
+    failing = failing_tests(runner, out)
+    real = [t for t in failing or () if t not in set(flaky)]
+    if failing is not None and failing and not real:
+        return Verdict(False, "only_flaky", failing, out[-EXCERPT_CHARS:], time.monotonic() - start)
+    green_again, again = _baseline(runner, repo, timeout_s, flaky)
+    if not green_again:
+        return Verdict(False, "revert_not_green", real, again[-EXCERPT_CHARS:], time.monotonic() - start)
+    return Verdict(True, "verified", real, out[-EXCERPT_CHARS:], time.monotonic() - start)
+
+
+def apply_verdict(record: MutationRecord, verdict: Verdict) -> MutationRecord:
+    """The record with verification's evidence: the tests that failed, an output excerpt, the time."""
+    excerpt = verdict.excerpt
+    tests = [
+        FailingTest(name=name, excerpt=excerpt if i == 0 else "") for i, name in enumerate(verdict.failing)
+    ]
+    if not tests:
+        tests = [FailingTest(name="(suite)", excerpt=excerpt)]
+    timings = {**record.timings, "verify_s": round(verdict.seconds, 3)}
+    return record.model_copy(update={"verified": True, "failing_tests": tests, "timings": timings})
