@@ -53,7 +53,7 @@ from moa.languages.evaluators import (
 
 # Folders holding prepared dependencies or build output: linked into the workspace (or left
 # out), never hashed file by file. Their identity enters the key through lock files.
-LINKED = ("node_modules", ".venv")
+LINKED = ("node_modules", ".venv", ".moa-venv")
 SKIPPED = (".git", "target", "__pycache__", ".pytest_cache", ".ruff_cache", ".mypy_cache", ".moa-source.json")
 KEPT = ("target",)  # build output a work slot keeps between evaluations
 DEFAULT_TIMEOUT_S = 600.0

@@ -277,7 +277,8 @@ class Runner:
             timeout_s=left, memory_mb=self.sandbox.limits.memory_mb, cpu_s=self.sandbox.limits.cpu_s
         )
         result = self.sandbox.run(cmd, cwd or self.repo, env=env, limits=limits)
-        result.output = f"$ {' '.join(cmd)}\n{result.output}"
+        shown = " ".join("<script>" if "\n" in arg else arg for arg in cmd)
+        result.output = f"$ {shown}\n{result.output}"
         return result
 
 

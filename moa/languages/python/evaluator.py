@@ -2,9 +2,11 @@
 
 "Builds" for Python means every file byte-compiles and the package imports: a syntax
 error anywhere, or a module-level NameError/ImportError in the package, is the Python
-compile failure. The interpreter is the repository's prepared `.venv` when it has one
-(its dependencies), else moa's own (pytest and ruff are there). ruff uses the
-repository's configuration when it has one, ruff's defaults otherwise.
+compile failure. The interpreter is the venv `moa.languages.python.mutation` prepared in
+the tree (`.moa-venv`: its dependencies, pytest), or a `.venv`, else moa's own; the code
+under test is always the work folder's (PYTHONPATH goes before an editable install).
+Package and test discovery are the mutation runner's, so both judge the same suites.
+ruff uses the repository's configuration when it has one, ruff's defaults otherwise.
 """
 
 from __future__ import annotations
@@ -24,27 +26,12 @@ from moa.languages.evaluators import (
     register_evaluator,
     version_of,
 )
+from moa.languages.python.mutation import VENV, layout
 from moa.languages.sandbox import Result, Sandbox
-
-# Top-level names that are not the package under test.
-NOT_PACKAGES = {
-    "tests",
-    "test",
-    "testing",
-    "docs",
-    "doc",
-    "examples",
-    "example",
-    "benchmarks",
-    "bench",
-    "scripts",
-    "tools",
-}
-NOT_MODULES = {"setup.py", "conftest.py", "noxfile.py", "tasks.py", "fabfile.py", "manage.py"}
 
 _BUILD = (
     "import compileall, importlib, re, sys\n"
-    "ok = compileall.compile_dir('.', quiet=1, rx=re.compile(r'/(\\.venv|node_modules|\\.git)/'))\n"
+    "ok = compileall.compile_dir('.', quiet=1, rx=re.compile(r'/(\\.[^/]+|node_modules)/'))\n"
     "if not ok: sys.exit(1)\n"
     "for name in sys.argv[1:]:\n"
     "    importlib.import_module(name)\n"
@@ -53,8 +40,11 @@ _BUILD = (
 
 
 def python_for(repo: Path) -> str:
-    venv = repo / ".venv" / "bin" / "python"
-    return str(venv) if venv.exists() else sys.executable
+    """The prepared venv's interpreter (the mutation runner's, else a `.venv`), else moa's."""
+    for venv in (VENV, ".venv"):
+        if (repo / venv / "bin" / "python").exists():
+            return str(repo / venv / "bin" / "python")
+    return sys.executable
 
 
 def ruff_path() -> str | None:
@@ -68,21 +58,9 @@ def import_root(repo: Path) -> Path:
 
 
 def top_level_modules(repo: Path) -> list[str]:
-    """The importable names the repository ships (src layout or flat)."""
-    names = []
-    for path in sorted(import_root(repo).iterdir()):
-        if path.name.startswith((".", "_")) or path.name in NOT_PACKAGES:
-            continue
-        if path.is_dir() and (path / "__init__.py").is_file():
-            names.append(path.name)
-        elif (
-            path.suffix == ".py"
-            and path.name not in NOT_MODULES
-            and not path.name.startswith("test_")
-            and not path.stem.endswith("_test")
-        ):
-            names.append(path.stem)
-    return names
+    """The importable names the repository ships: what the mutation runner mutates."""
+    sources, _ = layout(repo)
+    return [Path(s.rstrip("/")).stem for s in sources]
 
 
 @register_evaluator("python")
@@ -109,8 +87,10 @@ class PythonEvaluator(ToolchainEvaluator):
         return run([python_for(repo), "-c", _BUILD, *top_level_modules(repo)], env=self._env(repo))
 
     def test(self, repo: Path, run: Runner, tests: Sequence[str] = ()) -> SuiteRun:
+        # The suites the mutation runner ran, unless the caller names tests.
+        selected = list(tests) or layout(repo)[1]
         result = run(
-            [python_for(repo), "-m", "pytest", "-q", "-p", "no:cacheprovider", "--color=no", *tests],
+            [python_for(repo), "-m", "pytest", "-q", "-p", "no:cacheprovider", "--color=no", *selected],
             env=self._env(repo),
         )
         total, failed = count_tests(result.output)

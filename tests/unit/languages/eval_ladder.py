@@ -41,7 +41,8 @@ def buggy_state(case: Case, pristine: Path, prepare: Callable[[Path], None] | No
     """The package with the mutation applied, at a stable path under the eval cache so the
     toolchain's build caches stay warm between runs (built once, under a lock). `prepare`
     readies the pristine copy first, as the mutation runner does (dependencies, configs)."""
-    tag = hashlib.sha256(f"{case.file}\0{case.fixed}\0{case.buggy}".encode()).hexdigest()[:10]
+    how = getattr(prepare, "__qualname__", "")
+    tag = hashlib.sha256(f"{case.file}\0{case.fixed}\0{case.buggy}\0{how}".encode()).hexdigest()[:10]
     dest = eval_root() / "fixtures" / f"{pristine.name}-{tag}"
     dest.parent.mkdir(parents=True, exist_ok=True)
     with open(dest.with_name(dest.name + ".lock"), "a") as lock:

@@ -1,4 +1,5 @@
-"""The Python evaluator on more-itertools (a real PyPI sdist with its pytest suite)."""
+"""The Python evaluator on more-itertools (a real PyPI sdist with its pytest suite), prepared
+by the Python mutation runner (a `.moa-venv` with the package installed editable) as for mutation."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import pytest
 from eval_ladder import Case, buggy_state, check_ladder, check_selection
 
 from moa.datagen.sources import fetch
+from moa.languages.python.mutation import MutmutRunner
 
 # An arithmetic mutation of `ilen`, the kind mutmut makes; its tests catch it.
 CASE = Case(
@@ -26,7 +28,7 @@ CASE = Case(
 
 @pytest.mark.slow
 def test_python_evaluator_ladder(tmp_path: Path) -> None:
-    state = buggy_state(CASE, fetch(CASE.source))
+    state = buggy_state(CASE, fetch(CASE.source), prepare=MutmutRunner().prepare)
     outcomes = check_ladder(CASE, state, tmp_path / "outcomes")
     check_selection(CASE, state, tmp_path / "select")
     assert outcomes["clean"].tests_total and outcomes["clean"].tests_total > 600
