@@ -55,6 +55,7 @@ from moa.languages.evaluators import (
 # out), never hashed file by file. Their identity enters the key through lock files.
 LINKED = ("node_modules", ".venv", ".moa-venv")
 SKIPPED = (".git", "target", "__pycache__", ".pytest_cache", ".ruff_cache", ".mypy_cache", ".moa-source.json")
+STATE_FILE = "state"  # in a work folder: the repository state its slots copy
 KEPT = ("target",)  # build output a work slot keeps between evaluations
 DEFAULT_TIMEOUT_S = 600.0
 
@@ -119,6 +120,7 @@ def evaluate_many(
     """Evaluate (repo_state, patch_text) pairs in parallel, in order; `workers` defaults to
     the number of cores. Identical candidates share one evaluation through the cache lock."""
     reward_table(rewards)  # refuse a bad table before any work starts
+    prune_work()
     workers = max(1, min(workers or os.cpu_count() or 1, len(candidates) or 1))
     with ThreadPoolExecutor(max_workers=workers) as pool:
         return list(
@@ -248,6 +250,8 @@ def _slot(language: str, repo_state: Path) -> Iterator[Path]:
     """The first free work folder for this repository state; slots (and the build caches
     inside them) persist, one per concurrent evaluation, across processes."""
     base = eval_root() / "work" / f"{language}-{repo_state.name}-{_digest(str(repo_state))[:12]}"
+    base.mkdir(parents=True, exist_ok=True)
+    (base / STATE_FILE).write_text(str(repo_state))
     n = 0
     while True:
         with _locked(base / f"slot-{n}.lock", blocking=False) as mine:
@@ -255,3 +259,15 @@ def _slot(language: str, repo_state: Path) -> Iterator[Path]:
                 yield base / f"slot-{n}"
                 return
         n += 1
+
+
+def prune_work() -> list[Path]:
+    """Remove the work slots of repository states that no longer exist (temporary
+    checkouts), so the build caches of finished tasks do not pile up. Returns them."""
+    removed = []
+    for base in sorted((eval_root() / "work").glob("*/")):
+        state = base / STATE_FILE
+        if state.is_file() and not Path(state.read_text()).exists():
+            shutil.rmtree(base, ignore_errors=True)
+            removed.append(base)
+    return removed

@@ -4,6 +4,7 @@ these run in seconds without a language toolchain."""
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -14,7 +15,7 @@ from moa.api.records import EvalOutcome
 from moa.harmony.patch import make_patch
 from moa.languages import registry
 from moa.languages.base import Evaluator, LanguagePlugin
-from moa.languages.evaluation import evaluate_many, evaluate_patch, tree_hash
+from moa.languages.evaluation import evaluate_many, evaluate_patch, prune_work, tree_hash
 from moa.languages.evaluators import (
     Lint,
     Runner,
@@ -143,3 +144,14 @@ def test_lint_is_judged_against_the_state_before_the_patch(eval_shell: Path) -> 
 def test_outcome_record_round_trips() -> None:
     outcome = EvalOutcome(outcome="clean", reward=1.0, lint_findings=["x: y: z"])
     assert EvalOutcome.model_validate_json(outcome.model_dump_json()) == outcome
+
+
+def test_work_slots_of_vanished_states_are_pruned(eval_shell: Path, tmp_path: Path) -> None:
+    gone = tmp_path / "gone"
+    shutil.copytree(eval_shell, gone)
+    evaluate_patch("shell", gone, fix(FIXED))
+    evaluate_patch("shell", eval_shell, fix(FIXED))
+    shutil.rmtree(gone)
+    removed = prune_work()
+    assert [p.name.startswith("shell-gone-") for p in removed] == [True]
+    assert prune_work() == []  # the live state's slots stay
