@@ -89,7 +89,9 @@ def glob_match(rel: str, pattern: str) -> bool:
     if "**" in pattern:
         return fnmatch.fnmatchcase(rel, pattern) or fnmatch.fnmatchcase(rel, pattern.replace("**/", ""))
     parts, pats = rel.split("/"), pattern.split("/")
-    return len(parts) == len(pats) and all(fnmatch.fnmatchcase(a, b) for a, b in zip(parts, pats, strict=True))
+    return len(parts) == len(pats) and all(
+        fnmatch.fnmatchcase(a, b) for a, b in zip(parts, pats, strict=True)
+    )
 
 
 def truncate(text: str, limit: int) -> str:

@@ -23,8 +23,8 @@ from moa.api.gates import GateResult
 from moa.api.layout import METRICS, Layout
 from moa.api.stages import EXIT_GATE_FAILED, StageConfig, StageSummary
 from moa.api.training import DataGates
+from moa.datagen.dedup import diff_hash
 from moa.datagen.trajectories import FILE, finish, package_of, read_jsonl, read_mutations
-from moa.datagen.workspace import normalised_diff_hash
 
 
 @dataclass(frozen=True)
@@ -56,16 +56,16 @@ def measure(mutations: Path, train: Path, evals: Path) -> Measured:
         t, calls = turns_and_calls(h.parse(row["text"]))
         turns += t
         multi += calls >= 2
-    pairs = Counter((package_of(r["source"]), normalised_diff_hash(r["diff"])) for r in all_rows)
+    pairs = Counter((package_of(r["source"]), diff_hash(r["diff"])) for r in all_rows)
     duplicates = sum(n - 1 for n in pairs.values())
     examples["duplicates"] = [f"{p} {d}" for (p, d), n in pairs.items() if n > 1]
     eval_functions = {(package_of(r["source"]), r["file"], r.get("function")) for r in rows["eval"]}
-    eval_diffs = {normalised_diff_hash(r["diff"]) for r in rows["eval"]}
+    eval_diffs = {diff_hash(r["diff"]) for r in rows["eval"]}
     overlap = [
         r["id"]
         for r in rows["train"]
         if (package_of(r["source"]), r["file"], r.get("function")) in eval_functions
-        or normalised_diff_hash(r["diff"]) in eval_diffs
+        or diff_hash(r["diff"]) in eval_diffs
     ]
     examples["eval_overlap"] = overlap
     n = len(all_rows)

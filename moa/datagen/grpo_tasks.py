@@ -35,7 +35,7 @@ def bucket(tokens: int, lengths: Sequence[int]) -> int:
 
 def grpo_task(task: Task, file_chars: int, curriculum: Sequence[int]) -> dict[str, Any]:
     r = task.record
-    prompt = h.render(h.Conversation(prompt_messages(task)), "completion")
+    prompt = h.render(h.Conversation(tuple(prompt_messages(task))), "completion")
     output_chars = sum(len(t.name) + len(t.excerpt) for t in r.failing_tests) or 2000
     tokens = estimate_tokens(prompt, file_chars, output_chars, len(r.diff))
     return {

@@ -40,10 +40,11 @@ from moa import harmony as h
 from moa.api.layout import METRICS
 from moa.api.records import MutationRecord, SourceRef
 from moa.api.stages import StageConfig, StageSummary
+from moa.datagen.dedup import diff_hash
 from moa.datagen.executor import Caps, Executor
 from moa.datagen.grpo_tasks import grpo_task
 from moa.datagen.teachers import Task, Teacher, make_teacher, prompt_messages
-from moa.datagen.workspace import RepoState, Workspace, WorkspaceError, normalised_diff_hash, prepared_tree
+from moa.datagen.workspace import RepoState, Workspace, WorkspaceError, prepared_tree
 
 PROGRESS = ".progress.jsonl"
 FILE = "trajectories.jsonl"
@@ -135,11 +136,15 @@ def read_jsonl(path: Path) -> Iterator[dict[str, Any]]:
 
 
 def finish(summary: StageSummary, folder: Path) -> None:
-    """metrics.json last; on Kubernetes the compact summary goes to the termination log."""
+    """metrics.json last; in a pod the compact summary also goes to the termination log
+    (`MOA_TERMINATION_LOG`, set by the operator), where the operator reads it."""
     summary.write(folder / METRICS)
-    log = Path("/dev/termination-log")
-    if os.environ.get("KUBERNETES_SERVICE_HOST") and log.exists():
-        log.write_text(summary.compact())
+    log = Path(os.environ.get("MOA_TERMINATION_LOG", "/dev/termination-log"))
+    if log.exists():
+        try:
+            log.write_text(summary.compact())
+        except OSError as exc:
+            print(f"could not write {log}: {exc}", file=sys.stderr)
 
 
 # ------------------------------------------------------------------------------ one episode
@@ -180,7 +185,7 @@ def run_episode(task: Task, split: str, opts: Options) -> dict[str, Any]:
         return {**base, "kept": False, "reason": f"{type(exc).__name__}: {exc}"}
     if not episode.passed:
         return {**base, "kept": False, "reason": episode.reason or "the tests did not end green"}
-    conversation = h.Conversation([*prompt, *episode.messages], "training")
+    conversation = h.Conversation((*prompt, *episode.messages), "training")
     problems = h.validate(conversation)
     if problems:
         return {**base, "kept": False, "reason": f"invalid Harmony: {problems[0]}"}
@@ -195,7 +200,7 @@ def run_episode(task: Task, split: str, opts: Options) -> dict[str, Any]:
             "file": r.file,
             "function": r.function,
             "diff": r.diff,
-            "diff_hash": normalised_diff_hash(r.diff),
+            "diff_hash": diff_hash(r.diff),
             "teacher": opts.teacher_name,
             "text": h.render(conversation, "training"),
             "messages": conversation_row(list(conversation.messages)),
@@ -223,15 +228,15 @@ def generate(opts: Options, echo: Any = print) -> StageSummary:
     unique: dict[str, MutationRecord] = {}
     seen: set[tuple[str, str]] = set()
     for r in sorted(caught, key=record_id):
-        pair = (package_of(r.source), normalised_diff_hash(r.diff))
+        pair = (package_of(r.source), diff_hash(r.diff))
         if pair not in seen:
             seen.add(pair)
             unique[record_id(r)] = r
     held_eval = eval_packages((package_of(r.source) for r in unique.values()), opts.eval_fraction, opts.seed)
-    tasks = [Task(rid, r) for rid, r in unique.items()]
-    evals_work = [(t, "eval") for t in tasks if package_of(t.record.source) in held_eval]
+    every = [Task(rid, r) for rid, r in unique.items()]
+    evals_work = [(t, "eval") for t in every if package_of(t.record.source) in held_eval]
     train_tasks = sorted(
-        (t for t in tasks if package_of(t.record.source) not in held_eval),
+        (t for t in every if package_of(t.record.source) not in held_eval),
         key=lambda t: _rank(opts.seed, "grpo:" + t.id),
     )
     n_grpo = round(len(train_tasks) * opts.grpo_fraction)
@@ -278,9 +283,9 @@ def generate(opts: Options, echo: Any = print) -> StageSummary:
     tasks = [grpo_task(t, _file_chars(opts.language, t.record), opts.curriculum) for t in grpo]
     write_jsonl(opts.grpo_output / "tasks.jsonl", tasks)
     reasons: dict[str, int] = {}
-    for r in rows:
-        if not r["kept"]:
-            key = r["reason"].split(":")[0][:60]
+    for row in rows:
+        if not row["kept"]:
+            key = row["reason"].split(":")[0][:60]
             reasons[key] = reasons.get(key, 0) + 1
     for reason, count in sorted(reasons.items(), key=lambda kv: -kv[1]):
         echo(f"dropped {count}: {reason}")

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import hashlib
 import json
 import os
 import re
@@ -51,7 +50,7 @@ BUILD_DIRS = frozenset(
     }
 )
 # Dependencies installed by `prepare`: linked into each workspace, hidden from the agent.
-DEPENDENCY_DIRS = frozenset({"node_modules", ".venv", "vendor"})
+DEPENDENCY_DIRS = frozenset({"node_modules", ".venv", ".moa-venv", "vendor"})
 HIDDEN_DIRS = BUILD_DIRS | DEPENDENCY_DIRS
 _PREPARED_MARKER = ".moa-prepared.json"
 
@@ -204,9 +203,13 @@ def _locked(path: Path) -> Iterator[None]:
             fcntl.flock(fh, fcntl.LOCK_UN)
 
 
+_PREPARED_THIS_RUN: set[Path] = set()  # `path:` sources are rebuilt once per process
+
+
 def prepared_tree(language: str, source: str, cache: Path | None = None) -> Path:
     """The clean source made buildable (dependencies fetched) once, cached and shared by every
-    workspace of that source. Built under a lock and published by rename, like the sources."""
+    workspace of that source. Prepared at its final path (a venv is not relocatable) under a
+    lock; the marker, written last, says it is complete, so a crash mid-way is rebuilt."""
     from moa.datagen.sources import fetch
     from moa.languages.registry import get
 
@@ -214,20 +217,17 @@ def prepared_tree(language: str, source: str, cache: Path | None = None) -> Path
     base = (cache or _cache_root()) / language
     dest = base / ref.slug
     with _locked(base / f"{ref.slug}.lock"):
-        if (dest / _PREPARED_MARKER).is_file() and ref.registry != "path":
+        fresh = ref.registry != "path" or dest in _PREPARED_THIS_RUN
+        if (dest / _PREPARED_MARKER).is_file() and fresh:
             return dest
         clean = fetch(ref)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{ref.slug}.", dir=base))
-        try:
-            shutil.copytree(clean, tmp, dirs_exist_ok=True, symlinks=True)
-            plugin = get(language)
-            if plugin.mutation_runner is not None:
-                plugin.mutation_runner().prepare(tmp)
-            (tmp / _PREPARED_MARKER).write_text(json.dumps({"source": source, "language": language}))
-            shutil.rmtree(dest, ignore_errors=True)
-            tmp.rename(dest)
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
+        shutil.rmtree(dest, ignore_errors=True)
+        shutil.copytree(clean, dest, symlinks=True)
+        plugin = get(language)
+        if plugin.mutation_runner is not None:
+            plugin.mutation_runner().prepare(dest)
+        (dest / _PREPARED_MARKER).write_text(json.dumps({"source": source, "language": language}))
+        _PREPARED_THIS_RUN.add(dest)
     return dest
 
 
@@ -281,22 +281,3 @@ class Workspace:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-def normalised_diff_hash(diff: str) -> str:
-    """A hash of what a diff changes, blind to headers, line numbers and whitespace: two
-    records with the same hash are the same (buggy, fixed) pair."""
-    changed = [
-        re.sub(r"\s+", " ", line[1:]).strip()
-        for line in diff.splitlines()
-        if line[:1] in "-+" and not line.startswith(("--- ", "+++ "))
-    ]
-    files = sorted({PurePosixPath(fd.path).name for fd in _files_or_empty(diff)})
-    return hashlib.sha256("\n".join([*files, *changed]).encode()).hexdigest()[:24]
-
-
-def _files_or_empty(diff: str) -> list[FileDiff]:
-    try:
-        return parse_unified_diff(diff)
-    except WorkspaceError:
-        return []
