@@ -58,6 +58,8 @@ SKIPPED = (".git", "target", "__pycache__", ".pytest_cache", ".ruff_cache", ".my
 STATE_FILE = "state"  # in a work folder: the repository state its slots copy
 KEPT = ("target",)  # build output a work slot keeps between evaluations
 DEFAULT_TIMEOUT_S = 600.0
+# Part of every cache key: bump it when a change to the evaluators changes verdicts.
+CACHE_VERSION = "1"
 
 
 def evaluate_patch(
@@ -79,7 +81,7 @@ def evaluate_patch(
     evaluator = get_evaluator(language)
     state = tree_hash(repo_state)
     toolchain = _toolchain(evaluator)
-    key = _digest(language, state, patch_text, toolchain)
+    key = _digest(CACHE_VERSION, language, state, patch_text, toolchain)
     entry = (cache_dir or eval_root() / "outcomes") / key[:2] / f"{key}.json"
     with _locked(entry.with_suffix(".lock")):
         if entry.is_file():
@@ -200,7 +202,7 @@ def _baseline_findings(
     timeout_s: float,
 ) -> list[str]:
     """Lint findings of the unpatched state, computed once per (state, toolchain)."""
-    key = _digest("baseline-lint", language, state, toolchain)
+    key = _digest(CACHE_VERSION, "baseline-lint", language, state, toolchain)
     entry = eval_root() / "baselines" / f"{key}.json"
     if entry.is_file():
         return list(json.loads(entry.read_text()))
