@@ -101,3 +101,4 @@ class EvalOutcome(BaseModel):
     # Lint findings as "path: rule: message" (no line numbers, so they compare across edits).
     lint_findings: list[str] = Field(default_factory=list)
     cached: bool = False  # served from the evaluation cache, not re-run
+    timed_out: bool = False  # a step ran out of the time budget (such outcomes are not cached)

@@ -106,7 +106,8 @@ def evaluate_patch(
                         language, evaluator, repo_state, state, toolchain, slot, timeout_s
                     )
                     outcome = rejudge_lint(outcome, baseline, rewards)
-        _store(entry, outcome)
+        if not outcome.timed_out:  # a verdict of the clock, maybe of a busy machine: re-run next time
+            _store(entry, outcome)
     return rescore(outcome, rewards)
 
 

@@ -209,9 +209,13 @@ class ToolchainEvaluator(ABC):
 
         built = self.build(repo, run)
         if not built.ok:
-            return done("compile_error", _verdict("build", built))
+            return done("compile_error", _verdict("build", built), timed_out=built.timed_out)
         tests = self.test(repo, run)
-        counts = {"tests_total": tests.total, "tests_failed": tests.failed}
+        counts = {
+            "tests_total": tests.total,
+            "tests_failed": tests.failed,
+            "timed_out": tests.result.timed_out,
+        }
         if not tests.builds:
             return done("compile_error", _verdict("test build", tests.result), **counts)
         if not tests.result.ok:
@@ -292,8 +296,8 @@ _LOCATED = re.compile(r"^(?:\./)?(?P<path>[^\s:][^:]*):(?P<line>\d+):(?:(?P<col>
 
 
 def located_findings(output: str, repo: Path, tool: str) -> tuple[list[str], list[str]]:
-    """(findings, shown lines) from `path:line[:col]: message` lines (go vet, golangci-lint,
-    eslint's unix format); paths are made relative to `repo`, line numbers dropped."""
+    """(findings, shown lines) from `path:line[:col]: message` lines (go vet, golangci-lint);
+    paths are made relative to `repo`, line numbers dropped."""
     findings, shown = [], []
     for line in output.splitlines():
         m = _LOCATED.match(line.strip())

@@ -155,3 +155,12 @@ def test_work_slots_of_vanished_states_are_pruned(eval_shell: Path, tmp_path: Pa
     removed = prune_work()
     assert [p.name.startswith("shell-gone-") for p in removed] == [True]
     assert prune_work() == []  # the live state's slots stay
+
+
+def test_a_timeout_is_a_failing_fix_and_not_cached(eval_shell: Path) -> None:
+    (eval_shell / "test.sh").write_text(". ./lib.sh\nsleep 30\n")
+    first = evaluate_patch("shell", eval_shell, fix(FIXED), timeout_s=1.0)
+    assert (first.outcome, first.timed_out, first.cached) == ("tests_failed", True, False)
+    assert "timed out" in first.output
+    again = evaluate_patch("shell", eval_shell, fix(FIXED), timeout_s=1.0)
+    assert not again.cached
