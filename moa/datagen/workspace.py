@@ -253,6 +253,10 @@ class Workspace:
         if not tree.is_dir():
             raise WorkspaceError(f"source tree {tree} does not exist")
         slug = SourceRef.parse(state.source).slug
+        # Not under /tmp by default: the sandbox gives every run a private /tmp, and links
+        # that lead there (a judge's copy of this workspace) would dangle inside it.
+        parent = parent or _cache_root().parent / "workspaces"
+        parent.mkdir(parents=True, exist_ok=True)
         root = Path(tempfile.mkdtemp(prefix=f"moa-ws-{slug}-", dir=parent)).resolve()
         try:
             top_level_deps = [p for p in tree.iterdir() if p.name in DEPENDENCY_DIRS]

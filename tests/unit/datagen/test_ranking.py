@@ -3,8 +3,6 @@ toolz `frequencies` bug, judged by the real Python evaluator) and on idioms per 
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 from python_mutations import records
 
@@ -102,11 +100,11 @@ def test_broken_candidates_do_not_pair_on_taste() -> None:
 
 
 @pytest.mark.slow
-def test_real_candidates_judged_by_the_python_evaluator(tmp_path: Path) -> None:
+def test_real_candidates_judged_by_the_python_evaluator() -> None:
     from moa.languages.evaluation import evaluate_patch
 
     record = next(r for r in records() if r.function == "frequencies")
-    with Workspace.create(RepoState("python", record.source, record.diff), parent=tmp_path) as ws:
+    with Workspace.create(RepoState("python", record.source, record.diff)) as ws:
         buggy = (ws.root / record.file).read_text()
         right = update(record.file, buggy, buggy.replace("d[item] += 2", "d[item] += 1"))
         wrong = update(record.file, buggy, buggy.replace("d[item] += 2", "d[item] += 0"))
