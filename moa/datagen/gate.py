@@ -11,10 +11,12 @@ threshold and verdict in metrics.json, and a table in gates.md beside it.
 
 from __future__ import annotations
 
+import json
 import sys
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -24,7 +26,7 @@ from moa.api.layout import METRICS, Layout
 from moa.api.stages import EXIT_GATE_FAILED, StageConfig, StageSummary
 from moa.api.training import DataGates
 from moa.datagen.dedup import diff_hash
-from moa.datagen.trajectories import FILE, finish, package_of, read_jsonl, read_mutations
+from moa.datagen.trajectories import FILE, finish, package_of, read_mutations
 
 
 @dataclass(frozen=True)
@@ -41,16 +43,47 @@ def turns_and_calls(conversation: h.Conversation) -> tuple[int, int]:
     return calls + finals, calls
 
 
+REQUIRED = ("id", "text", "source", "file", "diff")
+
+
+def read_trajectories(path: Path) -> tuple[list[dict[str, Any]], list[str]]:
+    """Rows of a trajectories file, and `file:line: reason` for each line that is not one."""
+    rows: list[dict[str, Any]] = []
+    bad: list[str] = []
+    if not path.is_file():
+        return rows, bad
+    for n, line in enumerate(path.read_text(encoding="utf-8", errors="replace").splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as exc:
+            bad.append(f"{path}:{n}: not valid JSON ({exc.msg})")
+            continue
+        missing = [k for k in REQUIRED if not isinstance(row, dict) or not isinstance(row.get(k), str)]
+        if missing:
+            bad.append(f"{path}:{n}: missing or not a string: {', '.join(missing)}")
+            continue
+        rows.append(row)
+    return rows, bad
+
+
 def measure(mutations: Path, train: Path, evals: Path) -> Measured:
     loaded = read_mutations(mutations)
-    rows = {"train": list(read_jsonl(train / FILE)), "eval": list(read_jsonl(evals / FILE))}
-    examples: dict[str, list[str]] = {"invalid_harmony": [], "duplicates": [], "eval_overlap": []}
+    train_rows, train_bad = read_trajectories(train / FILE)
+    eval_rows, eval_bad = read_trajectories(evals / FILE)
+    rows = {"train": train_rows, "eval": eval_rows}
+    examples: dict[str, list[str]] = {
+        "invalid_harmony": [*train_bad, *eval_bad],
+        "duplicates": [],
+        "eval_overlap": [],
+    }
     valid = multi = turns = 0
     all_rows = [*rows["train"], *rows["eval"]]
     for row in all_rows:
-        problems = h.check_text(str(row.get("text", "")))
+        problems = h.check_text(row["text"])
         if problems:
-            examples["invalid_harmony"].append(f"{row.get('id')}: {problems[0]}")
+            examples["invalid_harmony"].append(f"{row['id']}: {problems[0]}")
             continue
         valid += 1
         t, calls = turns_and_calls(h.parse(row["text"]))
@@ -68,11 +101,12 @@ def measure(mutations: Path, train: Path, evals: Path) -> Measured:
         or diff_hash(r["diff"]) in eval_diffs
     ]
     examples["eval_overlap"] = overlap
-    n = len(all_rows)
+    n = len(all_rows) + len(train_bad) + len(eval_bad)
     metrics: dict[str, float] = {
         "caught_mutations": float(sum(r.status == "caught" for r in loaded.records)),
         "malformed_mutation_records": float(len(loaded.errors)),
         "trajectories": float(n),
+        "malformed_trajectory_rows": float(len(train_bad) + len(eval_bad)),
         "train_trajectories": float(len(rows["train"])),
         "eval_trajectories": float(len(rows["eval"])),
         "duplicate_pairs": float(duplicates),

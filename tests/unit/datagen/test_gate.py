@@ -81,12 +81,15 @@ def test_duplicates_contamination_and_broken_harmony_fail_with_exit_3(tmp_path: 
     broken = dict(_row(6, "pypi:e@1", "e", _diff("q = 1", "q = 2")))
     broken["text"] = str(broken["text"]).replace("<|call|>", "<|end|>", 1)
     _write(tmp_path, [*train, broken], evals)
+    with (tmp_path / "data/python/core_agent/train/trajectories.jsonl").open("a") as fh:
+        fh.write('{"id": "r7", "text": 1}\n{torn\n')
     code, gates, output = _gate(tmp_path)
     assert code == EXIT_GATE_FAILED
     assert gates["data.duplicate_pairs"]["value"] == 1 and not gates["data.duplicate_pairs"]["passed"]
     assert gates["data.eval_overlap"]["value"] == 2 and not gates["data.eval_overlap"]["passed"]
-    assert gates["data.valid_harmony_fraction"]["value"] == pytest.approx(6 / 7)
+    assert gates["data.valid_harmony_fraction"]["value"] == pytest.approx(6 / 9)
     assert "FAIL" in output and "r4" in output and "r6" in output
+    assert "trajectories.jsonl:7: missing or not a string: text, source, file, diff" in output
     # A failed gate is re-checked on the next run (after the data is fixed), not skipped.
     _write(tmp_path, [train[0], train[2]], evals)
     code, gates, _ = _gate(tmp_path)
