@@ -99,33 +99,15 @@ def set_condition(
     observed_generation: int | None = None,
 ) -> list[Condition]:
     """Return `conditions` with `type` set; lastTransitionTime changes only when status changes."""
-    out: list[Condition] = []
-    found = False
-    for cond in conditions:
-        if cond.type != type:
-            out.append(cond)
-            continue
-        found = True
-        changed = cond.status != status
-        out.append(
-            Condition(
-                type=type,
-                status=status,
-                reason=reason,
-                message=message,
-                last_transition_time=now() if changed else cond.last_transition_time,
-                observed_generation=observed_generation,
-            )
-        )
-    if not found:
-        out.append(
-            Condition(
-                type=type,
-                status=status,
-                reason=reason,
-                message=message,
-                last_transition_time=now(),
-                observed_generation=observed_generation,
-            )
-        )
-    return out
+    old = next((c for c in conditions if c.type == type), None)
+    new = Condition(
+        type=type,
+        status=status,
+        reason=reason,
+        message=message,
+        last_transition_time=now() if old is None or old.status != status else old.last_transition_time,
+        observed_generation=observed_generation,
+    )
+    if old is None:
+        return [*conditions, new]
+    return [new if c.type == type else c for c in conditions]

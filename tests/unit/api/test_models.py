@@ -11,6 +11,7 @@ import yaml
 from pydantic import ValidationError
 
 from moa.api import AdapterTraining, Layout, StageConfig, StageSummary, check, load_training
+from moa.api.common import Condition, set_condition
 from moa.api.records import SourceRef
 from moa.api.stages import STAGE_NAMES, STAGES, stage
 
@@ -258,3 +259,14 @@ def test_summary_write_read(tmp_path: Path) -> None:
     path = summary.write(tmp_path / "out" / "metrics.json")
     assert StageSummary.read(path) == summary
     assert not list(path.parent.glob("*.tmp"))
+
+
+def test_set_condition_keeps_transition_time_while_status_holds() -> None:
+    first = set_condition([], "Ready", "False", "Reconciling", observed_generation=1)
+    assert [(c.type, c.status) for c in first] == [("Ready", "False")]
+    stamp = first[0].last_transition_time
+    again = set_condition([*first, Condition(type="Stalled", status="False")], "Ready", "False", "StillGoing")
+    assert again[0].last_transition_time == stamp and again[0].reason == "StillGoing"
+    assert [c.type for c in again] == ["Ready", "Stalled"]
+    flipped = set_condition(again, "Ready", "True", "Succeeded")
+    assert flipped[0].status == "True" and flipped[0].last_transition_time is not None
