@@ -58,17 +58,18 @@ class Kube:
     ) -> Any:
         self.requests[method] += 1
         headers = {"Accept": "application/json", "Content-Type": content_type}
-        response = self.api.call_api(
-            url,
+        method, url, headers, body, post = self.api.param_serialize(
             method,
+            url,
             query_params=list((query or {}).items()),
             header_params=headers,
             body=body,
             auth_settings=["BearerToken"],
-            _preload_content=False,
-            _return_http_data_only=True,
         )
-        data = response.data
+        response = self.api.call_api(method, url, header_params=headers, body=body, post_params=post)
+        data = response.read()
+        if not 200 <= response.status < 300:
+            raise ApiException(http_resp=response)
         return json.loads(data) if data else None
 
     def get(self, api_version: str, plural: str, namespace: str | None, name: str) -> dict[str, Any] | None:

@@ -127,6 +127,8 @@ def register(op: Operator, registry: kopf.OperatorRegistry) -> None:
         op.spawn(op.resync())
 
     kopf.on.startup(registry=registry)(startup)
+    # A private registry has none of kopf's default login handlers: log in as the client does.
+    kopf.on.login(registry=registry)(kopf.login_via_client)
 
 
 def run(
@@ -152,7 +154,7 @@ def run(
         kopf.operator(
             registry=registry,
             standalone=True,
-            namespaces=namespaces or None,
+            namespaces=namespaces,
             clusterwide=not namespaces,
             liveness_endpoint=f"http://0.0.0.0:{liveness_port}/healthz" if liveness_port else None,
         )

@@ -151,6 +151,13 @@ def reconcile(kube: Kube, namespace: str, name: str, now: datetime | None = None
             ("Normal", "AdapterCreated", f"Adapter {adapter.metadata.name} (stage trained)")
         )
 
+    before = {s.name: s.state for s in old.stages}
+    for st in current.stages:
+        if st.state in ("Succeeded", "Failed") and before.get(st.name) != st.state:
+            kind = "Normal" if st.state == "Succeeded" else "Warning"
+            current.events.append(
+                (kind, f"Stage{st.state}", f"{st.name} {st.state.lower()} {st.message}".strip())
+            )
     new = AdapterTrainingStatus(
         observed_generation=gen,
         conditions=current.conditions,
@@ -170,9 +177,11 @@ def _write_status(
     kube: Kube, namespace: str, name: str, old: AdapterTrainingStatus, new: AdapterTrainingStatus
 ) -> bool:
     """Patch the status subresource when it changed; True when written."""
-    if new.to_yaml_dict() == old.to_yaml_dict():
+    fresh, stale = new.to_yaml_dict(), old.to_yaml_dict()
+    if fresh == stale:
         return False
-    kube.patch_status(API, PLURAL, namespace, name, new.to_yaml_dict())
+    # A merge patch keeps keys it does not mention: clear the ones that are gone (e.g. `stage`).
+    kube.patch_status(API, PLURAL, namespace, name, {**dict.fromkeys(stale), **fresh})
     return True
 
 
