@@ -1,0 +1,150 @@
+"""Training data for the trainer stages: Harmony texts in, token ids and loss masks out.
+
+Records are JSONL. Trajectories (SFT): `{"text": HARMONY_TEXT, ...}` rendered in training mode.
+Preference pairs (IPO): `{"prompt": ..., "chosen": ..., "rejected": ...}` where `prompt` is a
+Harmony text in completion mode (ending with the open `<|start|>assistant` header) and
+`chosen`/`rejected` are what the assistant writes after it (`<|channel|>...<|call|>` or
+`...<|return|>`). A bad record stops the stage with its file:line and what to fix.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from moa import harmony as h
+from moa.harmony import tokens as T
+
+ASSISTANT_HEADER = T.START + "assistant"
+
+
+class DataError(ValueError):
+    """A bad input record; the message names the file and line."""
+
+
+def jsonl_files(path: Path) -> list[Path]:
+    path = Path(path)
+    if path.is_file():
+        return [path]
+    files = sorted(path.rglob("*.jsonl")) if path.is_dir() else []
+    if not files:
+        raise DataError(f"no *.jsonl files under {path}: generate the data first (moa datagen ...)")
+    return files
+
+
+def read_records(path: Path, fields: tuple[str, ...]) -> Iterator[tuple[str, dict[str, Any]]]:
+    """(file:line, record) for every record under `path`, each with the string `fields`."""
+    for file in jsonl_files(path):
+        with file.open(encoding="utf-8") as fh:
+            for n, line in enumerate(fh, 1):
+                if not line.strip():
+                    continue
+                where = f"{file}:{n}"
+                try:
+                    record = json.loads(line)
+                except ValueError as exc:
+                    raise DataError(f"{where}: not JSON ({exc})") from None
+                missing = [
+                    f
+                    for f in fields
+                    if not isinstance(record.get(f) if isinstance(record, dict) else None, str)
+                ]
+                if missing:
+                    raise DataError(f"{where}: record needs string field(s) {', '.join(missing)}")
+                yield where, record
+
+
+def read_trajectories(path: Path) -> list[h.Conversation]:
+    """Every trajectory under `path`, parsed; a text that is not valid Harmony names its line."""
+    out = []
+    for where, record in read_records(path, ("text",)):
+        try:
+            out.append(h.parse(record["text"]))
+        except h.HarmonyError as exc:
+            raise DataError(f"{where}: field text is not valid Harmony: {exc}") from None
+    return out
+
+
+@dataclass(frozen=True)
+class Pair:
+    prompt: str
+    chosen: str
+    rejected: str
+
+
+def read_pairs(path: Path) -> list[Pair]:
+    pairs = []
+    for where, r in read_records(path, ("prompt", "chosen", "rejected")):
+        try:
+            if h.parse(r["prompt"]).mode != "completion":
+                raise h.HarmonyError(f"must end with the open {ASSISTANT_HEADER} header")
+        except h.HarmonyError as exc:
+            raise DataError(f"{where}: field prompt: {exc}") from None
+        for field in ("chosen", "rejected"):
+            try:
+                h.parse_completion(r[field])
+            except h.HarmonyError as exc:
+                raise DataError(f"{where}: field {field} is not an assistant completion: {exc}") from None
+        pairs.append(Pair(r["prompt"], r["chosen"], r["rejected"]))
+    return pairs
+
+
+def message_spans(text: str) -> list[tuple[int, int]]:
+    """Character span of each message (from its <|start|> to the end of its terminator).
+
+    Content never contains <|start|> (the parser guarantees it), so splitting there is exact.
+    """
+    starts = [i for i in range(len(text)) if text.startswith(T.START, i)]
+    return [(s, e) for s, e in zip(starts, [*starts[1:], len(text)], strict=True)]
+
+
+def assistant_spans(conversation: h.Conversation, text: str) -> list[tuple[int, int]]:
+    """The characters the model writes: each assistant message from after `<|start|>assistant`
+    through its terminator, and the whole of an assistant message that directly follows another
+    (after `<|end|>` the model itself opens the next `<|start|>assistant`). At inference the prompt
+    ends with `<|start|>assistant` (completion mode), so this is exactly what it learns to generate."""
+    spans, previous = [], None
+    for message, (start, end) in zip(conversation.messages, message_spans(text), strict=False):
+        if message.role == "assistant":
+            own_header = previous is not None and previous.role == "assistant"
+            spans.append((start if own_header else start + len(ASSISTANT_HEADER), end))
+        previous = message
+    return spans
+
+
+def tokenize_with_mask(tokenizer: Any, conversation: h.Conversation) -> dict[str, list[int]]:
+    """input_ids and assistant_masks (1 on tokens that carry loss) for one trajectory."""
+    text = h.render(conversation, "training")
+    enc = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
+    spans = assistant_spans(conversation, text)
+    mask = [int(any(s <= a < e for s, e in spans)) for a, _ in enc["offset_mapping"]]
+    return {"input_ids": list(enc["input_ids"]), "assistant_masks": mask}
+
+
+def tool_call_prompts(conversations: list[h.Conversation], limit: int | None = None) -> list[str]:
+    """Held-out prompts for tool-call format accuracy: each trajectory cut just before an
+    assistant message that calls a tool, rendered as a completion prompt."""
+    prompts = []
+    for conv in conversations:
+        for i, message in enumerate(conv.messages):
+            if message.is_tool_call:
+                prompts.append(h.render(h.Conversation(conv.messages[:i]), "completion"))
+                if limit is not None and len(prompts) >= limit:
+                    return prompts
+    return prompts
+
+
+def is_valid_tool_call(completion: str) -> bool:
+    """A completion ending in one well-formed call to a known tool with schema-valid JSON arguments."""
+    try:
+        messages = h.parse_completion(completion).messages
+    except h.HarmonyError:
+        return False
+    if not messages or not messages[-1].is_tool_call:
+        return False
+    last = messages[-1]
+    call = h.parse_call(last)
+    return call is not None and call.ok and last.channel == "commentary" and last.content_type == "json"

@@ -1,0 +1,199 @@
+"""`moa train ipo`: preference optimisation (IPO) of the language's adapter, against the SFT policy.
+
+TRL's DPOTrainer with `loss_type="ipo"` and the spec's beta on preference pairs (see
+`moa.trainer.data` for the record format). Two things TRL would get wrong here:
+
+- The reference policy must be the SFT policy. With a PEFT model and no reference model, TRL
+  computes reference log-probs with the adapters *disabled*, i.e. against the raw base. So the
+  SFT adapter is loaded twice: trainable as "default" and frozen as "ref", the name TRL's
+  reference pass switches to; the reference log-probs are precomputed once with it
+  (`precompute_ref_log_probs`), and a test checks they equal the SFT model's own.
+- TRL appends the tokenizer's EOS to every completion that does not end with it, which would put
+  a `<|return|>` after a tool call's `<|call|>`. Completions here are exact Harmony and are
+  tokenized as they are.
+
+KL is logged every step as `kl`: the per-token log-ratio log pi(y|x) - log pi_SFT(y|x) over the
+batch's chosen and rejected completions, each side in absolute value, i.e.
+(|sum chosen log-ratios| + |sum rejected log-ratios|) / completion tokens. A monitor warns at
+the spec's `klWarn` and stops the run at `klAbort` (exit 3, gate recorded).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import click
+
+from moa.api.stages import StageConfig, StageSummary
+from moa.trainer import gates, history, plots
+from moa.trainer.stage import (
+    StageDirs,
+    exit_with,
+    setup_logging,
+    stage_options,
+    summarize,
+    trainer_kwargs,
+    write_report,
+)
+
+log = logging.getLogger("moa.trainer")
+
+
+@dataclass
+class IpoRun:
+    config: StageConfig
+    pairs: Path
+    adapter: Path  # the SFT adapter: trained further, and the reference policy
+    output: Path
+    max_steps: int | None = None
+
+    @classmethod
+    def from_config(cls, config: StageConfig, **overrides: object) -> IpoRun:
+        layout = config.layout
+        defaults = {"pairs": layout.ipo_train, "adapter": layout.sft_adapter, "output": layout.ipo_adapter}
+        defaults.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(config=config, **defaults)  # type: ignore[arg-type]
+
+
+def make_trainer_class():  # type: ignore[no-untyped-def]
+    """DPOTrainer with exact Harmony tokenization and the KL estimate (built lazily: TRL is heavy)."""
+    from trl import DPOTrainer
+
+    class IpoTrainer(DPOTrainer):  # type: ignore[misc]
+        def _prepare_dataset(self, dataset, processing_class, args, dataset_name):  # type: ignore[no-untyped-def]
+            def tokenize(ex):  # type: ignore[no-untyped-def]
+                ids = {
+                    k: processing_class(ex[k], add_special_tokens=False)["input_ids"]
+                    for k in ("prompt", "chosen", "rejected")
+                }
+                return {
+                    "prompt_ids": ids["prompt"],
+                    "chosen_ids": ids["chosen"],
+                    "rejected_ids": ids["rejected"],
+                }
+
+            return dataset.map(
+                tokenize, remove_columns=dataset.column_names, desc=f"Tokenizing {dataset_name} pairs"
+            )
+
+        def _compute_loss(self, model, inputs, return_outputs):  # type: ignore[no-untyped-def]
+            result = super()._compute_loss(model, inputs, return_outputs)
+            metrics = self._metrics["train" if self.model.training else "eval"]
+            chosen, rejected = inputs["completion_mask"].chunk(2, dim=0)
+            batch = chosen.shape[0]
+            # rewards/* are the batch means of beta * (summed log-ratio) that TRL just logged
+            ratio_sum = (
+                batch
+                * (abs(metrics["rewards/chosen"][-1]) + abs(metrics["rewards/rejected"][-1]))
+                / self.beta
+            )
+            tokens = float(chosen.sum() + rejected.sum())
+            metrics["kl"].append(ratio_sum / max(tokens, 1.0))
+            return result
+
+    return IpoTrainer
+
+
+def run_ipo(run: IpoRun) -> StageSummary:
+    dirs = StageDirs(run.output)
+    done = dirs.completed()
+    if done is not None:
+        log.info("ipo already complete at %s (%s): nothing to do", run.output, done.status)
+        return done
+
+    from datasets import Dataset
+    from trl import DPOConfig
+
+    from moa.trainer import data, loading
+    from moa.trainer.callbacks import ThresholdMonitor, progress_callbacks
+
+    spec = run.config.spec
+    stage = spec.stages.ipo
+    loading.limit_cpu_threads()
+    pairs = data.read_pairs(run.pairs)
+    log.info("ipo: %d preference pairs, beta %g", len(pairs), stage.beta)
+    model, tokenizer, backend = loading.load_base(run.config.layout.base_model(spec.base_model), spec.lora)
+    model = loading.load_adapter(model, run.adapter, trainable=True, reference=True)
+
+    dataset = Dataset.from_list(
+        [{"prompt": p.prompt, "chosen": p.chosen, "rejected": p.rejected} for p in pairs]
+    )
+    kwargs = trainer_kwargs(stage, backend, dirs, run.max_steps) | {"eval_strategy": "no"}
+    args = DPOConfig(
+        **kwargs,
+        num_train_epochs=stage.epochs,
+        loss_type=["ipo"],
+        beta=stage.beta,
+        max_length=spec.lora.max_seq_length,
+        precompute_ref_log_probs=True,
+    )
+    monitor = ThresholdMonitor("kl", stage.gates.kl_warn, stage.gates.kl_abort)
+    trainer = make_trainer_class()(
+        model=model,
+        args=args,
+        train_dataset=dataset,
+        eval_dataset=dataset,  # chosen-over-rejected is measured on the pairs after training
+        processing_class=tokenizer,
+        callbacks=[monitor, *progress_callbacks(("loss", "kl"))],
+    )
+    resume = dirs.last_checkpoint()
+    if resume is not None:
+        log.info("resuming from %s", resume)
+    started = time.monotonic()
+    trainer.train(resume_from_checkpoint=str(resume) if resume else None)
+    seconds = time.monotonic() - started
+    final = trainer.evaluate() if monitor.tripped is None else {}
+
+    log_history = trainer.state.log_history
+    result = dirs.result
+    trainer.model.save_pretrained(result, selected_adapters=[loading.ADAPTER_NAME])
+    tokenizer.save_pretrained(result)
+    history.save(log_history, result / history.FILE)
+
+    metrics = {
+        "steps": float(trainer.state.global_step),
+        "train_seconds": seconds,
+        "pairs": float(len(pairs)),
+    }
+    measured = {
+        "kl": gates.max_value(log_history, "kl"),
+        "final_loss": gates.final_loss(log_history),
+        "chosen_over_rejected": final.get("eval_rewards/accuracies"),
+        "eval_margin": final.get("eval_rewards/margins"),
+    }
+    metrics.update({k: float(v) for k, v in measured.items() if v is not None})
+    message = ""
+    if monitor.tripped is not None:
+        step, value = monitor.tripped
+        message = f"aborted at step {step}: kl {value:.4g} >= klAbort {stage.gates.kl_abort:.4g}"
+    summary = summarize("ipo", metrics, stage.gates.evaluate(metrics), message)
+
+    plots.plot(log_history, ["loss"], result / "plots" / "loss.png", f"IPO {spec.language}", "loss")
+    plots.plot(
+        log_history,
+        ["kl", "rewards/margins"],
+        result / "plots" / "kl.png",
+        f"IPO {spec.language}: drift from SFT",
+    )
+    write_report(result / "report.md", spec.language, backend.describe(), summary)
+    dirs.publish(summary)
+    return summary
+
+
+@click.command("ipo")
+@stage_options
+@click.option(
+    "--adapter", type=click.Path(path_type=Path), default=None, help="SFT adapter (default: the layout's)."
+)
+def ipo_cmd(
+    config_path: Path, data: Path | None, output: Path | None, max_steps: int | None, adapter: Path | None
+) -> None:
+    """IPO on preference pairs, with the SFT policy as reference (exit 3 when a gate fails)."""
+    setup_logging()
+    run = IpoRun.from_config(
+        StageConfig.load(config_path), pairs=data, adapter=adapter, output=output, max_steps=max_steps
+    )
+    exit_with(run_ipo(run), run.output)

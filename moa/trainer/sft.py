@@ -1,0 +1,176 @@
+"""`moa train sft`: supervised fine-tuning of the language's adapter on Harmony agent trajectories.
+
+TRL's SFTTrainer on pre-tokenized trajectories: the loss mask is computed here from the
+Harmony structure (`moa.trainer.data.assistant_spans`: the tokens the assistant writes,
+end tokens included), because a chat template cannot express gpt-oss's multi-message
+assistant turns. Packing fills each sequence up to the spec's max length.
+
+Outputs (checkpoints/adapters/{lang}_core_agent): the adapter, history.json, plots/,
+report.md and metrics.json (last) with the gates: final train loss, tool-call format
+accuracy on held-out prompts, and the eval-loss trend (`moa.trainer.gates`).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import click
+
+from moa.api.stages import StageConfig
+from moa.trainer import gates, history, plots
+from moa.trainer.stage import (
+    StageDirs,
+    exit_with,
+    setup_logging,
+    stage_options,
+    summarize,
+    trainer_kwargs,
+    write_report,
+)
+
+log = logging.getLogger("moa.trainer")
+
+
+@dataclass
+class SftRun:
+    """One SFT run: the stage config plus the convenience overrides of the command line."""
+
+    config: StageConfig
+    train_data: Path
+    eval_data: Path
+    output: Path
+    max_steps: int | None = None
+    format_prompts: int = 64  # held-out prompts for tool-call format accuracy
+    max_new_tokens: int = 256
+
+    @classmethod
+    def from_config(cls, config: StageConfig, **overrides: object) -> SftRun:
+        layout = config.layout
+        defaults = {
+            "train_data": layout.core_agent_train,
+            "eval_data": layout.core_agent_eval,
+            "output": layout.sft_adapter,
+        }
+        defaults.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(config=config, **defaults)  # type: ignore[arg-type]
+
+
+def run_sft(run: SftRun):  # -> StageSummary
+    """Train (resuming from the last checkpoint of a killed run), measure, gate, publish."""
+    dirs = StageDirs(run.output)
+    done = dirs.completed()
+    if done is not None:
+        log.info("sft already complete at %s (%s): nothing to do", run.output, done.status)
+        return done
+
+    from datasets import Dataset
+    from trl import SFTConfig, SFTTrainer
+
+    from moa.trainer import data, loading
+    from moa.trainer.callbacks import progress_callbacks
+    from moa.trainer.toolcalls import format_accuracy
+
+    spec = run.config.spec
+    stage = spec.stages.core_agent
+    loading.limit_cpu_threads()
+    train_convs = data.read_trajectories(run.train_data)
+    eval_convs = data.read_trajectories(run.eval_data)
+    log.info("sft: %d train / %d eval trajectories", len(train_convs), len(eval_convs))
+
+    model, tokenizer, backend = loading.load_base(run.config.layout.base_model(spec.base_model), spec.lora)
+    model = loading.add_lora(model, spec.lora)
+    trainable, total = loading.trainable_parameters(model)
+    log.info("trainable parameters: %d of %d (%.2f%%)", trainable, total, 100 * trainable / total)
+
+    def tokenized(convs: list) -> Dataset:
+        return Dataset.from_list([data.tokenize_with_mask(tokenizer, c) for c in convs])
+
+    args = SFTConfig(
+        **trainer_kwargs(stage, backend, dirs, run.max_steps),
+        num_train_epochs=stage.epochs,
+        max_length=spec.lora.max_seq_length,
+        packing=stage.packing,
+        eval_packing=False,
+        dataset_num_proc=None,
+    )
+    trainer = SFTTrainer(
+        model=model,
+        args=args,
+        train_dataset=tokenized(train_convs),
+        eval_dataset=tokenized(eval_convs),
+        processing_class=tokenizer,
+        callbacks=progress_callbacks(("loss", "eval_loss")),
+    )
+    resume = dirs.last_checkpoint()
+    if resume is not None:
+        log.info("resuming from %s", resume)
+    started = time.monotonic()
+    trainer.train(resume_from_checkpoint=str(resume) if resume else None)
+    trainer.evaluate()  # the last point of the eval curve is the final adapter
+    seconds = time.monotonic() - started
+
+    log_history = trainer.state.log_history
+    result = dirs.result
+    trainer.model.save_pretrained(result)
+    tokenizer.save_pretrained(result)
+    history.save(log_history, result / history.FILE)
+
+    prompts = data.tool_call_prompts(eval_convs, limit=run.format_prompts)
+    fmt = format_accuracy(trainer.model, tokenizer, prompts, run.max_new_tokens)
+
+    metrics = {
+        "steps": float(trainer.state.global_step),
+        "train_seconds": seconds,
+        "trainable_parameters": float(trainable),
+        "tool_call_prompts": float(fmt.prompts),
+    }
+    measured = {
+        "train_loss": gates.final_loss(log_history),
+        "eval_loss": (history.values(log_history, "eval_loss") or [None])[-1],
+        "eval_loss_slope": gates.eval_loss_slope(log_history, stage.gates.eval_loss_window),
+        "tool_call_accuracy": fmt.accuracy,
+    }
+    metrics.update({k: v for k, v in measured.items() if v is not None})
+    results = stage.gates.evaluate(metrics)
+    summary = summarize("sft", metrics, results)
+
+    plots.plot(
+        log_history, ["loss", "eval_loss"], result / "plots" / "loss.png", f"SFT {spec.language}", "loss"
+    )
+    write_report(result / "report.md", spec.language, backend.describe(), summary, fmt.samples)
+    dirs.publish(summary)
+    return summary
+
+
+@click.command("sft")
+@stage_options
+@click.option("--eval-data", type=click.Path(path_type=Path), default=None, help="Held-out trajectories.")
+@click.option(
+    "--format-prompts",
+    type=int,
+    default=64,
+    show_default=True,
+    help="Held-out tool-call prompts to generate on.",
+)
+def sft_cmd(
+    config_path: Path,
+    data: Path | None,
+    output: Path | None,
+    max_steps: int | None,
+    eval_data: Path | None,
+    format_prompts: int,
+) -> None:
+    """Supervised fine-tuning on the Harmony agent trajectories (exit 3 when a gate fails)."""
+    setup_logging()
+    run = SftRun.from_config(
+        StageConfig.load(config_path),
+        train_data=data,
+        eval_data=eval_data,
+        output=output,
+        max_steps=max_steps,
+        format_prompts=format_prompts,
+    )
+    exit_with(run_sft(run), run.output)
