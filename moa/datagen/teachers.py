@@ -328,58 +328,15 @@ class OracleTeacher:
         buggy = " / ".join(s.strip() for s in fix.buggy) or "(a removed line)"
         fixed = " / ".join(s.strip() for s in fix.fixed) or "(nothing)"
         where = f" in `{fn}`" if fn else ""
-        # 4. Optionally a wrong first attempt.
+        # 4. Optionally a wrong first attempt, then 5. the fix.
         buggy_path = executor.workspace.path(path)
+        lead = ""
         if fix.buggy and rng.random() < self.wrong_first_fraction:
-            wrong_line = _wrong_variant(fix.buggy[0], fix.fixed, rng)
-            if wrong_line is not None:
-                say(
-                    h.analysis(
-                        _say(
-                            rng,
-                            f"Line {fix.buggy_line}{where} reads `{fix.buggy[0].strip()}`. My first guess is that it should be `{wrong_line.strip()}`.",
-                            f"I suspect `{fix.buggy[0].strip()}`{where}; trying `{wrong_line.strip()}` instead.",
-                        )
-                    )
-                )
-                current = buggy_path.read_text()
-                lines = current.split("\n")
-                idx = fix.buggy_line - 1
-                if 0 <= idx < len(lines) and lines[idx] == fix.buggy[0]:
-                    lines[idx] = wrong_line
-                    _act(
-                        ep,
-                        executor,
-                        "apply_patch",
-                        {"patch": make_patch({path: (current, "\n".join(lines))})},
-                    )
-                    _act(
-                        ep,
-                        executor,
-                        "run_tests",
-                        {"tests": failing[:5]} if failing and rng.random() < 0.5 else {},
-                    )
-                    if executor.last_tests is not None and executor.last_tests.passed:
-                        say(
-                            h.analysis(
-                                "The selected tests pass with that change; running the whole suite to be sure."
-                            )
-                        )
-                    else:
-                        say(
-                            h.analysis(
-                                _say(
-                                    rng,
-                                    "Still failing, so that was not it. Looking again at the line and what the test expects.",
-                                    "That did not fix it; the tests are still red. Let me reconsider.",
-                                    "No, the same tests still fail. My guess was wrong.",
-                                )
-                            )
-                        )
-        # 5. The fix.
+            lead = self._wrong_attempt(ep, executor, fix, where, failing, rng)
         say(
             h.analysis(
-                _say(
+                lead
+                + _say(
                     rng,
                     f"The bug is{where} at line {fix.buggy_line}: `{buggy}` should be `{fixed}`.",
                     f"Found it: {path} has `{buggy}`{where}, which is wrong; the correct code is `{fixed}`.",
@@ -416,6 +373,46 @@ class OracleTeacher:
             )
         )
         return ep
+
+    def _wrong_attempt(
+        self, ep: Episode, executor: Executor, fix: _Fix, where: str, failing: list[str], rng: random.Random
+    ) -> str:
+        """A plausible first guess, applied and tested for real; returns the words that lead
+        into the right fix ("" when no guess fits the line)."""
+        path = executor.workspace.path(fix.path)
+        current = path.read_text()
+        lines = current.split("\n")
+        idx = fix.buggy_line - 1
+        wrong = _wrong_variant(fix.buggy[0], fix.fixed, rng)
+        if wrong is None or not 0 <= idx < len(lines) or lines[idx] != fix.buggy[0]:
+            return ""
+        ep.messages.append(
+            h.analysis(
+                _say(
+                    rng,
+                    f"Line {fix.buggy_line}{where} reads `{fix.buggy[0].strip()}`. My first guess is that it should be `{wrong.strip()}`.",
+                    f"I suspect `{fix.buggy[0].strip()}`{where}; trying `{wrong.strip()}` instead.",
+                )
+            )
+        )
+        lines[idx] = wrong
+        _act(ep, executor, "apply_patch", {"patch": make_patch({fix.path: (current, "\n".join(lines))})})
+        selected = failing[:5] if failing and rng.random() < 0.5 else []
+        _act(ep, executor, "run_tests", {"tests": selected} if selected else {})
+        if selected and executor.last_tests is not None and executor.last_tests.passed:
+            ep.messages.append(h.analysis("Those tests pass now; running the whole suite to be sure."))
+            _act(ep, executor, "run_tests", {})
+        if executor.last_tests is not None and executor.last_tests.passed:
+            return (
+                f"The tests pass with `{wrong.strip()}`, but that bends the code around the tests "
+                f"rather than restoring what it means to do. "
+            )
+        return _say(
+            rng,
+            "Still failing, so that was not it. Looking at the line again: ",
+            "That did not fix it; the tests are still red. Reconsidering: ",
+            "No, the tests still fail, so my guess was wrong. ",
+        )
 
 
 def _definition_pattern(function: str, language: str) -> str:

@@ -5,6 +5,7 @@ scripted tool-calling responses (a recorded-response server: no model can run he
 from __future__ import annotations
 
 import json
+import random
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -277,3 +278,40 @@ def test_write_mutations_helper_is_deterministic(tmp_path: Path) -> None:
     recs = [_record(), _record("pypi:y@2")]
     folder = write_mutations(tmp_path, recs)
     assert sorted(record_id(r) for r in read_mutations(folder).records) == sorted(record_id(r) for r in recs)
+
+
+POS = "def is_pos(x):\n    return x > 0\n"
+POS_TEST = "from pos import is_pos\n\n\ndef test_is_pos():\n    assert not is_pos(0)\n    assert is_pos(0.5) and is_pos(3)\n"
+POS_DIFF = (
+    "--- a/pos.py\n+++ b/pos.py\n@@ -1,2 +1,2 @@\n def is_pos(x):\n-    return x > 0\n+    return x >= 0\n"
+)
+
+
+@pytest.mark.slow
+def test_oracle_first_guess_is_real_and_wrong_then_the_fix(tmp_path: Path) -> None:
+    from moa.datagen.teachers import OracleTeacher
+
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "pos.py").write_text(POS)
+    (src / "test_pos.py").write_text(POS_TEST)
+    record = _record("path:pos", POS_DIFF).model_copy(update={"file": "pos.py", "function": "is_pos"})
+    task = Task("fedcba9876543210", record)
+    with Workspace.create(RepoState("python", f"path:{src}", POS_DIFF), tree=src, parent=tmp_path) as ws:
+        prompt = prompt_messages(task)
+        episode = OracleTeacher(wrong_first_fraction=1.0).episode(
+            task, prompt, Executor(ws), random.Random(3)
+        )
+        assert (ws.root / "pos.py").read_text() == POS
+    assert episode.passed, episode.reason
+    assert h.validate(h.Conversation((*prompt, *episode.messages), "training")) == []
+    calls = [(m.function, m.content) for m in episode.messages if m.is_tool_call]
+    patches = [json.loads(c)["patch"] for f, c in calls if f == "apply_patch"]
+    assert len(patches) == 2 and "+    return x >= 1" in patches[0] and "+    return x > 0" in patches[1]
+    results = [m.content for m in episode.messages if m.role == "tool" and m.function == "run_tests"]
+    assert (
+        results[0].startswith("FAILED")
+        and results[-2].startswith("FAILED")
+        and results[-1].startswith("PASSED")
+    )
+    assert "x >= 1" in " ".join(m.content for m in episode.messages if m.channel == "analysis")
