@@ -271,6 +271,7 @@ class Executor:
             return Observation(f"error: {args.get('path')} does not exist", ok=False)
         limit = min(int(args.get("max_results", 50)), self.caps.search_results)
         files = [base] if base.is_file() else [p for p in self._visible(base, 64) if p.is_file()]
+        files = [p for p in files if p.resolve().is_relative_to(self.root)]  # no links out of the repo
         hits: list[str] = []
         more = False
         for path in files:

@@ -93,6 +93,11 @@ def test_search_regex_literal_fallback_and_result_cap(ws: Workspace) -> None:
     ]
     literal = ex.call("search", {"pattern": "add(2"})
     assert "searched for the literal text" in literal.text and "test_calc.py:5:" in literal.text
+    secret = ws.root.parent / "secret.txt"
+    secret.write_text("TOKEN=hunter2\n")
+    (ws.root / "leak.txt").symlink_to(secret)
+    assert ex.call("search", {"pattern": "hunter2"}).text == "no matches for 'hunter2'"
+    assert ex.call("read_file", {"path": "leak.txt"}).invalid
     capped = ex.call("search", {"pattern": "line", "max_results": 5})
     assert capped.text.count("\n") == 5 and "stopped after 5 matches" in capped.text
 
