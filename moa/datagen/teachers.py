@@ -506,14 +506,15 @@ class ChatTeacher:
                 )
                 ep.messages.append(h.tool_result(name, obs.text))
                 results.append((call_id, obs.text, not obs.ok))
+            if ep.reason:  # not usable as training data: stop spending API calls on it
+                return ep
             self.extend(history, turn, results)
         else:
             ep.reason = f"no final answer within {self.max_turns} turns"
             return ep
-        if not ep.reason:
-            executor.call("run_tests", "{}")  # judge the end state ourselves, whatever the model claimed
-            ep.passed = executor.last_tests is not None and executor.last_tests.passed
-            ep.reason = "" if ep.passed else "the tests are red at the end"
+        executor.call("run_tests", "{}")  # judge the end state ourselves, whatever the model claimed
+        ep.passed = executor.last_tests is not None and executor.last_tests.passed
+        ep.reason = "" if ep.passed else "the tests are red at the end"
         return ep
 
     def post(self, url: str, body: dict[str, Any], headers: dict[str, str]) -> dict[str, Any]:
