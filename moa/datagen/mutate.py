@@ -33,7 +33,7 @@ from moa.api.records import MutationRecord, SourceRef
 from moa.api.stages import StageConfig, StageSummary
 from moa.datagen.dedup import diff_hash
 from moa.datagen.sources import fetch
-from moa.datagen.verify import Verdict, apply_verdict, find_flaky, verify
+from moa.datagen.verify import Verdict, apply_verdict, find_flaky, recover, verify
 from moa.languages import registry
 from moa.languages.base import MutationRunner
 
@@ -152,6 +152,8 @@ def mutate_source(cfg: MutateConfig, ref: SourceRef) -> dict[str, Any]:
     secs["fetch"] = time.monotonic() - t
     log(ref, f"fetched -> {repo}")
 
+    journal = work / "applied.diff"
+    recover(repo, journal)
     t = time.monotonic()
     runner.ensure_tool()
     runner.prepare(repo)
@@ -212,7 +214,7 @@ def mutate_source(cfg: MutateConfig, ref: SourceRef) -> dict[str, Any]:
                     reused += 1
                     v = _verdict(cached)
                 else:
-                    v = verify(runner, repo, rec, base.flaky, cfg.test_timeout_s)
+                    v = verify(runner, repo, rec, base.flaky, cfg.test_timeout_s, journal)
                     vcache.write(json.dumps({"diff_hash": rec.diff_hash, **asdict(v)}) + "\n")
                     vcache.flush()
                 if not v.kept:

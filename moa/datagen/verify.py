@@ -92,13 +92,34 @@ def apply_diff(repo: Path, diff: str, *, reverse: bool = False) -> tuple[bool, s
     return proc.returncode == 0, proc.stderr.strip()
 
 
+def recover(repo: Path, journal: Path) -> None:
+    """Revert a diff a killed run left applied (recorded in `journal` before applying)."""
+    if journal.is_file():
+        reverted, err = apply_diff(repo, journal.read_text(), reverse=True)
+        if not reverted:
+            raise RuntimeError(
+                f"{repo}: cannot revert the diff a killed run left applied ({err}); delete {repo.parent}"
+            )
+        journal.unlink()
+
+
 def verify(
-    runner: MutationRunner, repo: Path, record: MutationRecord, flaky: Sequence[str], timeout_s: float
+    runner: MutationRunner,
+    repo: Path,
+    record: MutationRecord,
+    flaky: Sequence[str],
+    timeout_s: float,
+    journal: Path | None = None,
 ) -> Verdict:
-    """Apply the record's diff to the clean `repo`, test, revert, test; the tree is clean afterwards."""
+    """Apply the record's diff to the clean `repo`, test, revert, test; the tree is clean afterwards.
+    With a `journal`, the applied diff is recorded there until reverted, for `recover` after a kill."""
     start = time.monotonic()
+    if journal:
+        journal.write_text(record.diff)
     applied, err = apply_diff(repo, record.diff)
     if not applied:
+        if journal:
+            journal.unlink()
         return Verdict(False, "patch_failed", excerpt=err[-EXCERPT_CHARS:], seconds=time.monotonic() - start)
     try:
         green, out = _baseline(runner, repo, timeout_s, flaky)
@@ -106,8 +127,10 @@ def verify(
         reverted, err = apply_diff(repo, record.diff, reverse=True)
         if not reverted:
             raise RuntimeError(
-                f"{repo}: could not revert the mutation in {record.file} ({err}); the work tree is dirty"
+                f"{repo}: could not revert the mutation in {record.file} ({err}); the tree is dirty"
             )
+        if journal:
+            journal.unlink()
     if green:
         return Verdict(False, "tests_pass", seconds=time.monotonic() - start)
     failing = failing_tests(runner, out)

@@ -1,0 +1,230 @@
+"""The mutate stage: dedup, caps, the verification rule, flaky tests, and resume after a kill.
+
+The toolchain tests run the real thing (mutmut 3 + pytest in bwrap) on a tiny local `path:` package
+whose suite has one test that fails on every second run."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from moa.api.records import MutationRecord
+from moa.datagen.dedup import diff_hash
+from moa.datagen.mutate import Caps, MutateConfig, dedup, scratch_dir
+from moa.datagen.verify import find_flaky, verify
+
+CALC = """def add(a, b):
+    return a + b
+
+
+def clamp(x, lo, hi):
+    if x < lo:
+        return lo
+    if x > hi:
+        return hi
+    return x
+
+
+def scale(x):
+    return x * 3 + 1
+
+
+def parity(n):
+    return "even" if n % 2 == 0 else "odd"
+
+
+def greet(name):
+    return "hello " + name
+"""
+TESTS = """from calc import add, clamp, parity, scale
+
+
+def test_add():
+    assert add(2, 3) == 5
+
+
+def test_clamp():
+    assert clamp(5, 0, 10) == 5
+    assert clamp(-1, 0, 10) == 0
+    assert clamp(11, 0, 10) == 10
+
+
+def test_scale_and_parity():
+    assert scale(2) == 7
+    assert parity(4) == "even" and parity(3) == "odd"
+"""
+# Fails on every second run of the suite: the flaky test. It is also the only test of greet().
+FLAKY = """from pathlib import Path
+
+from calc import greet
+
+
+def test_flaky_greet():
+    runs = Path(__file__).with_name(".runs")
+    n = int(runs.read_text()) if runs.exists() else 0
+    runs.write_text(str(n + 1))
+    assert greet("bob") == "hello bob"
+    assert n % 2 == 0
+"""
+FLAKY_ID = "tests/test_flaky.py::test_flaky_greet"
+
+
+def tiny_package(root: Path) -> Path:
+    (root / "calc").mkdir(parents=True)
+    (root / "tests").mkdir()
+    (root / "pyproject.toml").write_text(
+        '[build-system]\nrequires = ["setuptools>=61"]\nbuild-backend = "setuptools.build_meta"\n\n'
+        '[project]\nname = "calc"\nversion = "0.1"\n'
+    )
+    (root / "calc" / "__init__.py").write_text(CALC)
+    (root / "tests" / "test_calc.py").write_text(TESTS)
+    (root / "tests" / "test_flaky.py").write_text(FLAKY)
+    return root
+
+
+def record(diff: str, function: str = "f", operator: str = "arithmetic:+->-") -> MutationRecord:
+    return MutationRecord(
+        language="python", source="path:/x", version="", file="calc/__init__.py",
+        function=function, operator=operator, diff=diff, status="caught",
+    )  # fmt: skip
+
+
+def mutation(old: str, new: str) -> str:
+    """A fixed -> buggy file diff of calc/__init__.py replacing the one line `old` by `new`."""
+    import difflib
+
+    fixed = CALC.splitlines(keepends=True)
+    buggy = [new + "\n" if line.rstrip("\n") == old else line for line in fixed]
+    assert buggy != fixed, old
+    return "".join(difflib.unified_diff(fixed, buggy, "a/calc/__init__.py", "b/calc/__init__.py"))
+
+
+# ---------------------------------------------------------------------------- pure logic
+
+
+def test_dedup_ignores_line_numbers_hunk_headers_and_whitespace() -> None:
+    a = "--- a/m.py\n+++ b/m.py\n@@ -1,3 +1,3 @@\n def f(x):\n-    return x + 1\n+    return x - 1\n"
+    b = "--- m.py\n+++ m.py\n@@ -40,3 +40,3 @@\n def f(x):\n-    return x  +  1\n+    return x - 1   \n"
+    other_file = a.replace("m.py", "n.py")
+    other_change = a.replace("x - 1", "x * 1")
+    assert diff_hash(a) == diff_hash(b)
+    assert len({diff_hash(a), diff_hash(other_file), diff_hash(other_change)}) == 3
+    kept, dropped = dedup([record(a), record(b), record(other_file)])
+    assert [r.diff for r in kept] == [a, other_file] and dropped == 1
+    assert all(r.diff_hash for r in kept)
+
+
+def test_caps_per_function_operator_and_source(tmp_path: Path) -> None:
+    caps = Caps(MutateConfig("python", tmp_path, max_mutations=4, max_per_function=2, max_per_operator=2))
+    seen = []
+    wanted = [
+        ("f", "string"),
+        ("g", "string"),
+        ("h", "string"),
+        ("f", "number:1->2"),
+        ("f", "none"),
+        ("i", "none"),
+        ("j", "bool"),
+    ]
+    for fn, op in wanted:
+        rec = record("", function=fn, operator=op)
+        why = caps.blocked(rec)
+        seen.append(why)
+        if why is None:
+            caps.take(rec)
+    assert seen == [None, None, "cap_operator", None, "cap_function", None, "cap_source"]
+
+
+# ---------------------------------------------------------------------------- real toolchain
+
+
+@pytest.fixture(scope="module")
+def prepared(tmp_path_factory: pytest.TempPathFactory) -> tuple[object, Path]:
+    from moa.languages.python.mutation import MutmutRunner
+
+    repo = tiny_package(tmp_path_factory.mktemp("verify") / "calc")
+    runner = MutmutRunner()
+    runner.prepare(repo)
+    return runner, repo
+
+
+@pytest.mark.slow
+def test_flaky_test_found_and_verification_rule(prepared: tuple[object, Path]) -> None:
+    runner, repo = prepared
+    base = find_flaky(runner, repo, timeout_s=120)  # type: ignore[arg-type]
+    assert base.green and base.flaky == [FLAKY_ID], base
+
+    caught = verify(runner, repo, record(mutation("    return a + b", "    return a - b")), base.flaky, 120)  # type: ignore[arg-type]
+    assert caught.kept and caught.failing == ["tests/test_calc.py::test_add"], caught
+    assert "assert -1 == 5" in caught.excerpt
+
+    # `<` -> `<=` at the bound returns the same value: the suite cannot notice, so it is dropped.
+    equivalent = verify(runner, repo, record(mutation("    if x < lo:", "    if x <= lo:")), base.flaky, 120)  # type: ignore[arg-type]
+    assert not equivalent.kept and equivalent.reason == "tests_pass"
+
+    # Only the flaky test covers greet(): a mutant there is never credited to it.
+    flaky_only = verify(
+        runner,
+        repo,
+        record(mutation('    return "hello " + name', '    return "XXhello XX" + name')),
+        base.flaky,
+        120,
+    )  # type: ignore[arg-type]
+    assert not flaky_only.kept and flaky_only.reason == "tests_pass"
+    assert (repo / "calc" / "__init__.py").read_text() == CALC  # every check reverted its patch
+
+
+def _mutate(source: Path, out: Path) -> subprocess.Popen[str]:
+    cmd = [str(Path(sys.executable).with_name("moa")), "datagen", "mutate", "--language", "python", "--source", f"path:{source}", "--output", str(out), "--timeout", "120"]  # fmt: skip
+    return subprocess.Popen(
+        cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True
+    )
+
+
+@pytest.mark.slow
+def test_mutate_cli_kill_resume_and_skip(tmp_path: Path) -> None:
+    source = tiny_package(tmp_path / "calc")
+    out = tmp_path / "out"
+    from moa.api.records import SourceRef
+
+    ref = SourceRef.parse(f"path:{source}")
+    verdicts = scratch_dir(MutateConfig("python", out), ref) / "verify.cache"
+
+    proc = _mutate(source, out)
+    deadline = time.monotonic() + 240
+    while not (verdicts.is_file() and verdicts.read_text().count("\n") >= 1):
+        assert proc.poll() is None, proc.communicate()[0]
+        assert time.monotonic() < deadline, "no verification verdict within 240 s"
+        time.sleep(0.2)
+    os.killpg(proc.pid, signal.SIGKILL)  # mid-verification: outputs must not exist yet
+    proc.wait()
+    assert not (out / ref.slug / "stats.json").exists() and not (out / "metrics.json").exists()
+
+    proc = _mutate(source, out)
+    log = proc.communicate(timeout=300)[0]
+    assert proc.returncode == 0, log
+    assert "mutants from the cached tool run" in log
+    stats = json.loads((out / ref.slug / "stats.json").read_text())
+    assert stats["status"] == "done" and stats["verify_reused"] >= 1, stats
+    assert stats["flaky_tests"] == [FLAKY_ID]
+    records = [
+        MutationRecord.model_validate_json(line) for line in (out / ref.slug / "mutations.jsonl").open()
+    ]
+    assert records and all(r.verified and r.status == "caught" and r.failing_tests for r in records)
+    # greet() is tested by the flaky test alone, which is excluded: none of its mutants is kept.
+    assert "greet" not in {r.function for r in records}
+    assert len({r.diff_hash for r in records}) == len(records)
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["status"] == "succeeded" and metrics["metrics"]["kept"] == len(records)
+    assert not verdicts.parent.exists()  # scratch removed once the source is done
+
+    proc = _mutate(source, out)
+    log = proc.communicate(timeout=120)[0]
+    assert proc.returncode == 0 and "done already" in log, log
