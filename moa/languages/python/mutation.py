@@ -132,6 +132,8 @@ def classify(diff: str) -> str:
     kinds = {k for k, _ in a + b}
     if b and sb == "None":
         return "none"  # an expression or argument replaced by None
+    if {sa, sb} <= {"and", "or"} or "not" in (sa.split()[:1] + sb.split()[:1]):
+        return f"boolean:{sa}->{sb}"
     if not b and a:
         return "removal"  # an argument or operand dropped
     if kinds <= {tokenize.STRING}:
@@ -140,8 +142,6 @@ def classify(diff: str) -> str:
         return f"number:{sa}->{sb}"
     if {sa, sb} <= {"True", "False"}:
         return f"bool:{sa}->{sb}"
-    if {sa, sb} <= {"and", "or"} or "not" in (sa.split()[:1] + sb.split()[:1]):
-        return f"boolean:{sa}->{sb}"
     if {sa, sb} <= {"break", "continue", "return"}:
         return f"keyword:{sa}->{sb}"
     if kinds <= {tokenize.OP}:

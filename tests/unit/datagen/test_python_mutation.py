@@ -1,0 +1,112 @@
+"""The Python runner's normalisation of mutmut 3's real output, on a real PyPI package.
+
+inflection 0.5.1: one module, no dependencies, ~450 tests in about a second, and its sdist ships them.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from moa.api.records import SourceRef
+from moa.datagen.sources import fetch
+from moa.languages.python.mutation import VENV, MutmutRunner, classify, first_changed_line, layout, spread
+from moa.languages.sandbox import run
+
+SOURCE = SourceRef.parse("pypi:inflection@0.5.1")
+
+
+def _diff(old: str, new: str, line: int = 10) -> str:
+    return (
+        f"--- a/m.py\n+++ b/m.py\n@@ -{line},3 +{line},3 @@\n def f(x):\n-    {old}\n+    {new}\n     pass\n"
+    )
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "operator"),
+    [
+        ("return a + b", "return a - b", "arithmetic:+->-"),
+        ("if x < lo:", "if x <= lo:", "comparison:<-><="),
+        ("return x and y", "return x or y", "boolean:and->or"),
+        ("s = 'abc'", "s = 'XXabcXX'", "string"),
+        ("n = 1", "n = 2", "number:1->2"),
+        ("v = compute(x)", "v = None", "none"),
+        ("f(a, b)", "f(a, )", "removal"),
+        ("ok = True", "ok = False", "bool:True->False"),
+        ("x += 1", "x -= 1", "assignment:+=->-="),
+        ("return x is None", "return x is not None", "boolean:->not"),
+        ("return not x", "return x", "boolean:not->"),
+        ("break", "continue", "keyword:break->continue"),
+        ("y = x.upper()", "y = x.lower()", "name:upper->lower"),
+    ],
+)
+def test_operator_is_derived_from_the_diff(old: str, new: str, operator: str) -> None:
+    assert classify(_diff(old, new)) == operator
+
+
+def test_first_changed_line_and_layout(tmp_path: Path) -> None:
+    assert first_changed_line(_diff("a", "b", line=40)) == 41
+    (tmp_path / "src" / "pkg").mkdir(parents=True)
+    (tmp_path / "src" / "pkg" / "__init__.py").write_text("")
+    (tmp_path / "tests").mkdir()
+    (tmp_path / "setup.py").write_text("")
+    assert layout(tmp_path) == (["src/pkg/"], ["tests"])
+
+
+def test_spread_round_robins_over_functions() -> None:
+    rows: list[dict[str, object]] = [{"name": f"{fn}{i}", "function": fn} for fn in "aab" for i in range(3)]
+    assert [r["name"] for r in spread(rows, 4)] == ["a0", "b0", "a1", "b1"]
+
+
+@pytest.mark.slow
+def test_mutmut_records_match_mutmut_show(tmp_path: Path) -> None:
+    repo = tmp_path / "inflection"
+    shutil.copytree(fetch(SOURCE), repo)
+    runner = MutmutRunner()
+    runner.prepare(repo)
+    assert runner.baseline(repo, 300)[0]
+    records = runner.run(repo, SOURCE, 12, 900)
+
+    assert len(records) == 12
+    assert {r.status for r in records} <= {"caught", "missed", "timeout", "unviable"}
+    assert "caught" in {r.status for r in records}
+    assert len({r.function for r in records}) >= 6  # spread over functions, not the first 12 of one
+    text = (repo / "inflection" / "__init__.py").read_text()
+    for rec in records:
+        assert rec.file == "inflection/__init__.py" and rec.tool == "mutmut 3.8.1"
+        assert f"def {rec.function.split('.')[-1]}(" in text
+        assert rec.operator and rec.line is not None
+        # the file-level diff applies to the pristine tree (it is fixed -> buggy)...
+        check = subprocess.run(
+            ["git", "apply", "--check", "-"], cwd=repo, input=rec.diff, text=True, capture_output=True
+        )
+        assert check.returncode == 0, (rec.diff, check.stderr)
+
+    # ...and changes exactly the lines `mutmut show` reports for the same mutant.
+    results = [
+        line.split(":") for line in _mutmut(repo, "results", "--all=true").splitlines() if "__mutmut_" in line
+    ]
+    names = [name.strip() for name, status in results if status.strip() != "not checked"]
+    assert len(names) == 12
+    for name in names[:3]:
+        shown = _mutmut(repo, "show", name)
+        rec = next(r for r in records if _changed(r.diff) == _changed(shown))
+        assert rec.function == name.split("x_", 1)[-1].rsplit("__mutmut_", 1)[0]
+
+
+def _changed(diff: str) -> list[str]:
+    return [
+        ln.strip()
+        for ln in diff.splitlines()
+        if ln[:1] in "+-" and ln[:3] not in ("+++", "---") and ln[1:].strip()
+    ]
+
+
+def _mutmut(repo: Path, *args: str) -> str:
+    cli = "import sys; from mutmut.__main__ import cli; sys.argv[0] = 'mutmut'; sys.exit(cli())"
+    res = run([str(repo / VENV / "bin" / "python"), "-W", "ignore", "-c", cli, *args], repo)
+    assert res.ok, res.output
+    return res.output
