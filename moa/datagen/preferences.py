@@ -1,0 +1,236 @@
+"""`moa datagen preferences`: sample N agent episodes per task with the SFT policy, execute
+them, rank them into IPO preference pairs.
+
+For each training task (data/{lang}/core_agent/train: the trajectories' tasks, whose
+repository states are known) the SFT policy (base + {lang}_core_agent) runs `samples` full
+agent episodes at the spec's temperature through the real executor (`moa.trainer.rollout`);
+what each episode left in its repository is executed by the language's evaluator; the
+episodes are ranked by `moa.datagen.ranking` (hard outcome tiers, then idioms, then size)
+and its informative pairs are written as
+
+    data/{lang}/ipo/train/pairs.jsonl   {"prompt", "chosen", "rejected", "id", "reason",
+                                         "chosen_outcome", "rejected_outcome", "chosen_reward", ...}
+    data/{lang}/ipo/metrics.json        written last
+
+`prompt` is the task's Harmony prompt in completion mode; `chosen`/`rejected` are whole
+episode continuations (model turns and the observations they got). A pair is only formed
+from episodes that differ in what the judge found; an episode whose text is not valid Harmony
+cannot be written as training data and is counted, never repaired. When sampling yields few
+informative pairs (a weak policy fails every sample the same way) the metrics say so
+(`tasks_without_pair_share`); nothing is made up to fill the file.
+
+Resumable: each finished task is appended to `.progress.jsonl` in the stage's work folder;
+a re-run skips those; the output appears by rename when complete.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import click
+
+from moa.api.records import EvalOutcome
+from moa.api.stages import StageConfig, StageSummary
+from moa.datagen import ranking
+
+log = logging.getLogger("moa.datagen")
+
+PROGRESS = ".progress.jsonl"
+FILE = "pairs.jsonl"
+
+
+@dataclass
+class PreferencesRun:
+    config: StageConfig
+    tasks: Path
+    adapter: Path
+    output: Path
+    max_tasks: int | None = None
+    samples: int | None = None
+    max_pairs_per_task: int = 4
+
+    @classmethod
+    def from_config(cls, config: StageConfig, **overrides: Any) -> PreferencesRun:
+        layout = config.layout
+        defaults: dict[str, Any] = {
+            "tasks": layout.core_agent_train,
+            "adapter": layout.sft_adapter,
+            "output": layout.ipo,
+        }
+        defaults.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(config=config, **defaults)
+
+
+def task_row(task: Any, episodes: list[Any], outcomes: list[EvalOutcome], max_pairs: int) -> dict[str, Any]:
+    """One task's progress row: every sample's outcome, and its informative, writable pairs."""
+    candidates = [ep.patch or "" for ep in episodes]
+    found = ranking.pairs(candidates, outcomes, max_pairs=len(episodes) ** 2)
+    writable = [p for p in found if episodes[p.chosen].renderable and episodes[p.rejected].renderable]
+    prompt = task.prompt_text()
+    pairs = [
+        {
+            "id": f"{task.id}:{p.chosen}>{p.rejected}",
+            "task": task.id,
+            "prompt": prompt,
+            "chosen": episodes[p.chosen].continuation,
+            "rejected": episodes[p.rejected].continuation,
+            "reason": p.reason,
+            "chosen_outcome": outcomes[p.chosen].outcome,
+            "rejected_outcome": outcomes[p.rejected].outcome,
+            "chosen_reward": outcomes[p.chosen].reward,
+            "rejected_reward": outcomes[p.rejected].reward,
+        }
+        for p in writable[:max_pairs]
+    ]
+    return {
+        "id": task.id,
+        "rewards": [o.reward for o in outcomes],
+        "outcomes": [o.outcome for o in outcomes],
+        "turns": [ep.turns for ep in episodes],
+        "invalid": [ep.ended == "invalid" for ep in episodes],
+        "informative": len(found),
+        "unwritable": len(found) - len(writable),
+        "pairs": pairs,
+    }
+
+
+def summarize_rows(rows: list[dict[str, Any]], seconds: float) -> StageSummary:
+    from moa.trainer.rollout import outcome_shares, reward_stats
+
+    rewards = [r for row in rows for r in row["rewards"]]
+    samples = len(rewards)
+    pairs = sum(len(row["pairs"]) for row in rows)
+    without = sum(not row["pairs"] for row in rows)
+    metrics: dict[str, float] = {
+        "tasks": float(len(rows)),
+        "samples": float(samples),
+        "pairs": float(pairs),
+        "informative_pairs": float(sum(row["informative"] for row in rows)),
+        "unwritable_pairs": float(sum(row["unwritable"] for row in rows)),
+        "seconds": round(seconds, 2),
+        **reward_stats(rewards),
+    }
+    if rows:
+        metrics["tasks_without_pair_share"] = without / len(rows)
+    if samples:
+        metrics["invalid_episode_share"] = sum(i for row in rows for i in row["invalid"]) / samples
+        metrics.update(outcome_shares([o for row in rows for o in row["outcomes"]]))
+    message = f"{pairs} pairs from {len(rows)} tasks x {samples // max(1, len(rows))} samples"
+    if rows and without:
+        message += (
+            f"; {without} of {len(rows)} tasks gave no informative pair (every sample judged alike, "
+            "or not valid Harmony): sample more, or improve the SFT policy"
+        )
+    return StageSummary(stage="preferences", status="succeeded", metrics=metrics, message=message)
+
+
+def run_preferences(run: PreferencesRun, echo: Any = click.echo) -> StageSummary:
+    from moa.datagen.executor import Caps
+    from moa.trainer import loading
+    from moa.trainer.rollout import Judge, Policy, read_tasks, run_episodes
+    from moa.trainer.stage import StageDirs
+
+    dirs = StageDirs(run.output)
+    done_summary = dirs.completed()
+    if done_summary is not None:
+        echo(f"preferences already complete at {run.output} ({done_summary.status}): nothing to do")
+        return done_summary
+
+    spec = run.config.spec
+    stage = spec.stages.preferences
+    samples = run.samples or stage.samples
+    tasks = read_tasks(run.tasks, spec.language, run.max_tasks or stage.max_tasks)
+    if not tasks:
+        raise click.ClickException(
+            f"no {spec.language} tasks under {run.tasks}: run `moa datagen trajectories`"
+        )
+    started = time.monotonic()
+    dirs.work.mkdir(parents=True, exist_ok=True)
+    progress = dirs.work / PROGRESS
+    done = {}
+    if progress.exists():
+        done = {r["id"]: r for r in map(json.loads, progress.read_text().splitlines()) if r}
+        echo(f"resuming: {len(done)} tasks already sampled, {len(tasks) - len(done)} to go")
+    todo = [t for t in tasks if t.id not in done]
+
+    if todo:
+        loading.limit_cpu_threads()
+        model, tokenizer, backend = loading.load_base(
+            run.config.layout.base_model(spec.base_model), spec.lora
+        )
+        model = loading.load_adapter(model, run.adapter, trainable=False)
+        policy = Policy(model, tokenizer, stage.temperature, stage.max_new_tokens)
+        timeout = float(spec.data.limits.timeouts.test_seconds)
+        echo(
+            f"sampling {samples} episodes x {len(todo)} tasks with {run.adapter.name} ({backend.describe()})"
+        )
+        with Judge(spec.stages.grpo.rewards, timeout) as judge, progress.open("a") as fh:
+            for n, task in enumerate(todo, len(done) + 1):
+                episodes = run_episodes(policy, task, samples, stage.max_turns, Caps(test_timeout_s=timeout))
+                row = task_row(task, episodes, judge.judge_episodes(task, episodes), run.max_pairs_per_task)
+                fh.write(json.dumps(row, ensure_ascii=False) + "\n")
+                fh.flush()
+                os.fsync(fh.fileno())
+                done[task.id] = row
+                echo(
+                    f"task {n}/{len(tasks)} {task.id}: rewards {row['rewards']} -> {len(row['pairs'])} pairs"
+                )
+
+    rows = [done[t.id] for t in tasks if t.id in done]
+    out = dirs.result / "train" / FILE
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with out.open("w") as fh:
+        for row in rows:
+            for pair in row["pairs"]:
+                fh.write(json.dumps(pair, ensure_ascii=False) + "\n")
+    summary = summarize_rows(rows, time.monotonic() - started)
+    dirs.publish(summary)
+    echo(f"preferences: {summary.message}")
+    return summary
+
+
+@click.command("preferences")
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    required=True,
+    help="StageConfig YAML (the AdapterTraining spec plus stage and artifact root).",
+)
+@click.option(
+    "--tasks", type=click.Path(path_type=Path), default=None, help="Task rows (default: SFT train)."
+)
+@click.option(
+    "--adapter", type=click.Path(path_type=Path), default=None, help="Policy adapter (default: SFT)."
+)
+@click.option("--output", type=click.Path(path_type=Path), default=None, help="Output folder.")
+@click.option("--max-tasks", type=int, default=None, help="Sample at most N tasks.")
+@click.option("--samples", type=int, default=None, help="Episodes per task (default: the spec's).")
+def preferences_cmd(
+    config_path: Path,
+    tasks: Path | None,
+    adapter: Path | None,
+    output: Path | None,
+    max_tasks: int | None,
+    samples: int | None,
+) -> None:
+    """Sample agent episodes with the SFT policy, execute and rank them into IPO pairs."""
+    from moa.trainer.stage import setup_logging
+
+    setup_logging()
+    run = PreferencesRun.from_config(
+        StageConfig.load(config_path),
+        tasks=tasks,
+        adapter=adapter,
+        output=output,
+        max_tasks=max_tasks,
+        samples=samples,
+    )
+    summary = run_preferences(run)
+    raise SystemExit(summary.exit_code)

@@ -1,0 +1,69 @@
+"""`moa datagen preferences`: sampled agent episodes, executed and ranked into IPO pairs."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from repair_tasks import LORA, FixOrBreak, oracle_rows, save_fresh_adapter, write_rows
+from trainer_fixtures import stage_config
+
+from moa.api.training import Rewards
+from moa.cli import cli
+from moa.datagen.preferences import task_row
+from moa.trainer.data import read_pairs
+from moa.trainer.rollout import Judge, read_tasks, run_episodes
+
+pytestmark = pytest.mark.slow
+
+
+def test_tiny_model_samples_executes_and_reports_honestly(tiny_model: Path, tmp_path: Path) -> None:
+    write_rows(tmp_path / "data/python/core_agent/train", oracle_rows())
+    save_fresh_adapter(tiny_model, tmp_path / "checkpoints/adapters/python_core_agent", LORA)
+    config = stage_config(
+        tmp_path,
+        tiny_model,
+        "preferences",
+        tmp_path / "preferences.yaml",
+        preferences={"samples": 2, "maxTurns": 2, "maxNewTokens": 16},
+    )
+    result = CliRunner().invoke(cli, ["datagen", "preferences", "--config", str(config)])
+    assert result.exit_code == 0, result.output
+    out = tmp_path / "data/python/ipo"
+    summary = json.loads((out / "metrics.json").read_text())
+    m = summary["metrics"]
+    assert m["tasks"] == 2 and m["samples"] == 4
+    # A random model writes no valid Harmony: every sample is judged, none can be a pair, and
+    # the stage says so instead of making pairs up.
+    assert m["pairs"] == len((out / "train/pairs.jsonl").read_text().splitlines())
+    assert m["reward_min"] >= -1.0 and "tasks_without_pair_share" in m
+    if m["pairs"] == 0:
+        assert m["tasks_without_pair_share"] == 1.0 and "no informative pair" in summary["message"]
+    assert not (tmp_path / "data/python/ipo.partial").exists()
+    again = CliRunner().invoke(cli, ["datagen", "preferences", "--config", str(config)])
+    assert again.exit_code == 0 and "already complete" in again.output
+
+
+def test_differing_episodes_are_executed_ranked_and_written_as_ipo_pairs(tmp_path: Path) -> None:
+    rows = oracle_rows()
+    tasks = read_tasks(write_rows(tmp_path / "train", rows), "python")
+    policy = FixOrBreak(rows)
+    with Judge(Rewards(), timeout_s=120) as judge:
+        written = []
+        for task in tasks:
+            episodes = run_episodes(policy, task, 2, max_turns=6)  # type: ignore[arg-type]
+            outcomes = judge.judge_episodes(task, episodes)
+            assert outcomes[0].outcome in ("clean", "lint_warnings") and outcomes[0].tests_passed
+            assert outcomes[1].outcome == "compile_error" and episodes[1].ended == "final"
+            row = task_row(task, episodes, outcomes, max_pairs=4)
+            assert row["rewards"] == [o.reward for o in outcomes] and len(row["pairs"]) == 1
+            written += row["pairs"]
+    pair = written[0]
+    assert (
+        pair["chosen_outcome"] in ("clean", "lint_warnings") and pair["rejected_outcome"] == "compile_error"
+    )
+    assert "run_tests" in pair["chosen"] and pair["chosen"].endswith("<|return|>")
+    (tmp_path / "pairs.jsonl").write_text("".join(json.dumps(p) + "\n" for p in written))
+    assert len(read_pairs(tmp_path / "pairs.jsonl")) == 2  # what `moa train ipo` reads
