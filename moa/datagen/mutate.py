@@ -131,9 +131,9 @@ def mutate_source(cfg: MutateConfig, ref: SourceRef) -> dict[str, Any]:
     """One source end to end; returns its stats (also written as stats.json, last)."""
     out_dir = cfg.output / ref.slug
     if (out_dir / STATS).is_file():
-        stats = json.loads((out_dir / STATS).read_text())
-        log(ref, f"done already ({stats.get('status')}), skipped")
-        return {**stats, "resumed": True}
+        done: dict[str, Any] = json.loads((out_dir / STATS).read_text())
+        log(ref, f"done already ({done.get('status')}), skipped")
+        return {**done, "resumed": True}
     start = time.monotonic()
     secs: dict[str, float] = {}
     plugin = registry.get(cfg.language)
@@ -192,7 +192,7 @@ def mutate_source(cfg: MutateConfig, ref: SourceRef) -> dict[str, Any]:
         records = runner.run(repo, ref, budget, cfg.source_timeout_s, **kwargs)
         _write_atomic(cache, "".join(r.model_dump_json() + "\n" for r in records))
     secs["run"] = time.monotonic() - t
-    counts = Counter(r.status for r in records)
+    counts: Counter[str] = Counter(r.status for r in records)
     log(ref, f"{runner.tool}: {len(records)} mutants, " + ", ".join(f"{counts[s]} {s}" for s in STATUSES))
 
     caught, dups = dedup(r for r in records if r.status == "caught")
@@ -332,6 +332,26 @@ def print_table(rows: list[dict[str, Any]], metrics: dict[str, float]) -> None:
     Console(file=sys.stderr, width=160).print(table)
 
 
+def from_stage_config(stage: StageConfig, texts: list[str]) -> tuple[MutateConfig, list[str]]:
+    """The run a StageConfig asks for: its shard (one source, a pod), else the listed or spec's sources.
+
+    Output goes to data/{lang}/mutations/; a shard's metrics.json goes in its own folder (the
+    stage folder of that shard), a whole run's in data/{lang}/mutations/."""
+    limits = stage.spec.data.limits
+    cfg = MutateConfig(
+        language=stage.spec.language,
+        output=stage.layout.mutations,
+        max_mutations=limits.max_mutations_per_source,
+        jobs=limits.jobs,
+        test_timeout_s=float(limits.timeouts.test_seconds),
+        source_timeout_s=float(limits.timeouts.source_seconds),
+    )
+    if stage.shard:
+        cfg.metrics_path = stage.output_dir / METRICS
+        return cfg, [stage.shard]
+    return cfg, texts or list(stage.spec.data.sources)
+
+
 def _read_sources(path: Path) -> list[str]:
     lines = [ln.split("#", 1)[0].strip() for ln in path.read_text().splitlines()]
     return [ln for ln in lines if ln]
@@ -379,40 +399,28 @@ def mutate_cmd(
 ) -> None:
     """Run the language's mutation tool on sources and keep verified caught mutations."""
     texts = list(sources) + (_read_sources(sources_file) if sources_file else [])
-    metrics_path = None
     if config_path:
-        stage = StageConfig.load(config_path)
-        data = stage.spec.data
-        language = stage.spec.language
-        output = stage.layout.mutations
-        if stage.shard:
-            texts = [stage.shard]
-            metrics_path = stage.output_dir / METRICS
-        elif not texts:
-            texts = data.sources
-        max_mutations = data.limits.max_mutations_per_source
-        timeout = float(data.limits.timeouts.test_seconds)
-        source_timeout = float(data.limits.timeouts.source_seconds)
-    if not language or output is None:
+        cfg, texts = from_stage_config(StageConfig.load(config_path), texts)
+    elif language and output is not None:
+        cfg = MutateConfig(
+            language=language,
+            output=output,
+            max_mutations=max_mutations,
+            max_per_function=max_per_function,
+            max_per_operator=max_per_operator,
+            jobs=jobs,
+            verify=verify,
+            test_timeout_s=timeout,
+            source_timeout_s=source_timeout,
+        )
+    else:
         raise click.UsageError("give --config STAGE.yaml, or --language and --output")
-    plugin = registry.get(language)
+    plugin = registry.get(cfg.language)
     if not texts:
         texts = [str(s.ref) for s in plugin.default_sources if s.ships_tests]
     if not texts:
-        raise click.UsageError(f"no sources: give --source/--sources ({language} has no default sources)")
+        raise click.UsageError(f"no sources: give --source/--sources ({cfg.language} has no default sources)")
     refs = [SourceRef.parse(t) for t in texts]
-    cfg = MutateConfig(
-        language=language,
-        output=output,
-        max_mutations=max_mutations,
-        max_per_function=max_per_function,
-        max_per_operator=max_per_operator,
-        jobs=jobs,
-        verify=verify,
-        test_timeout_s=timeout,
-        source_timeout_s=source_timeout,
-        metrics_path=metrics_path,
-    )
     summary = run_stage(cfg, refs)
     if summary.status == "failed":
         raise RuntimeError(f"mutate failed for {summary.message}")

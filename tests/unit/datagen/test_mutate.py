@@ -228,3 +228,29 @@ def test_mutate_cli_kill_resume_and_skip(tmp_path: Path) -> None:
     proc = _mutate(source, out)
     log = proc.communicate(timeout=120)[0]
     assert proc.returncode == 0 and "done already" in log, log
+
+
+def test_stage_config_maps_to_a_run(tmp_path: Path) -> None:
+    from moa.api.stages import StageConfig
+    from moa.api.training import AdapterTrainingSpec
+    from moa.datagen.mutate import from_stage_config
+
+    spec = AdapterTrainingSpec.model_validate(
+        {
+            "language": "python",
+            "data": {
+                "sources": ["pypi:inflection@0.5.1", "pypi:six@1.16.0"],
+                "limits": {"maxMutationsPerSource": 7, "timeouts": {"testSeconds": 42}},
+            },
+        }
+    )
+    whole = StageConfig(stage="mutate", root=str(tmp_path), name="t", spec=spec)
+    cfg, texts = from_stage_config(whole, [])
+    assert texts == ["pypi:inflection@0.5.1", "pypi:six@1.16.0"]
+    assert cfg.output == tmp_path / "data" / "python" / "mutations" and cfg.metrics_path is None
+    assert (cfg.max_mutations, cfg.test_timeout_s) == (7, 42.0)
+
+    shard = whole.model_copy(update={"shard": "pypi:six@1.16.0"})
+    cfg, texts = from_stage_config(shard, [])
+    assert texts == ["pypi:six@1.16.0"]
+    assert cfg.metrics_path == tmp_path / "data" / "python" / "mutations" / "six-1.16.0" / "metrics.json"
