@@ -158,12 +158,12 @@ def _unpack(ref: SourceRef, archive: Path, dest: Path) -> None:
                 zf.extractall(staging)
         else:
             with tarfile.open(archive) as tf:
-                members = tf.getmembers()
-                for m in members:
+                for m in tf.getmembers():
                     _safe_member(ref, m.name)
-                    if m.issym() or m.islnk() or m.isdev():
-                        raise SourceError(f"{ref}: archive member {m.name!r} is a link or device; refusing")
-                tf.extractall(staging, members=[m for m in members if m.isfile() or m.isdir()], filter="data")
+                try:  # the "data" filter refuses absolute or escaping links, devices and setuid bits
+                    tf.extractall(staging, filter="data")
+                except tarfile.FilterError as exc:
+                    raise SourceError(f"{ref}: unsafe archive member ({exc}); refusing to unpack") from exc
         entries = list(staging.iterdir())
         top = entries[0] if len(entries) == 1 and entries[0].is_dir() else staging
         for child in top.iterdir():

@@ -30,7 +30,13 @@ class CuratedSource:
 
 @runtime_checkable
 class MutationRunner(Protocol):
-    """Runs the language's mutation-testing tool on an unpacked source tree."""
+    """Runs the language's mutation-testing tool on an unpacked source tree.
+
+    Optional, for per-test flaky handling in `moa datagen mutate` (see moa/datagen/verify.py):
+    `failing_tests(output) -> list[str]` (test ids failed in a baseline output) and an
+    `exclude_tests: Sequence[str]` keyword on `baseline` and `run`. Without them a source whose
+    baseline is flaky is skipped, with that reason.
+    """
 
     tool: str
 
@@ -43,7 +49,9 @@ class MutationRunner(Protocol):
     def baseline(self, repo: Path, timeout_s: float) -> tuple[bool, str]:
         """Run the test suite unmodified: (green, output excerpt)."""
 
-    def run(self, repo: Path, source: SourceRef, max_mutations: int | None, timeout_s: float) -> list[MutationRecord]:
+    def run(
+        self, repo: Path, source: SourceRef, max_mutations: int | None, timeout_s: float
+    ) -> list[MutationRecord]:
         """Run the tool (sandboxed, no network) and normalise every mutant into a record."""
 
 

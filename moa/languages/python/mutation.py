@@ -84,7 +84,7 @@ def _locked(path: Path) -> Iterator[None]:
             fcntl.flock(fh, fcntl.LOCK_UN)
 
 
-def _base_python() -> str:
+def base_python() -> str:
     """The interpreter under moa's venv: target and tool venvs must share its version (.pth trick)."""
     return getattr(sys, "_base_executable", None) or sys.executable
 
@@ -217,7 +217,7 @@ class MutmutRunner:
                 return
             # A venv is not relocatable, so it is built at its final path; `.installed` marks it complete.
             shutil.rmtree(self.tool_dir, ignore_errors=True)
-            self._host([_base_python(), "-m", "venv", str(self.tool_dir)], "create the mutmut tool venv")
+            self._host([base_python(), "-m", "venv", str(self.tool_dir)], "create the mutmut tool venv")
             pip = [
                 str(self.tool_dir / "bin" / "python"),
                 "-m",
@@ -255,7 +255,7 @@ class MutmutRunner:
                 f"{repo}: no tests found (tests/, test/, testing/, test*.py); the source must ship its tests"
             )
         shutil.rmtree(venv, ignore_errors=True)
-        self._host([_base_python(), "-m", "venv", str(venv)], f"create a venv in {repo}")
+        self._host([base_python(), "-m", "venv", str(venv)], f"create a venv in {repo}")
         pip_cache = moa_cache() / "pip"
         install = [str(venv / "bin" / "python"), "-m", "pip", "install", "-q", "--disable-pip-version-check"]
         res = run(
