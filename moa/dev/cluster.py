@@ -128,27 +128,25 @@ class Cluster:
 
         pids: dict[str, int] = {}
         insecure = ssl._create_unverified_context()  # component health ports use self-signed certs
-        for component in COMPONENTS:
-            say(f"starting {component}")
-            cmd = [str(binaries[component]), *self.flags(component, ports)]
-            pids[component] = spawn(cmd, self.log(component))
+        # etcd, then the API server, then everything that talks to it (started together).
+        for batch in (COMPONENTS[:1], COMPONENTS[1:2], COMPONENTS[2:]):
+            for component in batch:
+                say(f"starting {component}")
+                pids[component] = spawn(
+                    [str(binaries[component]), *self.flags(component, ports)], self.log(component)
+                )
             self.save_pids(pids)
-            url, ctx = self.health(component, ports, insecure)
-            self.wait(component, pids[component], lambda url=url, ctx=ctx: http_ok(url, ctx))
+            for component in batch:
+                url, ctx = self.health(component, ports, insecure)
+                self.wait(component, pids[component], lambda url=url, ctx=ctx: http_ok(url, ctx))
 
         kubectl = binaries["kubectl"]
+        nodes = resources.files("moa.dev.kwok").joinpath("nodes.yaml").read_text()
         run_kubectl(
-            kubectl,
-            self.kubeconfig,
-            "apply",
-            "--server-side",
-            "--force-conflicts",
-            "-f",
-            "-",
-            input=resources.files("moa.dev.kwok").joinpath("nodes.yaml").read_text(),
+            kubectl, self.kubeconfig, "apply", "--server-side", "--force-conflicts", "-f", "-", input=nodes
         )
         try:
-            apply_crds(kubectl, self.kubeconfig, upstream_crds.crd_files())
+            install_upstream_crds(kubectl, self.kubeconfig)
         except ToolchainMissing as exc:
             say(f"Kubeflow/JobSet CRDs not installed: {exc}")
         run_kubectl(
@@ -452,6 +450,13 @@ def apply_crds(kubectl: Path, kubeconfig: Path, files: list[Path]) -> None:
     out = run_kubectl(kubectl, kubeconfig, "apply", "--server-side", "--force-conflicts", "-o", "name", *args)
     names = out.stdout.split()
     run_kubectl(kubectl, kubeconfig, "wait", "--for=condition=Established", "--timeout=60s", *names)
+
+
+def install_upstream_crds(kubectl: Path, kubeconfig: Path) -> None:
+    """The Kubeflow/JobSet CRDs, unless all are there already (applying them unchanged costs seconds)."""
+    present = run_kubectl(kubectl, kubeconfig, "get", "crd", *upstream_crds.NAMES, "-o", "name", check=False)
+    if present.returncode != 0 or len(present.stdout.split()) != len(upstream_crds.NAMES):
+        apply_crds(kubectl, kubeconfig, upstream_crds.crd_files())
 
 
 # -- CLI -----------------------------------------------------------------------------------------

@@ -116,7 +116,13 @@ def go_env() -> dict[str, str]:
 
 
 def module_dir(module: str, version: str) -> Path:
-    """Download MODULE@VERSION into the module cache (no-op when present) and return its folder."""
+    """Download MODULE@VERSION into the module cache (once) and return its folder."""
+    # Go's module cache layout; upper-case letters are escaped as "!" + lower-case.
+    cached = (
+        Path(go_env()["GOMODCACHE"]) / f"{re.sub('([A-Z])', lambda m: '!' + m[1].lower(), module)}@{version}"
+    )
+    if cached.is_dir():
+        return cached
     out = subprocess.run(
         [find_go(), "mod", "download", "-json", f"{module}@{version}"],
         env=go_env(),

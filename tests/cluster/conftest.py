@@ -38,19 +38,44 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
 
 
+def given_kubeconfig(config: pytest.Config) -> str | None:
+    # The option exists only when pytest starts in tests/cluster (pytest_addoption runs for initial
+    # conftests only); the environment variable works from anywhere, e.g. `make test`.
+    return config.getoption("--kubeconfig", default=None) or os.environ.get("MOA_TEST_KUBECONFIG")
+
+
+_build_errors: list[Exception] = []
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Build missing binaries before the first test: a cold build (~20 min on 2 busy cores) must not
+    count against one test's timeout. A failure is re-raised by the fixtures, so cluster tests ERROR."""
+    if session.config.option.collectonly or not any(i.get_closest_marker("cluster") for i in session.items):
+        return
+    from moa.dev.k8s_build import BINARIES, ensure_binaries
+
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    names = ["kubectl"] if given_kubeconfig(session.config) else list(BINARIES)
+    try:
+        ensure_binaries(names, say=lambda msg: reporter.write_line(f"moa: {msg}") if reporter else print(msg))
+    except Exception as exc:
+        _build_errors.append(exc)
+
+
 @pytest.fixture(scope="session")
 def kubectl_bin() -> Path:
     from moa.dev.k8s_build import ensure_binaries
 
+    if _build_errors:
+        raise _build_errors[0]
     return ensure_binaries(["kubectl"])["kubectl"]
 
 
 @pytest.fixture(scope="session")
 def kubeconfig(request: pytest.FixtureRequest, kubectl_bin: Path) -> Iterator[Path]:
-    from moa.dev import upstream_crds
-    from moa.dev.cluster import Cluster, apply_crds
+    from moa.dev.cluster import Cluster, apply_crds, install_upstream_crds
 
-    given = request.config.getoption("--kubeconfig")
+    given = given_kubeconfig(request.config)
     started_here = False
     if given:
         path = Path(given).expanduser()
@@ -62,7 +87,8 @@ def kubeconfig(request: pytest.FixtureRequest, kubectl_bin: Path) -> Iterator[Pa
     moa_crds = [
         p for p in sorted(MOA_CRDS.glob("*.yaml")) if "kind: CustomResourceDefinition" in p.read_text()
     ]
-    apply_crds(kubectl_bin, path, upstream_crds.crd_files() + moa_crds)
+    install_upstream_crds(kubectl_bin, path)
+    apply_crds(kubectl_bin, path, moa_crds)
     yield path
     # A cluster this session started is stopped again (warm `up` is seconds); one that was
     # already running, or a given one, is left alone. MOA_KEEP_CLUSTER=1 keeps it for debugging.
