@@ -34,6 +34,7 @@ BINARIES = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler
 # The machine's own `kubectl` is an odd "dispatcher" build and may not match the server, so
 # kubectl is never taken from PATH: it always comes from MOA_K8S_BIN or our own build.
 NEVER_FROM_PATH = frozenset({"kubectl"})
+GO_FALLBACK = Path("/usr/local/go/bin/go")  # where the official tarball installs, often not on PATH
 
 
 class ToolchainMissing(RuntimeError):
@@ -91,7 +92,7 @@ def bin_dir() -> Path:
 
 
 def find_go() -> str:
-    go = shutil.which("go") or ("/usr/local/go/bin/go" if Path("/usr/local/go/bin/go").exists() else None)
+    go = shutil.which("go") or (str(GO_FALLBACK) if GO_FALLBACK.exists() else None)
     if go is None:
         raise ToolchainMissing(
             "the Go toolchain is missing: the local control plane builds kube-apiserver, etcd and kwok "
