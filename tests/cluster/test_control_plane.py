@@ -116,23 +116,23 @@ def test_restricted_namespace_refuses_privileged_pod_and_accepts_compliant_one(k
 
 
 # -- controllers, scheduler, simulated kubelets --------------------------------------------------
+def batch_job(name: str, annotations: dict[str, str], **spec: Any) -> dict[str, Any]:
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {"name": name},
+        "spec": {
+            "backoffLimit": 0,
+            "template": {"metadata": {"annotations": annotations}, "spec": pod_spec(**spec)},
+        },
+    }
+
+
 def test_job_pods_run_on_kwok_nodes_and_the_job_completes(kubectl, kube_api, namespace):
     from kubernetes import client
 
-    job = {
-        "apiVersion": "batch/v1",
-        "kind": "Job",
-        "metadata": {"name": "two-pods"},
-        "spec": {
-            "completions": 2,
-            "parallelism": 2,
-            "backoffLimit": 0,
-            "template": {
-                "metadata": {"annotations": fake_pods.annotations(duration="500ms")},
-                "spec": pod_spec(nodeSelector={"moa.dev/pool": "cpu"}),
-            },
-        },
-    }
+    job = batch_job("two-pods", fake_pods.annotations(duration="500ms"), nodeSelector={"moa.dev/pool": "cpu"})
+    job["spec"].update(completions=2, parallelism=2)
     kubectl("apply", "-n", namespace, "-f", "-", input=dump(job))
     kubectl("wait", "-n", namespace, "--for=condition=Complete", "job/two-pods", "--timeout=60s")
 
@@ -148,18 +148,7 @@ def test_job_pods_run_on_kwok_nodes_and_the_job_completes(kubectl, kube_api, nam
 
 
 def test_job_with_failing_pod_fails_through_the_job_controller(kubectl, namespace):
-    job = {
-        "apiVersion": "batch/v1",
-        "kind": "Job",
-        "metadata": {"name": "doomed"},
-        "spec": {
-            "backoffLimit": 0,
-            "template": {
-                "metadata": {"annotations": fake_pods.annotations(fake_pods.FAIL, duration="200ms")},
-                "spec": pod_spec(),
-            },
-        },
-    }
+    job = batch_job("doomed", fake_pods.annotations(fake_pods.FAIL, duration="200ms"))
     kubectl("apply", "-n", namespace, "-f", "-", input=dump(job))
     kubectl("wait", "-n", namespace, "--for=condition=Failed", "job/doomed", "--timeout=60s")
     reason = kubectl(
