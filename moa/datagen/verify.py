@@ -12,6 +12,7 @@ flakiness in the baseline makes the source unusable, and that is what is reporte
 
 from __future__ import annotations
 
+import inspect
 import subprocess
 import time
 from collections.abc import Sequence
@@ -49,13 +50,15 @@ def failing_tests(runner: MutationRunner, output: str) -> list[str] | None:
 
 
 def _baseline(
-    runner: MutationRunner, repo: Path, timeout_s: float, exclude: Sequence[str]
+    runner: MutationRunner, repo: Path, timeout_s: float, exclude: Sequence[str], only: Sequence[str] = ()
 ) -> tuple[bool, str]:
-    # Only pass exclude_tests when there is something to exclude: runners without flaky support
-    # never see the keyword (and never get here with flaky tests, see find_flaky).
-    if exclude:
-        return runner.baseline(repo, timeout_s, exclude_tests=list(exclude))  # type: ignore[call-arg]
-    return runner.baseline(repo, timeout_s)
+    # Keywords are passed only when used: runners without flaky support never see exclude_tests
+    # (they never get here with flaky tests, see find_flaky), and only_tests is asked of runners
+    # that declare it.
+    kwargs: dict[str, list[str]] = {"exclude_tests": list(exclude)} if exclude else {}
+    if only and "only_tests" in inspect.signature(runner.baseline).parameters:
+        kwargs["only_tests"] = list(only)
+    return runner.baseline(repo, timeout_s, **kwargs)  # type: ignore[call-arg]
 
 
 def find_flaky(runner: MutationRunner, repo: Path, timeout_s: float, runs: int = 2) -> Baseline:
@@ -114,6 +117,8 @@ def verify(
     """Apply the record's diff to the clean `repo`, test, revert, test; the tree is clean afterwards.
     With a `journal`, the applied diff is recorded there until reverted, for `recover` after a kill."""
     start = time.monotonic()
+    target = repo / record.file
+    pristine = target.read_bytes() if target.is_file() else None
     if journal:
         journal.write_text(record.diff)
     applied, err = apply_diff(repo, record.diff)
@@ -131,13 +136,17 @@ def verify(
             )
         if journal:
             journal.unlink()
+    if pristine is not None and target.read_bytes() != pristine:
+        raise RuntimeError(f"{repo}: reverting the mutation did not restore {record.file} byte for byte")
     if green:
         return Verdict(False, "tests_pass", seconds=time.monotonic() - start)
     failing = failing_tests(runner, out)
     real = [t for t in failing or () if t not in set(flaky)]
     if failing is not None and failing and not real:
         return Verdict(False, "only_flaky", failing, out[-EXCERPT_CHARS:], time.monotonic() - start)
-    green_again, again = _baseline(runner, repo, timeout_s, flaky)
+    # After the revert the tree is byte-identical to the baseline's (checked above), which was green
+    # twice: the tests that failed must pass again (the whole suite when the runner cannot select).
+    green_again, again = _baseline(runner, repo, timeout_s, flaky, only=real)
     if not green_again:
         return Verdict(False, "revert_not_green", real, again[-EXCERPT_CHARS:], time.monotonic() - start)
     return Verdict(True, "verified", real, out[-EXCERPT_CHARS:], time.monotonic() - start)

@@ -290,8 +290,11 @@ class MutmutRunner:
         ]
         return run(cmd, repo, env={"PYTHONDONTWRITEBYTECODE": "1"}, limits=Limits(timeout_s=timeout_s))
 
-    def baseline(self, repo: Path, timeout_s: float, exclude_tests: Sequence[str] = ()) -> tuple[bool, str]:
-        tests = json.loads((repo / VENV / ".prepared").read_text())["tests"]
+    def baseline(
+        self, repo: Path, timeout_s: float, exclude_tests: Sequence[str] = (), only_tests: Sequence[str] = ()
+    ) -> tuple[bool, str]:
+        """The suite (or just `only_tests`, ids as pytest prints them) without `exclude_tests`."""
+        tests = list(only_tests) or json.loads((repo / VENV / ".prepared").read_text())["tests"]
         res = self._pytest(repo, [*tests, *(a for t in exclude_tests for a in ("--deselect", t))], timeout_s)
         tail = res.output[-4000:]
         return res.ok, ("[timed out]\n" + tail if res.timed_out else tail)
