@@ -258,9 +258,7 @@ def _go(ref: SourceRef, dest: Path, archives: Path) -> dict[str, str]:
     gopath = archives.parent / "_gopath"
     # Verification must not be switched off by the caller's environment.
     env = {
-        k: v
-        for k, v in os.environ.items()
-        if k not in ("GONOSUMDB", "GONOSUMCHECK", "GOPRIVATE", "GOINSECURE", "GOFLAGS")
+        k: v for k, v in os.environ.items() if k not in ("GONOSUMDB", "GOPRIVATE", "GOINSECURE", "GOFLAGS")
     }
     env.update(GOPATH=str(gopath), GOMODCACHE=str(gopath / "pkg" / "mod"))
     if env.get("GOSUMDB") == "off":
