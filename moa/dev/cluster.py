@@ -228,6 +228,15 @@ class Cluster:
                 f"--service-cluster-ip-range={SERVICE_CIDR}",
                 "--authorization-mode=Node,RBAC",
                 "--allow-privileged=true",
+                # Aggregation layer (and the extension-apiserver-authentication ConfigMap that
+                # controller-manager and scheduler read): only the front-proxy cert may set headers.
+                f"--requestheader-client-ca-file={pki / 'ca.crt'}",
+                "--requestheader-allowed-names=front-proxy-client",
+                "--requestheader-username-headers=X-Remote-User",
+                "--requestheader-group-headers=X-Remote-Group",
+                "--requestheader-extra-headers-prefix=X-Remote-Extra-",
+                f"--proxy-client-cert-file={pki / 'front-proxy-client.crt'}",
+                f"--proxy-client-key-file={pki / 'front-proxy-client.key'}",
                 "--endpoint-reconciler-type=none",  # a loopback address is not a valid endpoint
                 "--profiling=false",
                 "--v=0",
@@ -268,7 +277,7 @@ class Cluster:
 # -- processes and ports ------------------------------------------------------------------------
 def spawn(cmd: list[str], log: Path) -> int:
     """Start a detached process (own session: it outlives `moa dev cluster up` and Ctrl-C)."""
-    with log.open("ab") as out:
+    with log.open("wb") as out:  # one start per log file: the current run is what matters
         proc = subprocess.Popen(
             cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
         )
@@ -329,77 +338,45 @@ def openssl(*args: str) -> None:
 
 
 def write_pki(pki: Path) -> None:
-    """CA, API server serving cert, one client cert per identity, service-account key pair (once)."""
-    if (pki / "done").exists():
-        return
+    """CA, API server serving cert, front-proxy client cert (aggregation layer), one client cert
+    per identity, service-account key pair. Only missing files are made, so certs survive restarts."""
     pki.mkdir(parents=True, exist_ok=True)
     ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
-    openssl(
-        "req",
-        "-x509",
-        *ec,
-        "-keyout",
-        str(pki / "ca.key"),
-        "-out",
-        str(pki / "ca.crt"),
-        "-days",
-        "3650",
-        "-subj",
-        "/CN=moa-local-ca",
-    )
-    sans = [
-        "DNS:localhost",
-        "DNS:kubernetes",
-        "DNS:kubernetes.default",
-        "DNS:kubernetes.default.svc",
-        "DNS:kubernetes.default.svc.cluster.local",
-        "IP:127.0.0.1",
-        f"IP:{SERVICE_IP}",
-    ]
-    leaves = {"apiserver": ("/CN=kube-apiserver", "serverAuth", ",".join(sans))}
+    if not (pki / "ca.crt").exists():
+        ca = ["-keyout", str(pki / "ca.key"), "-out", str(pki / "ca.crt"), "-days", "3650"]
+        openssl("req", "-x509", *ec, *ca, "-subj", "/CN=moa-local-ca")
+    sans = ["DNS:localhost", "DNS:kubernetes", "DNS:kubernetes.default", "DNS:kubernetes.default.svc"]
+    sans += ["DNS:kubernetes.default.svc.cluster.local", "IP:127.0.0.1", f"IP:{SERVICE_IP}"]
+    leaves = {
+        "apiserver": ("/CN=kube-apiserver", "serverAuth", ",".join(sans)),
+        "front-proxy-client": ("/CN=front-proxy-client", "clientAuth", None),
+    }
     for who, (cn, org) in IDENTITIES.items():
         leaves[who] = (f"/O={org}/CN={cn}" if org else f"/CN={cn}", "clientAuth", None)
     for name, (subject, usage, san) in leaves.items():
-        ext = pki / f"{name}.ext"
+        if (pki / f"{name}.crt").exists():
+            continue
+        ext, csr = pki / f"{name}.ext", pki / f"{name}.csr"
         ext.write_text(
             f"keyUsage=critical,digitalSignature\nextendedKeyUsage={usage}\n"
             + (f"subjectAltName={san}\n" if san else "")
         )
-        openssl(
-            "req",
-            "-new",
-            *ec,
-            "-keyout",
-            str(pki / f"{name}.key"),
-            "-out",
-            str(pki / f"{name}.csr"),
-            "-subj",
-            subject,
-        )
-        openssl(
-            "x509",
-            "-req",
-            "-in",
-            str(pki / f"{name}.csr"),
-            "-CA",
-            str(pki / "ca.crt"),
-            "-CAkey",
-            str(pki / "ca.key"),
-            "-CAcreateserial",
-            "-days",
-            "3650",
-            "-extfile",
-            str(ext),
-            "-out",
-            str(pki / f"{name}.crt"),
-        )
+        openssl("req", "-new", *ec, "-keyout", str(pki / f"{name}.key"), "-out", str(csr), "-subj", subject)
+        ca = ["-CA", str(pki / "ca.crt"), "-CAkey", str(pki / "ca.key"), "-CAcreateserial", "-days", "3650"]
+        openssl("x509", "-req", "-in", str(csr), *ca, "-extfile", str(ext), "-out", str(pki / f"{name}.crt"))
         ext.unlink()
-        (pki / f"{name}.csr").unlink()
-    openssl(
-        "genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-out", str(pki / "sa.key")
-    )
-    openssl("pkey", "-in", str(pki / "sa.key"), "-pubout", "-out", str(pki / "sa.pub"))
-    (pki / "done").touch()
+        csr.unlink()
+    if not (pki / "sa.pub").exists():
+        openssl(
+            "genpkey",
+            "-algorithm",
+            "EC",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-out",
+            str(pki / "sa.key"),
+        )
+        openssl("pkey", "-in", str(pki / "sa.key"), "-pubout", "-out", str(pki / "sa.pub"))
 
 
 def write_kubeconfig(path: Path, pki: Path, who: str, port: int) -> None:
