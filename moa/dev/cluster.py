@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import fcntl
 import json
 import os
 import shutil
@@ -28,6 +29,7 @@ import ssl
 import subprocess
 import time
 import urllib.request
+from collections.abc import Iterator
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -36,8 +38,9 @@ import click
 import yaml
 
 from moa.dev import fake_pods, upstream_crds
-from moa.dev.k8s_build import KUBERNETES_VERSION, ToolchainMissing, cache_root, ensure_binaries
+from moa.dev.k8s_build import KUBERNETES_VERSION, ToolchainMissing, cache_root, ensure_binaries, file_lock
 
+STARTED_BY_TESTS = "started-by-tests"  # marker: a test session started it, the last one stops it
 COMPONENTS = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok")
 PORTS = ("etcd", "etcd-peer", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok")
 SERVICE_CIDR = "10.96.0.0/16"
@@ -87,6 +90,17 @@ class Cluster:
         path.write_text(json.dumps(ports, indent=2))
         return ports
 
+    def free_ports(self) -> dict[str, int]:
+        """The kept ports, with any that another program took meanwhile replaced (kubeconfigs are
+        rewritten on every start, so a moved port costs nothing)."""
+        ports = self.ports()
+        moved = {name: free_port() for name, port in ports.items() if not port_free(port)}
+        if moved:
+            say(f"ports taken by other programs, moving: {', '.join(f'{n}:{ports[n]}' for n in moved)}")
+            ports.update(moved)
+            (self.dir / "ports.json").write_text(json.dumps(ports, indent=2))
+        return ports
+
     def pids(self) -> dict[str, int]:
         path = self.dir / "pids.json"
         return json.loads(path.read_text()) if path.exists() else {}
@@ -100,24 +114,61 @@ class Cluster:
 
     # -- lifecycle ------------------------------------------------------------------------
     def is_up(self) -> bool:
-        return set(self.running()) == set(COMPONENTS) and self.apiserver_ready()
+        return bool(self.pids()) and set(self.running()) == set(COMPONENTS) and self.apiserver_ready()
 
     def apiserver_ready(self) -> bool:
         ctx = ssl.create_default_context(cafile=str(self.pki / "ca.crt"))
         ctx.load_cert_chain(str(self.pki / "admin.crt"), str(self.pki / "admin.key"))
         return http_ok(f"https://127.0.0.1:{self.ports()['kube-apiserver']}/readyz", ctx)
 
+    def locked(self):
+        """Serialises up/down of one cluster across processes (two test sessions, a human)."""
+        return file_lock(
+            self.dir / "lock", say, f"another process is starting or stopping cluster {self.name!r}"
+        )
+
     def up(self) -> float:
         """Start every component (no-op when all run); returns the seconds it took."""
         started = time.monotonic()
-        if self.pids() and self.is_up():
-            say(f"cluster {self.name!r} is already up ({self.kubeconfig})")
-            return time.monotonic() - started
+        with self.locked():
+            if self.is_up():
+                say(f"cluster {self.name!r} is already up ({self.kubeconfig})")
+            else:
+                self._start()
+                say(f"cluster {self.name!r} is up in {time.monotonic() - started:.1f} s")
+        return time.monotonic() - started
+
+    @contextlib.contextmanager
+    def session(self, stop_after: bool = True) -> Iterator[Cluster]:
+        """Keep the cluster up while a test session uses it. Each session holds a shared lock on
+        users.lock; the last one out stops a cluster that a session started, never one a person
+        started with `moa dev cluster up`, and never while another session still uses it."""
+        marker = self.dir / STARTED_BY_TESTS
+        self.dir.mkdir(parents=True, exist_ok=True)
+        with (self.dir / "users.lock").open("w") as users:
+            fcntl.flock(users, fcntl.LOCK_SH)
+            with self.locked():
+                if not self.is_up():
+                    marker.touch()
+            self.up()
+            try:
+                yield self
+            finally:
+                try:
+                    fcntl.flock(users, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    last = True
+                except BlockingIOError:
+                    last = False
+                if last and stop_after and marker.exists():
+                    self.down()
+                    marker.unlink(missing_ok=True)
+
+    def _start(self) -> None:
         if self.running():
             say("some components are running but the cluster is not healthy; restarting it")
-            self.down()
+            self._stop()
         binaries = ensure_binaries(say=say)
-        ports = self.ports()
+        ports = self.free_ports()
         write_pki(self.pki)
         for who in IDENTITIES:
             write_kubeconfig(self.dir / f"{who}.kubeconfig", self.pki, who, ports["kube-apiserver"])
@@ -152,9 +203,6 @@ class Cluster:
         run_kubectl(
             kubectl, self.kubeconfig, "wait", "--for=condition=Ready", "node", "--all", "--timeout=60s"
         )
-        seconds = time.monotonic() - started
-        say(f"cluster {self.name!r} is up in {seconds:.1f} s; export KUBECONFIG={self.kubeconfig}")
-        return seconds
 
     def health(self, component: str, ports: dict[str, int], insecure: ssl.SSLContext):
         if component == "etcd":
@@ -179,6 +227,10 @@ class Cluster:
 
     def down(self) -> list[str]:
         """Stop every component, dependents first (TERM, KILL after 15 s); returns ports still bound."""
+        with self.locked():
+            return self._stop()
+
+    def _stop(self) -> list[str]:
         running = self.running()
         for component in reversed(COMPONENTS):
             pid = running.get(component)
@@ -452,6 +504,7 @@ def cluster(ctx: click.Context, name: str) -> None:
 def up(c: Cluster) -> None:
     """Start the cluster (builds the binaries on first use); a no-op when it already runs."""
     c.up()
+    (c.dir / STARTED_BY_TESTS).unlink(missing_ok=True)  # started or claimed by a person: tests leave it up
     click.echo(f"export KUBECONFIG={c.kubeconfig}")
 
 

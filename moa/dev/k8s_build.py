@@ -160,13 +160,14 @@ def write_wrapper(module: GoModule, workdir: Path) -> None:
 
 
 @contextmanager
-def build_lock(path: Path, say: Callable[[str], None]):
+def file_lock(path: Path, say: Callable[[str], None], waiting: str):
+    """Exclusive fcntl lock on PATH; says WAITING once when another process holds it."""
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("w") as fh:
         try:
             fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            say(f"another process is building the Kubernetes binaries; waiting for {path}")
+            say(f"{waiting}; waiting for {path}")
             fcntl.flock(fh, fcntl.LOCK_EX)
         try:
             yield
@@ -224,7 +225,8 @@ def ensure_binaries(names: Iterable[str] = BINARIES, say: Callable[[str], None] 
     found = {name: locate(name) for name in names}
     missing = [name for name, path in found.items() if path is None]
     if missing:
-        with build_lock(cache_root() / "k8s" / KUBERNETES_VERSION / "build.lock", say):
+        lock = cache_root() / "k8s" / KUBERNETES_VERSION / "build.lock"
+        with file_lock(lock, say, "another process is building the Kubernetes binaries"):
             for module in MODULES:
                 todo = [name for name in missing if name in module.binaries and locate(name) is None]
                 if todo:

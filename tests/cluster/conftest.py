@@ -14,6 +14,7 @@ kubeconfig).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import time
@@ -76,24 +77,21 @@ def kubeconfig(request: pytest.FixtureRequest, kubectl_bin: Path) -> Iterator[Pa
     from moa.dev.cluster import Cluster, apply_crds, install_upstream_crds
 
     given = given_kubeconfig(request.config)
-    started_here = False
-    if given:
-        path = Path(given).expanduser()
-    else:
-        local = Cluster(os.environ.get("MOA_TEST_CLUSTER", "moa"))
-        started_here = not local.is_up()
-        local.up()
-        path = local.kubeconfig
-    moa_crds = [
-        p for p in sorted(MOA_CRDS.glob("*.yaml")) if "kind: CustomResourceDefinition" in p.read_text()
-    ]
-    install_upstream_crds(kubectl_bin, path)
-    apply_crds(kubectl_bin, path, moa_crds)
-    yield path
-    # A cluster this session started is stopped again (warm `up` is seconds); one that was
-    # already running, or a given one, is left alone. MOA_KEEP_CLUSTER=1 keeps it for debugging.
-    if started_here and not os.environ.get("MOA_KEEP_CLUSTER"):
-        local.down()
+    with contextlib.ExitStack() as stack:
+        if given:
+            path = Path(given).expanduser()
+        else:
+            # Started here -> stopped by the last session using it (warm `up` is ~10 s); one that a
+            # person started stays up. MOA_KEEP_CLUSTER=1 keeps it for debugging.
+            local = Cluster(os.environ.get("MOA_TEST_CLUSTER", "moa"))
+            stack.enter_context(local.session(stop_after=not os.environ.get("MOA_KEEP_CLUSTER")))
+            path = local.kubeconfig
+        moa_crds = [
+            p for p in sorted(MOA_CRDS.glob("*.yaml")) if "kind: CustomResourceDefinition" in p.read_text()
+        ]
+        install_upstream_crds(kubectl_bin, path)
+        apply_crds(kubectl_bin, path, moa_crds)
+        yield path
 
 
 @pytest.fixture(scope="session")
