@@ -254,3 +254,17 @@ def test_stage_config_maps_to_a_run(tmp_path: Path) -> None:
     cfg, texts = from_stage_config(shard, [])
     assert texts == ["pypi:six@1.16.0"]
     assert cfg.metrics_path == tmp_path / "data" / "python" / "mutations" / "six-1.16.0" / "metrics.json"
+
+
+def test_failed_sources_are_reported_in_one_line_and_in_metrics(tmp_path: Path) -> None:
+    """Two bad sources in parallel (--jobs 2): each is a failed row, the stage exits 1 with one line."""
+    moa = str(Path(sys.executable).with_name("moa"))
+    out = tmp_path / "out"
+    cmd = [moa, "datagen", "mutate", "-l", "python", "-o", str(out), "--jobs", "2"]
+    cmd += ["--source", f"path:{tmp_path / 'missing-a'}", "--source", f"path:{tmp_path / 'missing-b'}"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 1
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("moa: error:")]
+    assert len(errors) == 1 and "missing-a" in errors[0] and "missing-b" in errors[0], proc.stderr
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["status"] == "failed" and metrics["metrics"]["sources_failed"] == 2
