@@ -1,6 +1,7 @@
 """The Go language plugin."""
 
-from moa.languages.base import Evaluator, LanguagePlugin
+from moa.languages.base import Evaluator, LanguagePlugin, MutationRunner
+from moa.languages.go.sources import SOURCES
 
 
 def _evaluator() -> Evaluator:
@@ -9,9 +10,17 @@ def _evaluator() -> Evaluator:
     return GoEvaluator()
 
 
+def _mutation_runner() -> MutationRunner:
+    from moa.languages.go.mutation import GoMutationRunner
+
+    return GoMutationRunner()
+
+
 plugin = LanguagePlugin(
     name="go",
     extensions=(".go",),
     markers={r"^package\s+\w+": 2, r"\bfunc\s+(\(\w+\s+\*?\w+\)\s*)?\w+\(": 2, r":=": 1, r"\berr\s*!=\s*nil\b": 2, r"^import\s+\(": 1},
     evaluator=_evaluator,
+    mutation_runner=_mutation_runner,
+    default_sources=SOURCES,
 )
