@@ -134,7 +134,11 @@ class Cluster:
             if self.is_up():
                 say(f"cluster {self.name!r} is already up ({self.kubeconfig})")
             else:
-                self._start()
+                try:
+                    self._start()
+                except BaseException:
+                    self._stop()  # a half-started cluster leaves no process behind
+                    raise
                 say(f"cluster {self.name!r} is up in {time.monotonic() - started:.1f} s")
         return time.monotonic() - started
 
