@@ -10,9 +10,9 @@ behave as on a real cluster. State (certs, ports, etcd data, logs, pids) lives u
 ``~/.cache/moa/cluster/<name>/``; `up` on a running cluster is a quick no-op and `down` stops every
 process it started and checks that their ports are free again.
 
-kwokctl's binary runtime can use local binaries, but it signs every component with one admin cert
-and replaces the admission plugin list; our own launcher keeps per-component identities and the
-default admission chain (PodSecurity included), and owns idempotency and port checks.
+kwokctl's binary runtime can use local binaries, but it runs every component as one admin
+identity and disables admission unless asked; this launcher keeps per-component identities and
+the default admission chain (PodSecurity included), and owns idempotency, sharing and port checks.
 """
 
 from __future__ import annotations
