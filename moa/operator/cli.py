@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import click
 
@@ -32,6 +33,10 @@ def run_cmd(
     plain_logs: bool,
 ) -> None:
     """Run the operator until interrupted."""
+    if kubeconfig:
+        # Before anything imports the kubernetes client: it reads KUBECONFIG once, at import,
+        # and kopf's login goes through it.
+        os.environ["KUBECONFIG"] = kubeconfig
     from moa.operator.main import run
     from moa.operator.observability import setup_logging
 

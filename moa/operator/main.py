@@ -36,6 +36,8 @@ class Operator:
         self.resync_s = resync_s
         self.pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="reconcile")
         self.locks: defaultdict[tuple[str, str], threading.Lock] = defaultdict(threading.Lock)
+        self.inflight: set[tuple[str, str]] = set()
+        self.dirty: set[tuple[str, str]] = set()
         self.timers: dict[tuple[str, str], asyncio.TimerHandle] = {}
         self.tasks: set[asyncio.Future[None]] = set()
 
@@ -69,15 +71,29 @@ class Operator:
             return outcome.requeue_after
 
     async def trigger(self, namespace: str, name: str) -> None:
-        loop = asyncio.get_running_loop()
-        requeue = await loop.run_in_executor(self.pool, self._reconcile, namespace, name)
+        """Reconcile now; triggers that arrive meanwhile collapse into one more pass afterwards.
+
+        Event storms (every pod and job update of every training) then cost one reconcile per
+        training at a time instead of one per event.
+        """
         key = (namespace, name)
+        if key in self.inflight:
+            self.dirty.add(key)
+            return
+        self.inflight.add(key)
+        loop = asyncio.get_running_loop()
+        try:
+            while True:
+                self.dirty.discard(key)
+                requeue = await loop.run_in_executor(self.pool, self._reconcile, namespace, name)
+                if key not in self.dirty:
+                    break
+        finally:
+            self.inflight.discard(key)
         if key in self.timers:
             self.timers.pop(key).cancel()
         if requeue is not None:
-            self.timers[key] = loop.call_later(
-                requeue, lambda: asyncio.ensure_future(self.trigger(namespace, name))
-            )
+            self.timers[key] = loop.call_later(requeue, lambda: self.spawn(self.trigger(namespace, name)))
 
     async def resync(self) -> None:
         while True:
@@ -92,6 +108,17 @@ class Operator:
             for item in items:
                 meta = item["metadata"]
                 self.spawn(self.trigger(meta["namespace"], meta["name"]))
+
+
+def finished(status: dict[str, Any], type: str | None, **_: Any) -> bool:
+    """Only workload events that can change a decision: a pod or workload reaching an end, or
+    disappearing. Creations and progress updates are ignored (the resync covers anything missed)."""
+    if type == "DELETED" or status.get("phase") in ("Succeeded", "Failed"):
+        return True
+    return any(
+        c.get("status") == "True" and c.get("type") in ("Complete", "Succeeded", "Failed")
+        for c in status.get("conditions") or []
+    )
 
 
 def register(op: Operator, registry: kopf.OperatorRegistry) -> None:
@@ -138,15 +165,11 @@ def run(
     liveness_port: int | None,
     metrics_port: int | None,
 ) -> None:
-    import os
-
     from prometheus_client import start_http_server
 
     if metrics_port:
         start_http_server(metrics_port)
     kube = Kube(load_client(kubeconfig))
-    if kubeconfig:
-        os.environ["KUBECONFIG"] = kubeconfig  # kopf reads it too
     op = Operator(kube, resync_s=resync_s)
     registry = kopf.OperatorRegistry()
     register(op, registry)
