@@ -3,10 +3,11 @@
 TRL's DPOTrainer with `loss_type="ipo"` and the spec's beta on preference pairs (see
 `moa.trainer.data` for the record format). Two things TRL would get wrong here:
 
-- The reference policy must be the SFT policy. With a PEFT model and no reference model, TRL
-  computes reference log-probs with the adapters *disabled*, i.e. against the raw base. So the
-  SFT adapter is loaded twice: trainable as "default" and frozen as "ref", the name TRL's
-  reference pass switches to; the reference log-probs are precomputed once with it
+- The reference policy must be the SFT policy. Given a PEFT model with a trained adapter, TRL
+  copies it into a frozen "ref" adapter and computes reference log-probs with it -- except with
+  PEFT < 0.20 on adapters that use `target_parameters` (our expert LoRA), where it silently
+  computes them with adapters disabled, i.e. against the raw base. So the run refuses to start
+  without the "ref" copy, the reference log-probs are precomputed once with it
   (`precompute_ref_log_probs`), and a test checks they equal the SFT model's own.
 - TRL appends the tokenizer's EOS to every completion that does not end with it, which would put
   a `<|return|>` after a tool call's `<|call|>`. Completions here are exact Harmony and are
@@ -97,13 +98,8 @@ def make_trainer_class():  # type: ignore[no-untyped-def]
     return IpoTrainer
 
 
-def run_ipo(run: IpoRun) -> StageSummary:
-    dirs = StageDirs(run.output)
-    done = dirs.completed()
-    if done is not None:
-        log.info("ipo already complete at %s (%s): nothing to do", run.output, done.status)
-        return done
-
+def build_trainer(run: IpoRun, dirs: StageDirs):  # type: ignore[no-untyped-def]
+    """(trainer, KL monitor, backend description, pair count); reference log-probs are computed here."""
     from datasets import Dataset
     from trl import DPOConfig
 
@@ -116,7 +112,7 @@ def run_ipo(run: IpoRun) -> StageSummary:
     pairs = data.read_pairs(run.pairs)
     log.info("ipo: %d preference pairs, beta %g", len(pairs), stage.beta)
     model, tokenizer, backend = loading.load_base(run.config.layout.base_model(spec.base_model), spec.lora)
-    model = loading.load_adapter(model, run.adapter, trainable=True, reference=True)
+    model = loading.load_adapter(model, run.adapter, trainable=True)
 
     dataset = Dataset.from_list(
         [{"prompt": p.prompt, "chosen": p.chosen, "rejected": p.rejected} for p in pairs]
@@ -139,6 +135,26 @@ def run_ipo(run: IpoRun) -> StageSummary:
         processing_class=tokenizer,
         callbacks=[monitor, *progress_callbacks(("loss", "kl"))],
     )
+    if loading.REFERENCE_ADAPTER not in trainer.model.peft_config:
+        raise RuntimeError(
+            "TRL did not keep a frozen copy of the SFT adapter as the reference policy (PEFT < 0.20 with "
+            "expert target_parameters?): the reference would be the raw base. Upgrade peft to >= 0.20."
+        )
+    return trainer, monitor, backend.describe(), len(pairs)
+
+
+def run_ipo(run: IpoRun) -> StageSummary:
+    dirs = StageDirs(run.output)
+    done = dirs.completed()
+    if done is not None:
+        log.info("ipo already complete at %s (%s): nothing to do", run.output, done.status)
+        return done
+
+    from moa.trainer import loading
+
+    spec = run.config.spec
+    stage = spec.stages.ipo
+    trainer, monitor, backend, pairs = build_trainer(run, dirs)
     resume = dirs.last_checkpoint()
     if resume is not None:
         log.info("resuming from %s", resume)
@@ -149,14 +165,14 @@ def run_ipo(run: IpoRun) -> StageSummary:
 
     log_history = trainer.state.log_history
     result = dirs.result
-    trainer.model.save_pretrained(result, selected_adapters=[loading.ADAPTER_NAME])
-    tokenizer.save_pretrained(result)
+    trainer.model.save_pretrained(result, selected_adapters=[loading.ADAPTER_NAME])  # not the frozen ref copy
+    trainer.processing_class.save_pretrained(result)
     history.save(log_history, result / history.FILE)
 
     metrics = {
         "steps": float(trainer.state.global_step),
         "train_seconds": seconds,
-        "pairs": float(len(pairs)),
+        "pairs": float(pairs),
     }
     measured = {
         "kl": gates.max_value(log_history, "kl"),
@@ -178,7 +194,7 @@ def run_ipo(run: IpoRun) -> StageSummary:
         result / "plots" / "kl.png",
         f"IPO {spec.language}: drift from SFT",
     )
-    write_report(result / "report.md", spec.language, backend.describe(), summary)
+    write_report(result / "report.md", spec.language, backend, summary)
     dirs.publish(summary)
     return summary
 

@@ -29,7 +29,7 @@ from moa.api.training import LoraSpec
 log = logging.getLogger("moa.trainer")
 
 ADAPTER_NAME = "default"
-REFERENCE_ADAPTER = "ref"  # TRL's name for a frozen copy used as the reference policy
+REFERENCE_ADAPTER = "ref"  # TRL's name for the frozen copy it uses as the reference policy
 
 
 @dataclass(frozen=True)
@@ -121,10 +121,8 @@ def add_lora(model: Any, lora: LoraSpec) -> Any:
     return model
 
 
-def load_adapter(model: Any, adapter: str | Path, trainable: bool, reference: bool = False) -> Any:
-    """The adapter of the previous stage on the base, to continue training (`trainable`) or to
-    evaluate. With `reference`, a second frozen copy is loaded under TRL's "ref" name, so TRL's
-    reference pass runs the previous stage's policy rather than the raw base."""
+def load_adapter(model: Any, adapter: str | Path, trainable: bool) -> Any:
+    """The adapter of the previous stage on the base, to continue training (`trainable`) or to evaluate."""
     from peft import PeftModel
 
     adapter = Path(adapter)
@@ -133,9 +131,6 @@ def load_adapter(model: Any, adapter: str | Path, trainable: bool, reference: bo
             f"no adapter at {adapter} (adapter_config.json missing): run the previous stage first"
         )
     model = PeftModel.from_pretrained(model, adapter, adapter_name=ADAPTER_NAME, is_trainable=trainable)
-    if reference:
-        model.load_adapter(adapter, adapter_name=REFERENCE_ADAPTER, is_trainable=False)
-        model.set_adapter(ADAPTER_NAME)
     log.info("loaded adapter %s (%s)", adapter, "trainable" if trainable else "frozen")
     return model
 

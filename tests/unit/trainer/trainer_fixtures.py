@@ -32,16 +32,16 @@ def trajectory(i: int, rng: random.Random) -> h.Conversation:
             h.system_message(),
             h.developer_message("Fix the failing tests with the tools."),
             h.user(f"test_{name} fails in {path}."),
-            h.analysis(f"Read {path} first."),
-            h.tool_call("read_file", {"path": path}),
-            h.tool_result("read_file", buggy),
+            h.analysis("Run the tests first."),
             h.tool_call("run_tests", {}),
             h.tool_result("run_tests", f"FAILED test_{name} ({rng.randint(1, 9)} passed)"),
+            h.tool_call("read_file", {"path": path}),
+            h.tool_result("read_file", buggy),
             h.tool_call("apply_patch", {"patch": patch}),
             h.tool_result("apply_patch", "patch applied"),
             h.tool_call("run_tests", {}),
             h.tool_result("run_tests", "all tests passed"),
-            h.final(f"Fixed {name} in {path}: it used {bad} instead of {good}."),
+            h.final(f"Fixed {name} in {path}."),
         ]
     )
 
@@ -82,7 +82,7 @@ def stage_config(root: Path, model: Path, stage: str, path: Path, **stages: Any)
             "spec": {
                 "language": "python",
                 "baseModel": str(model),
-                "lora": {"r": 8, "alpha": 16, "maxSeqLength": 512, "loadIn4bit": False},
+                "lora": {"r": 8, "alpha": 16, "maxSeqLength": 256, "loadIn4bit": False},
                 "stages": stages,
             },
         }
