@@ -10,7 +10,7 @@ import importlib
 
 import click
 
-from moa.cli import LazyGroup
+from moa.lazy_group import LazyGroup
 
 
 @click.group(
