@@ -12,10 +12,13 @@ import contextlib
 import difflib
 import fcntl
 import os
+import re
 import shutil
 import subprocess
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")  # colour codes some test libraries print regardless
 
 
 class ToolError(RuntimeError):
@@ -98,7 +101,30 @@ def file_diff(path: str, fixed: str, buggy: str) -> str:
 
 def excerpt(text: str, limit: int = 2000) -> str:
     """The end of a tool's output, where the failure usually is, at most `limit` characters."""
-    text = text.strip()
+    text = _ANSI.sub("", text).strip()
     if len(text) <= limit:
         return text
     return "...\n" + text[-limit:].split("\n", 1)[-1]
+
+
+def replace_span(text: str, line1: int, col1: int, line2: int, col2: int, replacement: str) -> str:
+    """`text` with the span [start, end) between two 1-based (line, column) positions replaced.
+
+    Columns count characters (Stryker's and cargo-mutants' convention), not bytes.
+    """
+    offsets = [0]
+    for line in text.splitlines(keepends=True):
+        offsets.append(offsets[-1] + len(line))
+    a = offsets[line1 - 1] + col1 - 1
+    b = offsets[line2 - 1] + col2 - 1
+    return text[:a] + replacement + text[b:]
+
+
+def mutant_timeout(baseline_s: float | None, budget_s: float) -> float:
+    """Seconds one mutant's tests may take: five times the green baseline (at least 30 s).
+
+    Why: a mutant that loops forever must not eat the whole source's budget, while a slow but
+    honest suite must not be cut short. Without a measured baseline, 300 s; never over budget.
+    """
+    guess = 300.0 if baseline_s is None else max(30.0, 5.0 * baseline_s)
+    return min(budget_s, guess)

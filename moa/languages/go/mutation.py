@@ -23,6 +23,8 @@ import re
 import shutil
 import subprocess
 import tempfile
+import time
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import cache
@@ -30,7 +32,7 @@ from pathlib import Path
 
 from moa.api.records import FailingTest, MutationRecord, MutationStatus, SourceRef
 from moa.languages import sandbox
-from moa.languages.tools import ToolError, check_call, excerpt, file_diff, install_once
+from moa.languages.tools import ToolError, check_call, excerpt, file_diff, install_once, mutant_timeout
 
 GREMLINS = "github.com/go-gremlins/gremlins/cmd/gremlins"
 GREMLINS_VERSION = "v0.6.0"
@@ -85,6 +87,7 @@ class GoMutationRunner:
 
     jobs: int = 1
     tool: str = f"gremlins@{GREMLINS_VERSION}"
+    baseline_s: float | None = None  # slowest green baseline seen; sets the per-mutant timeout
 
     def ensure_tool(self) -> None:
         self.tool_path()
@@ -114,29 +117,45 @@ class GoMutationRunner:
 
     def baseline(self, repo: Path, timeout_s: float) -> tuple[bool, str]:
         res = self._go_test(repo, ["./..."], timeout_s)
+        if res.ok:
+            self.baseline_s = max(self.baseline_s or 0.0, res.seconds)
         head = "timed out\n" if res.timed_out else ""
         return res.ok, head + excerpt(res.output)
 
     def run(
-        self, repo: Path, source: SourceRef, max_mutations: int | None, timeout_s: float
+        self,
+        repo: Path,
+        source: SourceRef,
+        max_mutations: int | None,
+        timeout_s: float,
+        exclude_tests: Sequence[str] = (),
     ) -> list[MutationRecord]:
-        """Every mutant of the module; `timeout_s` bounds each mutant's `go test`."""
+        """The first `max_mutations` mutants of the module (all when None).
+
+        `timeout_s` is the budget of the whole run; each mutant's `go test` gets
+        `mutant_timeout(baseline)`. `exclude_tests` (flaky tests) are skipped with `-skip`.
+        """
         mutants = self.find_mutants(repo)[:max_mutations]
+        deadline = time.monotonic() + timeout_s
+        per_mutant = mutant_timeout(self.baseline_s, timeout_s)
+        skip = ["-skip", "^(" + "|".join(re.escape(t) for t in exclude_tests) + ")$"] if exclude_tests else []
         copies = [repo] + [self._copy(repo) for _ in range(max(0, min(self.jobs, len(mutants)) - 1))]
         free: queue.SimpleQueue[Path] = queue.SimpleQueue()
         for copy in copies:
             free.put(copy)
 
-        def one(m: Mutant) -> MutationRecord:
+        def one(m: Mutant) -> MutationRecord | None:
+            if time.monotonic() > deadline:  # over budget: keep what is done, skip the rest
+                return None
             copy = free.get()  # one mutant at a time per copy of the module
             try:
-                return self._execute(copy, source, m, timeout_s)
+                return self._execute(copy, source, m, per_mutant, skip)
             finally:
                 free.put(copy)
 
         try:
             with ThreadPoolExecutor(max_workers=len(copies)) as pool:
-                return list(pool.map(one, mutants))
+                return [r for r in pool.map(one, mutants) if r is not None]
         finally:
             for copy in copies[1:]:
                 shutil.rmtree(copy.parent, ignore_errors=True)
@@ -161,7 +180,9 @@ class GoMutationRunner:
 
     # ------------------------------------------------------------------ internals
 
-    def _execute(self, repo: Path, source: SourceRef, m: Mutant, timeout_s: float) -> MutationRecord:
+    def _execute(
+        self, repo: Path, source: SourceRef, m: Mutant, timeout_s: float, skip: list[str]
+    ) -> MutationRecord:
         path = repo / m.file
         fixed = path.read_text()
         buggy, operator = apply_mutant(fixed, m)
@@ -183,7 +204,7 @@ class GoMutationRunner:
         path.write_text(buggy)
         try:
             res = self._go_test(
-                repo, ["-failfast", "-timeout", f"{int(timeout_s) + 2}s", pkg], timeout_s + 30
+                repo, ["-failfast", "-timeout", f"{int(timeout_s) + 2}s", *skip, pkg], timeout_s + 30
             )
         finally:
             path.write_text(fixed)

@@ -22,13 +22,22 @@ import json
 import re
 import shutil
 import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from moa.api.records import FailingTest, MutationRecord, MutationStatus, SourceRef
 from moa.languages import sandbox
-from moa.languages.tools import ToolError, check_call, excerpt, file_diff, install_once
+from moa.languages.tools import (
+    ToolError,
+    check_call,
+    excerpt,
+    file_diff,
+    install_once,
+    mutant_timeout,
+    replace_span,
+)
 
 TOOL_PACKAGES = {
     "@stryker-mutator/core": "9.6.1",
@@ -70,6 +79,7 @@ def _tool_ready(folder: Path) -> bool:
 @dataclass
 class TypeScriptMutationRunner:
     jobs: int = 1
+    baseline_s: float | None = None  # slowest green baseline seen; sets the per-mutant timeout
     mutate: list[str] = field(default_factory=lambda: list(DEFAULT_MUTATE))
     tool: str = f"stryker@{TOOL_PACKAGES['@stryker-mutator/core']}"
 
@@ -127,13 +137,31 @@ class TypeScriptMutationRunner:
         res = sandbox.run(
             cmd, repo, env={"CI": "1", "NO_COLOR": "1"}, limits=sandbox.Limits(timeout_s=timeout_s)
         )
+        if res.ok:
+            self.baseline_s = max(self.baseline_s or 0.0, res.seconds)
         return res.ok, ("timed out\n" if res.timed_out else "") + excerpt(res.output)
 
     def run(
-        self, repo: Path, source: SourceRef, max_mutations: int | None, timeout_s: float
+        self,
+        repo: Path,
+        source: SourceRef,
+        max_mutations: int | None,
+        timeout_s: float,
+        exclude_tests: Sequence[str] = (),
     ) -> list[MutationRecord]:
-        """Stryker over the package (sandboxed, offline); `timeout_s` bounds each mutant's tests."""
+        """Stryker over the package (sandboxed, offline).
+
+        `timeout_s` bounds the whole run; each mutant's tests get `mutant_timeout(baseline)`.
+        `exclude_tests` (full Vitest names, "describe test") are left out by a name pattern.
+        """
         tool = self.tool_path()
+        if exclude_tests:
+            if not (repo / _VITEST_CONFIG).is_file():
+                raise ToolError(
+                    f"{repo} brings its own Vitest config: cannot exclude flaky tests {exclude_tests}"
+                )
+            manifest = _manifest(repo)
+            (repo / _VITEST_CONFIG).write_text(vitest_config(manifest, exclude_tests))
         with tempfile.TemporaryDirectory(prefix="moa-stryker-") as out_dir:
             report_path = Path(out_dir) / "mutation.json"
             config: dict[str, Any] = {
@@ -146,7 +174,7 @@ class TypeScriptMutationRunner:
                 "mutate": self.mutate,
                 "coverageAnalysis": "perTest",
                 "concurrency": max(1, self.jobs),
-                "timeoutMS": int(timeout_s * 1000),
+                "timeoutMS": int(mutant_timeout(self.baseline_s, timeout_s) * 1000),
                 "tempDirName": ".stryker-tmp",
                 "cleanTempDir": "always",
             }
@@ -159,7 +187,7 @@ class TypeScriptMutationRunner:
                 repo,
                 writable=[Path(out_dir)],
                 env={"CI": "1", "NO_COLOR": "1"},
-                limits=sandbox.Limits(timeout_s=max(1800.0, timeout_s * 50)),
+                limits=sandbox.Limits(timeout_s=timeout_s),
             )
             (repo / _STRYKER_CONFIG).unlink(missing_ok=True)
             shutil.rmtree(repo / ".stryker-tmp", ignore_errors=True)
@@ -212,16 +240,6 @@ def normalise(report: dict[str, Any], source: SourceRef, tool: str) -> list[Muta
     return records
 
 
-def replace_span(text: str, line1: int, col1: int, line2: int, col2: int, replacement: str) -> str:
-    """`text` with the span between two 1-based (line, column) positions replaced."""
-    starts = [0]
-    for m in re.finditer("\n", text):
-        starts.append(m.end())
-    a = starts[line1 - 1] + col1 - 1
-    b = starts[line2 - 1] + col2 - 1
-    return text[:a] + replacement + text[b:]
-
-
 def enclosing_function(text: str, line: int) -> str | None:
     """The nearest function-like declaration at or above `line` (a heuristic, not a parser)."""
     for candidate in reversed(text.splitlines()[:line]):
@@ -231,7 +249,7 @@ def enclosing_function(text: str, line: int) -> str | None:
     return None
 
 
-def vitest_config(manifest: dict[str, Any]) -> str:
+def vitest_config(manifest: dict[str, Any], exclude_tests: Sequence[str] = ()) -> str:
     """A Vitest config that also runs Jest-style suites (see the module docstring)."""
     aliases = [("^@jest/globals$", "vitest")]
     jest = manifest.get("jest")
@@ -242,6 +260,10 @@ def vitest_config(manifest: dict[str, Any]) -> str:
     alias_js = ",\n    ".join(
         f"{{ find: new RegExp({json.dumps(p)}), replacement: {_js_target(t)} }}" for p, t in aliases
     )
+    name_filter = ""
+    if exclude_tests:
+        names = "|".join(re.escape(t) for t in exclude_tests)
+        name_filter = f"\n    testNamePattern: new RegExp({json.dumps(f'^(?!(?:{names})$)')}),"
     return f"""// Written by moa for mutation testing; see moa/languages/typescript/mutation.py.
 import {{ fileURLToPath }} from 'node:url';
 import {{ defineConfig }} from 'vitest/config';
@@ -253,7 +275,7 @@ export default defineConfig({{
   test: {{
     globals: true,
     setupFiles: [fileURLToPath(new URL('./{_JEST_COMPAT}', import.meta.url))],
-    exclude: ['**/node_modules/**', '**/dist/**', '**/.stryker-tmp/**'],
+    exclude: ['**/node_modules/**', '**/dist/**', '**/.stryker-tmp/**'],{name_filter}
   }},
 }});
 """

@@ -46,7 +46,7 @@ def test_run_normalises_real_mutants(repo: Path) -> None:
     runner = GoMutationRunner(jobs=2)
     mutants = runner.find_mutants(repo)
     assert len(mutants) > 100 and {m.type for m in mutants} >= {"ARITHMETIC_BASE", "CONDITIONALS_NEGATION"}
-    records = runner.run(repo, SOURCE, 12, 60)
+    records = runner.run(repo, SOURCE, 12, 600)
     assert len(records) == 12
     counts = check_records(records, repo, "go", "gremlins@")
     assert counts["caught"] >= 3, counts

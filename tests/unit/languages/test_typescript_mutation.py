@@ -11,7 +11,8 @@ from mutation_checks import check_records, working_copy
 from moa.api.records import SourceRef
 from moa.datagen.sources import fetch
 from moa.languages import registry
-from moa.languages.typescript.mutation import TypeScriptMutationRunner, normalise, replace_span, vitest_config
+from moa.languages.tools import replace_span
+from moa.languages.typescript.mutation import TypeScriptMutationRunner, normalise, vitest_config
 
 SOURCE = SourceRef.parse("npm:ts-dedent@2.3.0")
 FIXTURE = Path(__file__).parent / "fixtures" / "stryker-ts-dedent.json"
@@ -48,7 +49,7 @@ def test_baseline_green_and_broken(repo: Path, tmp_path: Path) -> None:
 def test_run_normalises_real_mutants(repo: Path) -> None:
     # Lines 1-20 of the one source file keep the run short (~25 mutants).
     runner = TypeScriptMutationRunner(jobs=2, mutate=["src/index.ts:1-20"])
-    records = runner.run(repo, SOURCE, None, 60)
+    records = runner.run(repo, SOURCE, None, 600)
     counts = check_records(records, repo, "typescript", "stryker@")
     assert counts["caught"] >= 10, counts
     assert all(r.file == "src/index.ts" and r.line and r.line <= 20 for r in records)
