@@ -27,7 +27,7 @@ from typing import Any, Protocol
 import httpx
 
 from moa import harmony as h
-from moa.api.records import MutationRecord
+from moa.api.records import MutationRecord, SourceRef
 from moa.datagen.executor import Executor
 from moa.datagen.workspace import FileDiff, apply_hunks, parse_unified_diff
 from moa.harmony.patch import make_patch
@@ -57,7 +57,11 @@ class Task:
 
     @property
     def package(self) -> str:
-        return self.record.source.split(":", 1)[-1].rsplit("@", 1)[0]
+        """The name a user would call the project by (never a host path)."""
+        ref = SourceRef.parse(self.record.source)
+        if ref.registry in ("path", "git"):
+            return PurePosixPath(ref.name.rstrip("/")).name.removesuffix(".git")
+        return ref.name
 
 
 def prompt_messages(task: Task, variant: int | None = None) -> list[h.Message]:

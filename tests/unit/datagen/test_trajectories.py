@@ -62,6 +62,9 @@ def test_prompt_names_the_failing_tests_and_is_stable_per_task() -> None:
     )
     a, b = prompt_messages(task), prompt_messages(task)
     assert a == b and "tests/test_x.py::test_y" in a[-1].content and "read_file" in a[1].content
+    assert Task("1", _record("path:/home/me/src/calc/")).package == "calc"
+    assert Task("1", _record("git:https://example.com/org/repo.git#v1")).package == "repo"
+    assert Task("1", _record("go:github.com/google/uuid@v1.6.0")).package == "github.com/google/uuid"
 
 
 @pytest.mark.slow
