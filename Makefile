@@ -8,7 +8,7 @@ EXTRAS := operator,datagen,trainer,serving,dev
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: install lint typecheck contracts test test-unit test-cluster test-e2e demo clean crds
+.PHONY: install lint typecheck contracts test test-unit test-cluster test-e2e demo clean crds bench
 
 install: $(STAMP)
 
@@ -40,6 +40,15 @@ test-cluster: install
 
 test-e2e: install
 	$(BIN)/python -m pytest tests/e2e $(PYTEST_ARGS)
+
+# The main job: a Python adapter end to end on this machine with a tiny random model.
+DEMO_DIR ?= runs/demo
+DEMO_BASE := $(DEMO_DIR)/checkpoints/coding_tui/final_merged
+demo: install
+	@test -f $(DEMO_BASE)/config.json || $(BIN)/moa dev tiny-model --output $(DEMO_BASE)
+	$(BIN)/moa run examples/demo-python.yaml --workdir $(DEMO_DIR)
+	$(BIN)/moa registry list --workdir $(DEMO_DIR)
+	@echo "reports: $(DEMO_DIR)/reports/python   adapter: $(DEMO_DIR)/checkpoints/adapters/python_coding"
 
 crds: install
 	$(BIN)/moa manifests crds --output manifests/crds

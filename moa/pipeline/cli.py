@@ -129,7 +129,12 @@ def run(spec_file: Path, workdir: Path | None, rerun: tuple[str, ...], plain: bo
         path = LocalRegistry(root).save(adapter)
         console.print(f"[green]adapter {adapter.metadata.name}[/] → {root / adapter.spec.artifact}")
         console.print(f"registered in {path}; report: {layout.reports}")
-        console.print(f"serve it: moa serve --root {root}   |   list: moa registry list --workdir {root}")
+        base = layout.base_model(training.spec.base_model)
+        console.print(
+            "load it: peft.PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained("
+            f"'{base}'), '{root / adapter.spec.artifact}')"
+        )
+        console.print(f"list: moa registry list --workdir {root}   export: moa registry export --workdir {root}")
         return
     reason = next((c.message for c in final.conditions if c.type == "Stalled" and c.status == "True"), "")
     if final.phase == "Failed":
