@@ -165,7 +165,7 @@ def run_preferences(run: PreferencesRun, echo: Any = click.echo) -> StageSummary
             run.config.layout.base_model(spec.base_model), spec.lora
         )
         model = loading.load_adapter(model, run.adapter, trainable=False)
-        policy = Policy(model, tokenizer, stage.temperature, stage.max_new_tokens)
+        policy = Policy(model, tokenizer, stage.temperature, stage.max_new_tokens, spec.lora.max_seq_length)
         timeout = float(spec.data.limits.timeouts.test_seconds)
         echo(
             f"sampling {samples} episodes x {len(todo)} tasks with {run.adapter.name} ({backend.describe()})"

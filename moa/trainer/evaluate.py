@@ -408,7 +408,12 @@ def run_eval(run: EvalRun, echo: Any = click.echo) -> StageSummary:
     base, tokenizer, backend = loading.load_base(run.config.layout.base_model(spec.base_model), spec.lora)
     model = loading.load_adapter(base, run.adapter, trainable=False)
     assert isinstance(model, PeftModel)
-    policy = Policy(model, tokenizer, temperature=0.0, max_new_tokens=run.max_new_tokens)
+    policy = Policy(model, tokenizer, 0.0, run.max_new_tokens, max_length=spec.lora.max_seq_length)
+    fitting = [p for p in format_prompts if policy.fits(p)]
+    if len(fitting) < len(format_prompts):
+        echo(
+            f"{len(format_prompts) - len(fitting)} tool-call prompts exceed {spec.lora.max_seq_length} tokens: left out"
+        )
 
     def both(measure: Any) -> tuple[Any, Any]:
         """(adapter, base) values of one measure; the base is the same weights with the adapter off."""
@@ -430,7 +435,7 @@ def run_eval(run: EvalRun, echo: Any = click.echo) -> StageSummary:
             model.delete_adapter(other)
             metrics.update({f"cross_{other}_{k}": v for k, v in cross[other].items() if k.endswith("_rate")})
 
-    calls, base_calls = both(lambda: call_accuracy(policy, format_prompts))
+    calls, base_calls = both(lambda: call_accuracy(policy, fitting))
     he, base_he = both(lambda: humaneval_pass_at_1(policy, problems))
     mmlu, base_mmlu = both(lambda: mmlu_accuracy(model, tokenizer, questions))
     pairs = {
@@ -442,6 +447,7 @@ def run_eval(run: EvalRun, echo: Any = click.echo) -> StageSummary:
     for name, (mine, theirs) in pairs.items():
         if mine is not None and theirs is not None:
             metrics[name], metrics[f"base_{name}"], metrics[drops[name]] = mine, theirs, theirs - mine
+    metrics["tool_call_prompts"] = float(len(fitting))
     metrics["seconds"] = round(time.monotonic() - started, 2)
     not_measured = [note for key, note in NOT_MEASURED_NOTES.items() if key not in metrics]
     summary = summarize("eval", metrics, stage.evaluate(metrics))
@@ -509,6 +515,7 @@ def run_eval(run: EvalRun, echo: Any = click.echo) -> StageSummary:
 @click.option("--max-tasks", type=int, default=None, help="At most N eval tasks.")
 @click.option("--humaneval-problems", type=int, default=None, help="Override the spec's count.")
 @click.option("--max-new-tokens", type=int, default=512, show_default=True, help="Per model turn.")
+@click.option("--format-prompts", type=int, default=64, show_default=True, help="Held-out tool-call prompts.")
 def eval_cmd(
     config_path: Path,
     tasks: Path | None,
@@ -518,6 +525,7 @@ def eval_cmd(
     max_tasks: int | None,
     humaneval_problems: int | None,
     max_new_tokens: int,
+    format_prompts: int,
 ) -> None:
     """Evaluate the final adapter on held-out tasks, against the base (exit 3 when a gate fails)."""
     setup_logging()
@@ -530,5 +538,6 @@ def eval_cmd(
         max_tasks=max_tasks,
         humaneval_problems=humaneval_problems,
         max_new_tokens=max_new_tokens,
+        format_prompts=format_prompts,
     )
     exit_with(run_eval(run), run.output)

@@ -105,7 +105,14 @@ class Policy:
     tokenizer: Any
     temperature: float
     max_new_tokens: int
+    max_length: int | None = None  # prompt + completion tokens the model takes (None: no limit)
     batch_size: int = 8
+
+    def fits(self, prompt: str) -> bool:
+        if self.max_length is None:
+            return True
+        tokens = len(self.tokenizer(prompt, add_special_tokens=False)["input_ids"])
+        return tokens + self.max_new_tokens <= self.max_length
 
     def complete(self, prompts: Sequence[str]) -> list[str]:
         """Completions with their special tokens, each ending at <|call|> / <|return|> (or cut)."""
@@ -206,7 +213,7 @@ class Episode:
     turns: int = 0
     tool_calls: int = 0
     invalid_calls: int = 0
-    ended: str = "turn_limit"  # final | invalid | turn_limit | error
+    ended: str = "turn_limit"  # final | invalid | turn_limit | context_limit
     problem: str = ""
     patch: str | None = None  # every change to the repository, as one apply_patch text
     green_at: int | None = None  # the turn whose run_tests first passed
@@ -237,8 +244,12 @@ def run_episodes(
         for turn in range(1, max_turns + 1):
             if not active:
                 break
-            prompts = [task.prompt_text(episodes[i].messages) for i in active]
-            for i, completion in zip(active, policy.complete(prompts), strict=True):
+            prompts = {i: task.prompt_text(episodes[i].messages) for i in active}
+            fits = getattr(policy, "fits", None)
+            for i in [i for i in active if fits is not None and not fits(prompts[i])]:
+                episodes[i].ended, episodes[i].problem = "context_limit", "the context is full"
+                del prompts[i]
+            for i, completion in zip(prompts, policy.complete(list(prompts.values())), strict=True):
                 ep, ex = episodes[i], executors[i]
                 ep.turns, ep.completions = turn, [*ep.completions, completion]
                 parsed = parse_turn(completion)

@@ -187,3 +187,17 @@ class FixOrBreak:
 
 
 LORA = {"r": 8, "alpha": 16, "maxSeqLength": 2048, "loadIn4bit": False}
+
+
+def repair_config(root: Path, model: Path, stage: str, **stages: object) -> Path:
+    """The trainer tests' StageConfig (`trainer_fixtures.stage_config`) with room for these tasks'
+    prompts (about 700 tokens of tools and instructions before any file is read)."""
+    from trainer_fixtures import stage_config
+
+    from moa.api.stages import StageConfig
+
+    path = stage_config(root, model, stage, root / f"{stage}.yaml", **stages)
+    config = StageConfig.load(path)
+    lora = config.spec.lora.model_copy(update={"max_seq_length": LORA["maxSeqLength"]})
+    spec = config.spec.model_copy(update={"lora": lora})
+    return config.model_copy(update={"spec": spec}).write(path)

@@ -13,11 +13,11 @@ from repair_tasks import (
     fix_patch,
     mutation_records,
     patch_call,
+    repair_config,
     save_fresh_adapter,
     task_rows,
     write_rows,
 )
-from trainer_fixtures import stage_config
 
 from moa import harmony as h
 from moa.api.training import GrpoStage, Rewards
@@ -78,11 +78,10 @@ def test_tiny_model_trains_with_curriculum_and_fails_its_gate(
     caplog.set_level("INFO", logger="moa.trainer")
     write_rows(tmp_path / "data/python/grpo/tasks", task_rows(), "tasks.jsonl")
     save_fresh_adapter(tiny_model, tmp_path / "checkpoints/adapters/python_core_agent", LORA)
-    config = stage_config(
+    config = repair_config(
         tmp_path,
         tiny_model,
         "grpo",
-        tmp_path / "grpo.yaml",
         grpo={
             "maxSteps": 2,
             "numGenerations": 2,

@@ -7,8 +7,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from repair_tasks import LORA, FixOrBreak, oracle_rows, save_fresh_adapter, write_rows
-from trainer_fixtures import stage_config
+from repair_tasks import LORA, FixOrBreak, oracle_rows, repair_config, save_fresh_adapter, write_rows
 
 from moa.api.training import Rewards
 from moa.cli import cli
@@ -22,11 +21,10 @@ pytestmark = pytest.mark.slow
 def test_tiny_model_samples_executes_and_reports_honestly(tiny_model: Path, tmp_path: Path) -> None:
     write_rows(tmp_path / "data/python/core_agent/train", oracle_rows())
     save_fresh_adapter(tiny_model, tmp_path / "checkpoints/adapters/python_core_agent", LORA)
-    config = stage_config(
+    config = repair_config(
         tmp_path,
         tiny_model,
         "preferences",
-        tmp_path / "preferences.yaml",
         preferences={"samples": 2, "maxTurns": 2, "maxNewTokens": 16},
     )
     result = CliRunner().invoke(cli, ["datagen", "preferences", "--config", str(config)])
