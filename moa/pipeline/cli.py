@@ -134,7 +134,9 @@ def run(spec_file: Path, workdir: Path | None, rerun: tuple[str, ...], plain: bo
             "load it: peft.PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained("
             f"'{base}'), '{root / adapter.spec.artifact}')"
         )
-        console.print(f"list: moa registry list --workdir {root}   export: moa registry export --workdir {root}")
+        console.print(
+            f"list: moa registry list --workdir {root}   export: moa registry export --workdir {root}"
+        )
         return
     reason = next((c.message for c in final.conditions if c.type == "Stalled" and c.status == "True"), "")
     if final.phase == "Failed":
