@@ -66,6 +66,8 @@ _NOT_PACKAGE = {
     "tools",
     "build",
 }
+# Projects' addopts often name plugins we do not install (--cov=...); the suite runs without them.
+_NO_ADDOPTS = "--override-ini=addopts="
 _FAILED_RE = re.compile(r"^(?:FAILED|ERROR) (\S+?)(?: - .*)?$", re.MULTILINE)
 
 
@@ -241,7 +243,8 @@ class MutmutRunner:
     # -- MutationRunner ---------------------------------------------------------------------
 
     def prepare(self, repo: Path) -> None:
-        """A venv in the tree with the package (editable, so tests see edits to it) + pytest."""
+        """A venv in the tree: the package (editable, so tests see edits to it) with its test extras
+        if it declares any (test, tests, testing), and pytest."""
         self.ensure_tool()
         repo = repo.resolve()
         venv = repo / VENV
@@ -259,7 +262,7 @@ class MutmutRunner:
         pip_cache = moa_cache() / "pip"
         install = [str(venv / "bin" / "python"), "-m", "pip", "install", "-q", "--disable-pip-version-check"]
         res = run(
-            [*install, "pytest", "-e", "."],
+            [*install, "pytest", "-e", ".[test,tests,testing]"],
             repo,
             writable=[pip_cache],
             network=True,
@@ -285,6 +288,7 @@ class MutmutRunner:
             "-rfE",
             "-p",
             "no:cacheprovider",
+            _NO_ADDOPTS,
             "--ignore=mutants",
             *args,
         ]
@@ -308,7 +312,7 @@ class MutmutRunner:
         meta = json.loads((repo / VENV / ".prepared").read_text())
         lines = ["[mutmut]", "source_paths=", *(f"    {s}" for s in meta["sources"])]
         lines += ["pytest_add_cli_args_test_selection=", *(f"    {t}" for t in meta["tests"])]
-        lines += ["pytest_add_cli_args=", "    -p", "    no:cacheprovider"]
+        lines += ["pytest_add_cli_args=", "    -p", "    no:cacheprovider", f"    {_NO_ADDOPTS}"]
         lines += [f"    --deselect={t}" for t in exclude_tests]
         lines += ["do_not_mutate=", "    */tests/*", "    */test_*.py", "    *conftest.py"]
         cfg = repo / "setup.cfg"
