@@ -20,10 +20,12 @@ How it runs, and why:
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import subprocess
 import tempfile
+import time
 import tomllib
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -193,6 +195,13 @@ class RustMutationRunner:
         cmd = args if direct else ["cargo", *args]
         env, binds = dict(ENV), list(writable or [])
         if target:
+            # The target folder is shared by every copy of this crate version; cargo trusts
+            # mtimes for the crate's own sources, so make them newer than anything built there
+            # (a copy of the pristine crate must never reuse a mutated build). Dependencies stay.
+            now = time.time()
+            for path in repo.rglob("*"):
+                if path.is_file() and "target" not in path.relative_to(repo).parts[:1]:
+                    os.utime(path, (now, now))
             env["CARGO_TARGET_DIR"] = str(target_dir(repo))
             binds.append(target_dir(repo))
         return sandbox.run(cmd, repo, writable=binds, env=env, limits=sandbox.Limits(timeout_s=timeout_s))
