@@ -385,8 +385,6 @@ def run_eval(run: EvalRun, echo: Any = click.echo) -> StageSummary:
         echo(f"eval already complete at {run.output} ({done.status}): nothing to do")
         return done
 
-    from peft import PeftModel
-
     from moa.trainer import data, loading
     from moa.trainer.rollout import outcome_shares, read_tasks
 
@@ -407,7 +405,6 @@ def run_eval(run: EvalRun, echo: Any = click.echo) -> StageSummary:
 
     base, tokenizer, backend = loading.load_base(run.config.layout.base_model(spec.base_model), spec.lora)
     model = loading.load_adapter(base, run.adapter, trainable=False)
-    assert isinstance(model, PeftModel)
     policy = Policy(model, tokenizer, 0.0, run.max_new_tokens, max_length=spec.lora.max_seq_length)
     fitting = [p for p in format_prompts if policy.fits(p)]
     if len(fitting) < len(format_prompts):

@@ -1,7 +1,9 @@
 """`moa train grpo`: GRPO on repair tasks, rewarded by executing what the model writes.
 
 TRL's GRPOTrainer continues the language's one adapter (the IPO adapter when it exists,
-else the SFT one; TRL keeps a frozen copy of that starting adapter as the reference policy).
+else the SFT one). The reference policy of the KL term is the SFT policy (DESIGN.md): TRL
+makes a frozen "ref" copy of the starting adapter, and when that is the IPO adapter the SFT
+adapter's weights are loaded into the copy.
 Each step samples `num_generations` completions per task prompt; the reward function parses
 every completion with `moa.harmony` (`moa.trainer.rollout.parse_turn`) and has the judge
 execute it: an apply_patch call is applied to the task's buggy state and run through the
@@ -61,6 +63,7 @@ class GrpoRun:
     tasks: Path
     adapter: Path
     output: Path
+    reference: Path
     max_steps: int | None = None
     max_tasks: int | None = None
 
@@ -75,6 +78,7 @@ class GrpoRun:
         defaults: dict[str, Any] = {
             "tasks": layout.grpo_tasks,
             "adapter": start,
+            "reference": layout.sft_adapter,
             "output": layout.grpo_adapter,
         }
         defaults.update({k: v for k, v in overrides.items() if v is not None})
@@ -199,6 +203,23 @@ def grpo_summary(
     return summarize("grpo", metrics, stage.gates.evaluate(metrics))
 
 
+def use_reference(model: Any, reference: Path, start: Path) -> None:
+    """Load the reference policy's adapter weights into TRL's frozen "ref" adapter (TRL copied
+    the starting adapter there; nothing to do when that already is the reference)."""
+    if "ref" not in getattr(model, "peft_config", {}) or reference.resolve() == start.resolve():
+        return
+    from peft import set_peft_model_state_dict
+    from safetensors.torch import load_file
+
+    weights = reference / "adapter_model.safetensors"
+    if not weights.exists():
+        raise FileNotFoundError(f"no reference adapter weights at {weights}: run `moa train sft` first")
+    loaded = set_peft_model_state_dict(model, load_file(weights), adapter_name="ref")
+    if loaded.unexpected_keys:
+        raise ValueError(f"{weights} does not fit the adapter being trained: {loaded.unexpected_keys[:3]}")
+    log.info("reference policy: %s (training continues %s)", reference, start)
+
+
 def run_grpo(run: GrpoRun) -> StageSummary:
     dirs = StageDirs(run.output)
     done = dirs.completed()
@@ -263,6 +284,7 @@ def run_grpo(run: GrpoRun) -> StageSummary:
             callbacks=[curriculum_callback(curriculum, trainer_ref), *progress_callbacks(("reward", "loss"))],
         )
         trainer_ref.append(trainer)
+        use_reference(trainer.model, run.reference, run.adapter)
         resume = dirs.last_checkpoint()
         if resume is not None:
             log.info("resuming from %s", resume)

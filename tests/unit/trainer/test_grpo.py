@@ -77,7 +77,9 @@ def test_tiny_model_trains_with_curriculum_and_fails_its_gate(
 ) -> None:
     caplog.set_level("INFO", logger="moa.trainer")
     write_rows(tmp_path / "data/python/grpo/tasks", task_rows(), "tasks.jsonl")
-    save_fresh_adapter(tiny_model, tmp_path / "checkpoints/adapters/python_core_agent", LORA)
+    adapters = tmp_path / "checkpoints/adapters"
+    save_fresh_adapter(tiny_model, adapters / "python_core_agent", LORA)
+    save_fresh_adapter(tiny_model, adapters / "python_ipo", LORA)  # training continues IPO's adapter
     config = repair_config(
         tmp_path,
         tiny_model,
@@ -106,6 +108,8 @@ def test_tiny_model_trains_with_curriculum_and_fails_its_gate(
     assert [e["curriculum_max_length"] for e in log if "reward" in e] == [1300, 2048]
     assert "curriculum: step 0: max length 1300, 1 of 2 tasks" in caplog.text
     assert "curriculum: step 1: max length 2048, 2 of 2 tasks" in caplog.text
+    ref, start = adapters / "python_core_agent", adapters / "python_ipo"
+    assert f"reference policy: {ref} (training continues {start})" in caplog.text
     assert (out / "plots/reward.png").stat().st_size > 0 and (out / "adapter_config.json").exists()
     assert not (tmp_path / "checkpoints/adapters/python_grpo.partial").exists()
     again = CliRunner().invoke(cli, ["train", "grpo", "--config", str(config)])  # a completed stage: no-op
