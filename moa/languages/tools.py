@@ -16,6 +16,7 @@ import re
 import shutil
 import subprocess
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")  # colour codes some test libraries print regardless
@@ -128,3 +129,21 @@ def mutant_timeout(baseline_s: float | None, budget_s: float) -> float:
     """
     guess = 300.0 if baseline_s is None else max(30.0, 5.0 * baseline_s)
     return min(budget_s, guess)
+
+
+@dataclass
+class RunnerBase:
+    """What the three mutation runners share: parallel jobs and the measured green baseline."""
+
+    jobs: int = field(default_factory=lambda: os.cpu_count() or 1)  # mutants tested in parallel
+    baseline_s: float | None = None  # slowest green baseline seen; sets the per-mutant timeout
+
+    def ensure_tool(self) -> None:
+        self.tool_path()
+
+    def tool_path(self) -> Path:
+        raise NotImplementedError
+
+    def note_baseline(self, ok: bool, seconds: float) -> None:
+        if ok:
+            self.baseline_s = max(self.baseline_s or 0.0, seconds)

@@ -32,7 +32,15 @@ from pathlib import Path
 
 from moa.api.records import FailingTest, MutationRecord, MutationStatus, SourceRef
 from moa.languages import sandbox
-from moa.languages.tools import ToolError, check_call, excerpt, file_diff, install_once, mutant_timeout
+from moa.languages.tools import (
+    RunnerBase,
+    ToolError,
+    check_call,
+    excerpt,
+    file_diff,
+    install_once,
+    mutant_timeout,
+)
 
 GREMLINS = "github.com/go-gremlins/gremlins/cmd/gremlins"
 GREMLINS_VERSION = "v0.6.0"
@@ -82,15 +90,10 @@ class Mutant:
 
 
 @dataclass
-class GoMutationRunner:
+class GoMutationRunner(RunnerBase):
     """Gremlins finds the mutants; each one is built and tested here, sandboxed and offline."""
 
-    jobs: int = 1
     tool: str = f"gremlins@{GREMLINS_VERSION}"
-    baseline_s: float | None = None  # slowest green baseline seen; sets the per-mutant timeout
-
-    def ensure_tool(self) -> None:
-        self.tool_path()
 
     def tool_path(self) -> Path:
         """The gremlins binary, installed on first use."""
@@ -117,8 +120,7 @@ class GoMutationRunner:
 
     def baseline(self, repo: Path, timeout_s: float) -> tuple[bool, str]:
         res = self._go_test(repo, ["./..."], timeout_s)
-        if res.ok:
-            self.baseline_s = max(self.baseline_s or 0.0, res.seconds)
+        self.note_baseline(res.ok, res.seconds)
         head = "timed out\n" if res.timed_out else ""
         return res.ok, head + excerpt(res.output)
 

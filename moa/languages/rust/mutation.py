@@ -6,10 +6,11 @@ How it runs, and why:
   ~/.cache/moa/cargo-target/NAME-VERSION, so a re-run (another shard, CI) starts warm.
 - `run` lists the mutants (`cargo mutants --list --json`), then tests them in `jobs` copies of
   the crate and that target folder made with `cp -a`, one `cargo mutants --in-place --shard
-  i/jobs` per copy. Copying
-  with modification times kept is what keeps `target/` warm: cargo-mutants' own build
-  directories get fresh mtimes and rebuild every dependency (minutes per job on a small
-  crate), while an in-place run rebuilds only the mutated crate (seconds).
+  i/jobs` per copy. Copying with modification times kept is what keeps `target/` warm:
+  cargo-mutants' own build directories get fresh mtimes and rebuild every dependency
+  (minutes per job on a small crate), while an in-place run rebuilds only the mutated crate.
+- The shared target folder is used by one process at a time (a file lock), and the crate's
+  own sources are touched before each use, so no copy ever reuses a build of other sources.
 - Each mutant's fixed -> buggy diff is rebuilt from its span and replacement: the diffs
   cargo-mutants writes carry a `/* ~ changed by cargo-mutants ~ */` marker that would tell a
   model where the bug is.
@@ -36,12 +37,14 @@ from typing import Any
 from moa.api.records import FailingTest, MutationRecord, MutationStatus, SourceRef
 from moa.languages import sandbox
 from moa.languages.tools import (
+    RunnerBase,
     ToolError,
     cache_dir,
     check_call,
     excerpt,
     file_diff,
     install_once,
+    locked,
     mutant_timeout,
     replace_span,
 )
@@ -60,13 +63,8 @@ _REGEX_META = re.compile(r"([\\.+*?()|\[\]{}^$#&\-~])")
 
 
 @dataclass
-class RustMutationRunner:
-    jobs: int = 1
+class RustMutationRunner(RunnerBase):
     tool: str = f"cargo-mutants@{CARGO_MUTANTS_VERSION}"
-    baseline_s: float | None = None  # slowest green baseline seen; sets the per-mutant timeout
-
-    def ensure_tool(self) -> None:
-        self.tool_path()
 
     def tool_path(self) -> Path:
         """The cargo-mutants binary, built with `cargo install --locked` on first use (minutes)."""
@@ -110,8 +108,7 @@ class RustMutationRunner:
 
     def baseline(self, repo: Path, timeout_s: float) -> tuple[bool, str]:
         res = self._cargo(repo, ["test", "--offline"], timeout_s, target=True)
-        if res.ok:
-            self.baseline_s = max(self.baseline_s or 0.0, res.seconds)
+        self.note_baseline(res.ok, res.seconds)
         return res.ok, ("timed out\n" if res.timed_out else "") + excerpt(res.output)
 
     def list_mutants(self, repo: Path) -> list[dict[str, Any]]:
@@ -204,6 +201,12 @@ class RustMutationRunner:
                     os.utime(path, (now, now))
             env["CARGO_TARGET_DIR"] = str(target_dir(repo))
             binds.append(target_dir(repo))
+            # One user at a time: `cargo test` releases cargo's own lock before the doctests,
+            # and another copy rebuilding the crate then would pull the rlib from under them.
+            with locked(f"cargo-target-{target_dir(repo).name}"):
+                return sandbox.run(
+                    cmd, repo, writable=binds, env=env, limits=sandbox.Limits(timeout_s=timeout_s)
+                )
         return sandbox.run(cmd, repo, writable=binds, env=env, limits=sandbox.Limits(timeout_s=timeout_s))
 
 

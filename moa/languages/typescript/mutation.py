@@ -30,6 +30,7 @@ from typing import Any
 from moa.api.records import FailingTest, MutationRecord, MutationStatus, SourceRef
 from moa.languages import sandbox
 from moa.languages.tools import (
+    RunnerBase,
     ToolError,
     check_call,
     excerpt,
@@ -77,14 +78,9 @@ def _tool_ready(folder: Path) -> bool:
 
 
 @dataclass
-class TypeScriptMutationRunner:
-    jobs: int = 1
-    baseline_s: float | None = None  # slowest green baseline seen; sets the per-mutant timeout
+class TypeScriptMutationRunner(RunnerBase):
     mutate: list[str] = field(default_factory=lambda: list(DEFAULT_MUTATE))
     tool: str = f"stryker@{TOOL_PACKAGES['@stryker-mutator/core']}"
-
-    def ensure_tool(self) -> None:
-        self.tool_path()
 
     def tool_path(self) -> Path:
         """The tool folder, installed on first use."""
@@ -137,8 +133,7 @@ class TypeScriptMutationRunner:
         res = sandbox.run(
             cmd, repo, env={"CI": "1", "NO_COLOR": "1"}, limits=sandbox.Limits(timeout_s=timeout_s)
         )
-        if res.ok:
-            self.baseline_s = max(self.baseline_s or 0.0, res.seconds)
+        self.note_baseline(res.ok, res.seconds)
         return res.ok, ("timed out\n" if res.timed_out else "") + excerpt(res.output)
 
     def run(
