@@ -40,6 +40,7 @@ import click
 from moa import harmony as h
 from moa.api.stages import StageConfig, StageSummary
 from moa.api.training import GrpoStage
+from moa.datagen.ranking import TIERS
 from moa.trainer import gates, history, plots
 from moa.trainer.rollout import Judge, RepairTask, decode, parse_turn
 from moa.trainer.stage import (
@@ -54,6 +55,7 @@ from moa.trainer.stage import (
 
 log = logging.getLogger("moa.trainer")
 
+OUTCOME_PREFIX = "outcomes/"  # logged per step: the share of each judged outcome
 READ_CONTEXT_LINES = 15  # lines shown on each side of the bug in the prompt's read_file
 
 
@@ -181,7 +183,13 @@ class ExecutionReward:
         self.outcomes: list[str] = []
 
     def __call__(self, prompts: list[Any], completions: list[Any], completion_ids: list[list[int]], task_id: list[str], **kwargs: Any) -> list[float]:  # fmt: skip
-        return self.score([decode(self.tokenizer, ids) for ids in completion_ids], task_id)
+        rewards = self.score([decode(self.tokenizer, ids) for ids in completion_ids], task_id)
+        log_metric = kwargs.get("log_metric")
+        if log_metric is not None:  # into the logged history, so the shares survive a resume
+            batch = self.outcomes[-len(rewards) :]
+            for tier in TIERS:
+                log_metric(f"{OUTCOME_PREFIX}{tier}", batch.count(tier) / len(batch))
+        return rewards
 
     def score(self, texts: list[str], task_ids: list[str]) -> list[float]:
         turns = [parse_turn(t) for t in texts]
@@ -192,14 +200,15 @@ class ExecutionReward:
         return [o.reward for o in outcomes]
 
 
-def grpo_summary(
-    log_history: history.History, stage: GrpoStage, outcomes: list[str], metrics: dict[str, float]
-) -> StageSummary:
-    """Gate metrics from the logged rewards (`gates.reward_window`) and the judged outcomes'
-    shares, checked against the spec's GRPO gates."""
-    from moa.trainer.rollout import outcome_shares
-
-    metrics = {**metrics, **gates.reward_window(log_history, stage.gates.window), **outcome_shares(outcomes)}
+def grpo_summary(log_history: history.History, stage: GrpoStage, metrics: dict[str, float]) -> StageSummary:
+    """Gate metrics from the logged rewards (`gates.reward_window`) checked against the spec's
+    GRPO gates, with the share of each judged outcome over the run (every step judges the same
+    number of completions, so the mean of the per-step shares is the share)."""
+    metrics = {**metrics, **gates.reward_window(log_history, stage.gates.window)}
+    for tier in TIERS:
+        shares = history.values(log_history, f"{OUTCOME_PREFIX}{tier}")
+        if shares:
+            metrics[f"share_{tier}"] = sum(shares) / len(shares)
     return summarize("grpo", metrics, stage.gates.evaluate(metrics))
 
 
@@ -302,11 +311,10 @@ def run_grpo(run: GrpoRun) -> StageSummary:
         "steps": float(trainer.state.global_step),
         "train_seconds": seconds,
         "tasks": float(len(tasks)),
-        "judged_completions": float(len(reward.outcomes)),
         "curriculum_switches": float(len(curriculum.switches) - 1),
         "final_max_length": float(curriculum.max_length),
     }
-    summary = grpo_summary(log_history, stage, reward.outcomes, metrics)
+    summary = grpo_summary(log_history, stage, metrics)
 
     plots.plot(log_history, ["reward"], result / "plots" / "reward.png", f"GRPO {spec.language}", "reward")
     plots.plot(

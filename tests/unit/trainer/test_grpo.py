@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner
@@ -23,7 +24,7 @@ from moa import harmony as h
 from moa.api.training import GrpoStage, Rewards
 from moa.cli import cli
 from moa.languages.evaluation import evaluate_patch
-from moa.trainer import history
+from moa.trainer import grpo, history
 from moa.trainer.grpo import ExecutionReward, grpo_summary
 from moa.trainer.rollout import Judge, read_tasks
 
@@ -65,15 +66,35 @@ def test_rewards_are_the_outcomes_of_executing_each_completion(tmp_path: Path) -
         {"gates": {"window": 2, "minMeanReward": -1.0, "minRewardStd": 0.1, "minMaxReward": 0.7}}
     )
     strict = GrpoStage.model_validate({"gates": {"window": 2, "minMeanReward": 0.5}})
-    assert grpo_summary(log, loose, reward.outcomes, {}).status == "succeeded"
-    failed = grpo_summary(log, strict, reward.outcomes, {})
+    assert grpo_summary(log, loose, {}).status == "succeeded"
+    failed = grpo_summary(log, strict, {})
     assert failed.status == "gate_failed" and [g.name for g in failed.gates if not g.passed] == [
         "grpo.reward_mean_last"
     ]
 
 
-def test_tiny_model_trains_with_curriculum_and_fails_its_gate(
-    tiny_model: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+class Killed(Exception):
+    pass
+
+
+def crashing_after_step_1(make: Any) -> Any:
+    def wrapped(*args: Any) -> Any:
+        callback = make(*args)
+        original = callback.on_step_begin
+
+        def on_step_begin(args, state, control, **kwargs):  # type: ignore[no-untyped-def]
+            if state.global_step == 1:
+                raise Killed("killed after step 1")
+            return original(args, state, control, **kwargs)
+
+        callback.on_step_begin = on_step_begin
+        return callback
+
+    return wrapped
+
+
+def test_tiny_model_trains_with_curriculum_resumes_and_fails_its_gate(
+    tiny_model: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     caplog.set_level("INFO", logger="moa.trainer")
     write_rows(tmp_path / "data/python/grpo/tasks", task_rows(), "tasks.jsonl")
@@ -96,12 +117,20 @@ def test_tiny_model_trains_with_curriculum_and_fails_its_gate(
             "gates": {"window": 2, "minMeanReward": 0.3, "minRewardStd": 0.0, "minMaxReward": 0.7},
         },
     )
+    # A crash after step 1 (its checkpoint written) stands in for a killed pod.
+    with monkeypatch.context() as patch:
+        patch.setattr(grpo, "curriculum_callback", crashing_after_step_1(grpo.curriculum_callback))
+        crashed = CliRunner().invoke(cli, ["train", "grpo", "--config", str(config)])
+    assert crashed.exit_code == 1 and "killed after step 1" in crashed.output, crashed.output
+    partial = tmp_path / "checkpoints/adapters/python_grpo.partial/checkpoints"
+    assert (partial / "checkpoint-1/trainer_state.json").exists()
     result = CliRunner().invoke(cli, ["train", "grpo", "--config", str(config)])
     assert result.exit_code == 3, result.output  # a random model earns -1 everywhere
+    assert f"resuming from {partial / 'checkpoint-1'}" in caplog.text
     out = tmp_path / "checkpoints/adapters/python_grpo"
     summary = json.loads((out / "metrics.json").read_text())
     m = summary["metrics"]
-    assert m["steps"] == 2 and m["judged_completions"] == 4 and m["share_invalid_tool_call"] == 1.0
+    assert m["steps"] == 2 and m["share_invalid_tool_call"] == 1.0
     assert m["reward_max"] == -1.0 and summary["status"] == "gate_failed"
     assert m["curriculum_switches"] == 1 and m["final_max_length"] == 2048
     log = history.load(out / history.FILE)
