@@ -61,6 +61,7 @@ class IpoRun:
 
 def make_trainer_class():  # type: ignore[no-untyped-def]
     """DPOTrainer with exact Harmony tokenization and the KL estimate (built lazily: TRL is heavy)."""
+    from datasets.fingerprint import Hasher
     from trl import DPOTrainer
 
     class IpoTrainer(DPOTrainer):  # type: ignore[misc]
@@ -76,8 +77,14 @@ def make_trainer_class():  # type: ignore[no-untyped-def]
                     "rejected_ids": ids["rejected"],
                 }
 
+            # TRL caches reference log-probs by (dataset fingerprint, weights); the truncation that
+            # shapes them must be part of the fingerprint, or a run with another max_length reuses them.
+            fingerprint = Hasher.hash((dataset._fingerprint, args.max_length, args.truncation_mode))
             return dataset.map(
-                tokenize, remove_columns=dataset.column_names, desc=f"Tokenizing {dataset_name} pairs"
+                tokenize,
+                remove_columns=dataset.column_names,
+                new_fingerprint=fingerprint,
+                desc=f"Tokenizing {dataset_name} pairs",
             )
 
         def _compute_loss(self, model, inputs, return_outputs):  # type: ignore[no-untyped-def]
@@ -124,6 +131,9 @@ def build_trainer(run: IpoRun, dirs: StageDirs):  # type: ignore[no-untyped-def]
         loss_type=["ipo"],
         beta=stage.beta,
         max_length=spec.lora.max_seq_length,
+        # An agent prompt can outgrow max_length; keep its end (the latest turns) and the whole
+        # completion, rather than TRL's default of keeping the start and cutting the completion.
+        truncation_mode="keep_end",
         precompute_ref_log_probs=True,
     )
     monitor = ThresholdMonitor("kl", stage.gates.kl_warn, stage.gates.kl_abort)

@@ -155,6 +155,13 @@ def run_sft(run: SftRun):  # -> StageSummary
     show_default=True,
     help="Held-out tool-call prompts to generate on.",
 )
+@click.option(
+    "--max-new-tokens",
+    type=int,
+    default=256,
+    show_default=True,
+    help="Generation limit per tool-call prompt.",
+)
 def sft_cmd(
     config_path: Path,
     data: Path | None,
@@ -162,6 +169,7 @@ def sft_cmd(
     max_steps: int | None,
     eval_data: Path | None,
     format_prompts: int,
+    max_new_tokens: int,
 ) -> None:
     """Supervised fine-tuning on the Harmony agent trajectories (exit 3 when a gate fails)."""
     setup_logging()
@@ -172,5 +180,6 @@ def sft_cmd(
         output=output,
         max_steps=max_steps,
         format_prompts=format_prompts,
+        max_new_tokens=max_new_tokens,
     )
     exit_with(run_sft(run), run.output)

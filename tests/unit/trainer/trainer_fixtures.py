@@ -74,7 +74,7 @@ def write_pairs(folder: Path, count: int, seed: int) -> Path:
     return out
 
 
-def stage_config(root: Path, model: Path, stage: str, path: Path, **stages: Any) -> Path:
+def stage_config(root: Path, model: Path, stage: str, path: Path, max_seq: int = 256, **stages: Any) -> Path:
     """A StageConfig with a tiny LoRA and the given stage sections (tiny thresholds live here)."""
     training = AdapterTraining.model_validate(
         {
@@ -82,7 +82,7 @@ def stage_config(root: Path, model: Path, stage: str, path: Path, **stages: Any)
             "spec": {
                 "language": "python",
                 "baseModel": str(model),
-                "lora": {"r": 8, "alpha": 16, "maxSeqLength": 256, "loadIn4bit": False},
+                "lora": {"r": 8, "alpha": 16, "maxSeqLength": max_seq, "loadIn4bit": False},
                 "stages": stages,
             },
         }
