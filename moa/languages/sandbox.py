@@ -22,7 +22,24 @@ from functools import cache
 from pathlib import Path
 
 # Environment variables passed through; everything else (tokens, credentials) is dropped.
-_PASS_ENV = ("PATH", "LANG", "LC_ALL", "TERM", "RUSTUP_HOME", "CARGO_HOME", "GOROOT", "GOPATH", "GOCACHE", "GOMODCACHE", "GOFLAGS", "GOTOOLCHAIN", "NODE_PATH", "JAVA_HOME", "PYENV_ROOT", "SSL_CERT_FILE")
+_PASS_ENV = (
+    "PATH",
+    "LANG",
+    "LC_ALL",
+    "TERM",
+    "RUSTUP_HOME",
+    "CARGO_HOME",
+    "GOROOT",
+    "GOPATH",
+    "GOCACHE",
+    "GOMODCACHE",
+    "GOFLAGS",
+    "GOTOOLCHAIN",
+    "NODE_PATH",
+    "JAVA_HOME",
+    "PYENV_ROOT",
+    "SSL_CERT_FILE",
+)
 
 
 @dataclass(frozen=True)
@@ -65,7 +82,15 @@ class Sandbox:
         limits: Limits | None = None,
         stdin: str | None = None,
     ) -> Result:
-        return run(cmd, workdir, writable=self.writable, network=self.network, env=env, limits=limits or self.limits, stdin=stdin)
+        return run(
+            cmd,
+            workdir,
+            writable=self.writable,
+            network=self.network,
+            env=env,
+            limits=limits or self.limits,
+            stdin=stdin,
+        )
 
 
 @cache
@@ -83,7 +108,9 @@ def _bwrap_works() -> bool:
 @cache
 def _unshare_net_works() -> bool:
     unshare = shutil.which("unshare")
-    return bool(unshare) and subprocess.run([unshare, "--net", "true"], capture_output=True).returncode == 0
+    if unshare is None:
+        return False
+    return subprocess.run([unshare, "--net", "true"], capture_output=True).returncode == 0
 
 
 def isolation(network: bool = False) -> str:
