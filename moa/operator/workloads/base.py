@@ -121,6 +121,9 @@ class Context:
             "env": [
                 {"name": "MOA_TERMINATION_LOG", "value": "/dev/termination-log"},
                 {"name": "HOME", "value": "/tmp"},
+                # Tool installs, fetched sources and prepared trees live on the shared volume, so
+                # every stage pod (and every retry) reuses them instead of starting cold.
+                {"name": "MOA_CACHE", "value": f"{self.spec.storage.root}/cache"},
             ],
             "resources": {"requests": dict(limits), "limits": dict(limits)},
             "securityContext": {
