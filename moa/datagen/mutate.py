@@ -36,6 +36,7 @@ from moa.datagen.sources import fetch
 from moa.datagen.verify import Verdict, apply_verdict, find_flaky, recover, verify
 from moa.languages import registry
 from moa.languages.base import MutationRunner
+from moa.languages.tools import cache_dir
 
 RECORDS = "mutations.jsonl"
 STATS = "stats.json"
@@ -62,7 +63,7 @@ class MutateConfig:
 
 def scratch_dir(cfg: MutateConfig, ref: SourceRef) -> Path:
     key = hashlib.sha256(f"{cfg.output.resolve()}|{ref}".encode()).hexdigest()[:12]
-    root = Path(os.environ.get("MOA_CACHE", Path.home() / ".cache" / "moa")) / "scratch" / cfg.language
+    root = cache_dir() / "scratch" / cfg.language
     return root / f"{ref.slug}-{key}"
 
 

@@ -30,6 +30,7 @@ from urllib.parse import quote, urljoin
 import httpx
 
 from moa.api.records import SourceRef
+from moa.languages.tools import cache_dir
 
 _USER_AGENT = "moa-datagen (https://moa.dev; mutation data from public registries)"
 _MARKER = ".moa-source.json"  # written into a finished tree; its presence means "complete"
@@ -40,7 +41,7 @@ class SourceError(RuntimeError):
 
 
 def cache_root() -> Path:
-    return Path(os.environ.get("MOA_CACHE", Path.home() / ".cache" / "moa")) / "sources"
+    return cache_dir() / "sources"
 
 
 def fetch(ref: SourceRef | str, root: Path | None = None) -> Path:

@@ -15,7 +15,6 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import json
-import os
 import re
 import shutil
 import tempfile
@@ -24,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from moa.api.records import SourceRef
+from moa.languages.tools import cache_dir
 
 # Never shown to the agent (list_files/search) and never copied into a workspace: caches and
 # build outputs that a test run recreates.
@@ -189,7 +189,7 @@ def apply_unified_diff(diff: str, root: Path) -> list[str]:
 
 
 def _cache_root() -> Path:
-    return Path(os.environ.get("MOA_CACHE", Path.home() / ".cache" / "moa")) / "prepared"
+    return cache_dir() / "prepared"
 
 
 @contextlib.contextmanager

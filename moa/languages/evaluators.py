@@ -24,7 +24,6 @@ alone and `lint_available=False` says so; it is not penalised for our missing to
 
 from __future__ import annotations
 
-import os
 import re
 import subprocess
 import time
@@ -41,6 +40,7 @@ from moa.api.training import Rewards
 from moa.languages import registry
 from moa.languages.base import Evaluator
 from moa.languages.sandbox import Limits, Result, Sandbox
+from moa.languages.tools import cache_dir
 
 RewardTable = Rewards | Mapping[str, float] | None
 
@@ -53,7 +53,7 @@ OUTPUT_CHARS = 6000
 
 def eval_root() -> Path:
     """Evaluation caches: outcomes, baselines, work slots, toolchain build caches."""
-    return Path(os.environ.get("MOA_CACHE", Path.home() / ".cache" / "moa")) / "eval"
+    return cache_dir() / "eval"
 
 
 def register_evaluator(language: str) -> Callable[[E], E]:

@@ -27,6 +27,7 @@ from pathlib import Path
 
 from moa.api.records import MutationRecord, MutationStatus, SourceRef
 from moa.languages.sandbox import Limits, Result, run
+from moa.languages.tools import cache_dir
 
 MUTMUT_VERSION = "3.8.1"
 VENV = ".moa-venv"
@@ -71,8 +72,7 @@ _NO_ADDOPTS = "--override-ini=addopts="
 _FAILED_RE = re.compile(r"^(?:FAILED|ERROR) (\S+?)(?: - .*)?$", re.MULTILINE)
 
 
-def moa_cache() -> Path:
-    return Path(os.environ.get("MOA_CACHE", Path.home() / ".cache" / "moa"))
+moa_cache = cache_dir
 
 
 @contextlib.contextmanager
