@@ -20,6 +20,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -110,7 +111,10 @@ def add_lora(model: Any, lora: LoraSpec) -> Any:
     from peft import get_peft_model
 
     config = lora_config(lora, model.config)
-    model = get_peft_model(model, config, adapter_name=ADAPTER_NAME)
+    with warnings.catch_warnings():
+        # PEFT applies rank/alpha patterns to target_parameters but checks them against target_modules only
+        warnings.filterwarnings("ignore", message="The following (rank|alpha)_pattern keys did not match")
+        model = get_peft_model(model, config, adapter_name=ADAPTER_NAME)
     log.info(
         "new LoRA r=%d alpha=%g on %s + %s",
         lora.r,
