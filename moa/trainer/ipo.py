@@ -155,9 +155,8 @@ def build_trainer(run: IpoRun, dirs: StageDirs):  # type: ignore[no-untyped-def]
 
 def run_ipo(run: IpoRun) -> StageSummary:
     dirs = StageDirs(run.output)
-    done = dirs.completed()
+    done = dirs.already_done("ipo")
     if done is not None:
-        log.info("ipo already complete at %s (%s): nothing to do", run.output, done.status)
         return done
 
     from moa.trainer import loading

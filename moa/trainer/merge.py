@@ -100,9 +100,8 @@ def merge_full(base: Path, adapter: Path, target: Path) -> None:
 def run_merge(config: StageConfig, output: Path | None = None, full: bool = False) -> StageSummary:
     layout = config.layout
     dirs = StageDirs(output or layout.final_adapter)
-    done = dirs.completed()
+    done = dirs.already_done("merge")
     if done is not None:
-        log.info("merge already complete at %s: nothing to do", dirs.output)
         return done
     stages = trained_stages(layout)
     if not stages:

@@ -61,9 +61,8 @@ class SftRun:
 def run_sft(run: SftRun):  # -> StageSummary
     """Train (resuming from the last checkpoint of a killed run), measure, gate, publish."""
     dirs = StageDirs(run.output)
-    done = dirs.completed()
+    done = dirs.already_done("sft")
     if done is not None:
-        log.info("sft already complete at %s (%s): nothing to do", run.output, done.status)
         return done
 
     from datasets import Dataset

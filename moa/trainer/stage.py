@@ -49,6 +49,13 @@ class StageDirs:
         metrics = self.output / METRICS
         return StageSummary.read(metrics) if metrics.exists() else None
 
+    def already_done(self, stage: str) -> StageSummary | None:
+        """The summary of a completed run (re-running a completed stage is a no-op), logged."""
+        done = self.completed()
+        if done is not None:
+            log.info("%s already complete at %s (%s): nothing to do", stage, self.output, done.status)
+        return done
+
     def last_checkpoint(self) -> Path | None:
         """The newest `checkpoint-N` that the Trainer finished writing (it has trainer_state.json)."""
         found = [p for p in self.checkpoints.glob("checkpoint-*") if (p / "trainer_state.json").exists()]
