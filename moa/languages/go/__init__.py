@@ -19,7 +19,13 @@ def _mutation_runner() -> MutationRunner:
 plugin = LanguagePlugin(
     name="go",
     extensions=(".go",),
-    markers={r"^package\s+\w+": 2, r"\bfunc\s+(\(\w+\s+\*?\w+\)\s*)?\w+\(": 2, r":=": 1, r"\berr\s*!=\s*nil\b": 2, r"^import\s+\(": 1},
+    markers={
+        r"^package\s+\w+": 2,
+        r"\bfunc\s+(\(\w+\s+\*?\w+\)\s*)?\w+\(": 2,
+        r":=": 1,
+        r"\berr\s*!=\s*nil\b": 2,
+        r"^import\s+\(": 1,
+    },
     evaluator=_evaluator,
     mutation_runner=_mutation_runner,
     default_sources=SOURCES,

@@ -19,7 +19,14 @@ def _mutation_runner() -> MutationRunner:
 plugin = LanguagePlugin(
     name="rust",
     extensions=(".rs",),
-    markers={r"\bfn\s+\w+\s*[<(]": 2, r"\blet\s+mut\b": 2, r"\bimpl\b": 1, r"::": 1, r"\bpub\s+(fn|struct|enum)\b": 2, r"#\[derive": 2},
+    markers={
+        r"\bfn\s+\w+\s*[<(]": 2,
+        r"\blet\s+mut\b": 2,
+        r"\bimpl\b": 1,
+        r"::": 1,
+        r"\bpub\s+(fn|struct|enum)\b": 2,
+        r"#\[derive": 2,
+    },
     evaluator=_evaluator,
     mutation_runner=_mutation_runner,
     default_sources=SOURCES,

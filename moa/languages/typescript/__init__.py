@@ -19,7 +19,13 @@ def _mutation_runner() -> MutationRunner:
 plugin = LanguagePlugin(
     name="typescript",
     extensions=(".ts", ".tsx", ".mts", ".cts"),
-    markers={r"\binterface\s+\w+": 2, r":\s*(string|number|boolean)\b": 2, r"\bexport\s+(const|function|type|interface)\b": 2, r"=>": 1, r"\bimport\s+.*\s+from\s+['\"]": 1},
+    markers={
+        r"\binterface\s+\w+": 2,
+        r":\s*(string|number|boolean)\b": 2,
+        r"\bexport\s+(const|function|type|interface)\b": 2,
+        r"=>": 1,
+        r"\bimport\s+.*\s+from\s+['\"]": 1,
+    },
     evaluator=_evaluator,
     mutation_runner=_mutation_runner,
     default_sources=SOURCES,
