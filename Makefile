@@ -14,6 +14,11 @@ install: $(STAMP)
 
 # Re-runs only when the dependency inputs change; `pip install -e` keeps the source live.
 $(STAMP): pyproject.toml constraints.txt
+	@# bubblewrap gives the sandbox a read-only host and no network; without it moa falls back
+	@# to `unshare --net` and says so. Installed from Debian when we can (root, apt).
+	@command -v bwrap >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
+	  (apt-get update -qq && apt-get install -y -qq bubblewrap >/dev/null) || \
+	  echo "warning: bubblewrap not installed; sandboxed runs fall back to unshare --net"; }
 	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -c constraints.txt -e '.[$(EXTRAS)]'

@@ -252,6 +252,10 @@ class SftStage(Training):
 
     epochs: float = Field(default=2.0, gt=0.0, le=100.0)
     packing: bool = True
+    tool_call_prompts: int = Field(
+        default=64, ge=1, le=10000, description="Held-out prompts generated on for tool-call format accuracy."
+    )
+    max_new_tokens: int = Field(default=256, ge=1, le=32768, description="Generation limit per such prompt.")
     gates: SftGates = Field(default_factory=SftGates)
 
 

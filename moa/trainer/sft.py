@@ -150,16 +150,14 @@ def run_sft(run: SftRun):  # -> StageSummary
 @click.option(
     "--format-prompts",
     type=int,
-    default=64,
-    show_default=True,
-    help="Held-out tool-call prompts to generate on.",
+    default=None,
+    help="Held-out tool-call prompts to generate on (default: spec stages.coreAgent.toolCallPrompts).",
 )
 @click.option(
     "--max-new-tokens",
     type=int,
-    default=256,
-    show_default=True,
-    help="Generation limit per tool-call prompt.",
+    default=None,
+    help="Generation limit per tool-call prompt (default: spec stages.coreAgent.maxNewTokens).",
 )
 def sft_cmd(
     config_path: Path,
@@ -167,18 +165,20 @@ def sft_cmd(
     output: Path | None,
     max_steps: int | None,
     eval_data: Path | None,
-    format_prompts: int,
-    max_new_tokens: int,
+    format_prompts: int | None,
+    max_new_tokens: int | None,
 ) -> None:
     """Supervised fine-tuning on the Harmony agent trajectories (exit 3 when a gate fails)."""
     setup_logging()
+    config = StageConfig.load(config_path)
+    sft = config.spec.stages.core_agent
     run = SftRun.from_config(
-        StageConfig.load(config_path),
+        config,
         train_data=data,
         eval_data=eval_data,
         output=output,
         max_steps=max_steps,
-        format_prompts=format_prompts,
-        max_new_tokens=max_new_tokens,
+        format_prompts=format_prompts or sft.tool_call_prompts,
+        max_new_tokens=max_new_tokens or sft.max_new_tokens,
     )
     exit_with(run_sft(run), run.output)

@@ -17,7 +17,8 @@ import yaml
 
 from moa.api.stages import STAGE_NAMES
 
-pytestmark = pytest.mark.slow
+# The whole pipeline runs in the module fixture, which counts against the first test's timeout.
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(3000)]
 
 REPO = Path(__file__).resolve().parents[2]
 DEMO = REPO / "examples" / "demo-python.yaml"
