@@ -266,6 +266,26 @@ def attempt_from_pods(
     )
 
 
+def condition(obj: dict[str, Any], type_: str) -> dict[str, Any] | None:
+    """The workload's condition of this type when it is True."""
+    for cond in obj.get("status", {}).get("conditions") or []:
+        if cond.get("type") == type_ and cond.get("status") == "True":
+            return dict(cond)
+    return None
+
+
+def observe_conditions(kind: str, obj: dict[str, Any], pods: list[dict[str, Any]], done: str) -> Attempt:
+    """For controllers that report `done` / `Failed` conditions (Job, PyTorchJob, TrainJob)."""
+    failed = condition(obj, "Failed")
+    finished = True if condition(obj, done) else (False if failed else None)
+    reason = (
+        ": ".join(x for x in (failed.get("reason", ""), failed.get("message", "")) if x) if failed else ""
+    )
+    return attempt_from_pods(
+        obj["metadata"]["name"], kind, pods, finished, obj["metadata"].get("creationTimestamp"), reason
+    )
+
+
 class WorkloadAdapter(Protocol):
     """One workload kind: how to render it for a stage and how to read its outcome."""
 
@@ -274,9 +294,5 @@ class WorkloadAdapter(Protocol):
     plural: str
 
     def render(self, ctx: Context) -> dict[str, Any]: ...
-
-    def pod_selector(self, obj: dict[str, Any]) -> str:
-        """Label selector of the pods this workload runs."""
-        ...
 
     def observe(self, obj: dict[str, Any], pods: list[dict[str, Any]]) -> Attempt: ...

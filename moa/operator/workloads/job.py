@@ -9,15 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from moa.operator.workloads.base import Context, attempt_from_pods
+from moa.operator.workloads.base import Context, observe_conditions
 from moa.pipeline.planner import Attempt
-
-
-def condition(obj: dict[str, Any], type_: str) -> dict[str, Any] | None:
-    for cond in obj.get("status", {}).get("conditions") or []:
-        if cond.get("type") == type_ and cond.get("status") == "True":
-            return dict(cond)
-    return None
 
 
 class JobAdapter:
@@ -33,18 +26,5 @@ class JobAdapter:
             "spec": {"backoffLimit": 0, "template": ctx.pod_template()},
         }
 
-    def pod_selector(self, obj: dict[str, Any]) -> str:
-        return f"batch.kubernetes.io/job-name={obj['metadata']['name']}"
-
     def observe(self, obj: dict[str, Any], pods: list[dict[str, Any]]) -> Attempt:
-        failed = condition(obj, "Failed")
-        finished = True if condition(obj, "Complete") else (False if failed else None)
-        reason = f"{failed.get('reason', '')}: {failed.get('message', '')}" if failed else ""
-        return attempt_from_pods(
-            obj["metadata"]["name"],
-            self.kind,
-            pods,
-            finished,
-            obj["metadata"].get("creationTimestamp"),
-            reason,
-        )
+        return observe_conditions(self.kind, obj, pods, done="Complete")

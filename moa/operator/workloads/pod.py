@@ -22,9 +22,6 @@ class PodAdapter:
         meta["annotations"] = {**meta["annotations"], **ctx.annotations()}
         return {"apiVersion": "v1", "kind": "Pod", "metadata": meta, "spec": ctx.pod_spec()}
 
-    def pod_selector(self, obj: dict[str, Any]) -> str:
-        return f"metadata.name={obj['metadata']['name']}"
-
     def observe(self, obj: dict[str, Any], pods: list[dict[str, Any]]) -> Attempt:
         phase = obj.get("status", {}).get("phase")
         finished = {"Succeeded": True, "Failed": False}.get(phase or "")

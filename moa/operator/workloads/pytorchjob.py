@@ -7,8 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from moa.operator.workloads.base import Context, attempt_from_pods
-from moa.operator.workloads.job import condition
+from moa.operator.workloads.base import Context, observe_conditions
 from moa.pipeline.planner import Attempt
 
 
@@ -34,18 +33,5 @@ class PyTorchJobAdapter:
             },
         }
 
-    def pod_selector(self, obj: dict[str, Any]) -> str:
-        return f"training.kubeflow.org/job-name={obj['metadata']['name']}"
-
     def observe(self, obj: dict[str, Any], pods: list[dict[str, Any]]) -> Attempt:
-        failed = condition(obj, "Failed")
-        finished = True if condition(obj, "Succeeded") else (False if failed else None)
-        reason = failed.get("message", "") if failed else ""
-        return attempt_from_pods(
-            obj["metadata"]["name"],
-            self.kind,
-            pods,
-            finished,
-            obj["metadata"].get("creationTimestamp"),
-            reason,
-        )
+        return observe_conditions(self.kind, obj, pods, done="Succeeded")

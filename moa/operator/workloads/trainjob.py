@@ -9,8 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from moa.operator.workloads.base import Context, attempt_from_pods
-from moa.operator.workloads.job import condition
+from moa.operator.workloads.base import Context, observe_conditions
 from moa.pipeline.planner import Attempt
 
 RUNTIME = "moa-trainer"
@@ -54,18 +53,5 @@ class TrainJobAdapter:
             },
         }
 
-    def pod_selector(self, obj: dict[str, Any]) -> str:
-        return f"jobset.sigs.k8s.io/jobset-name={obj['metadata']['name']}"
-
     def observe(self, obj: dict[str, Any], pods: list[dict[str, Any]]) -> Attempt:
-        failed = condition(obj, "Failed")
-        finished = True if condition(obj, "Complete") else (False if failed else None)
-        reason = failed.get("message", "") if failed else ""
-        return attempt_from_pods(
-            obj["metadata"]["name"],
-            self.kind,
-            pods,
-            finished,
-            obj["metadata"].get("creationTimestamp"),
-            reason,
-        )
+        return observe_conditions(self.kind, obj, pods, done="Complete")
