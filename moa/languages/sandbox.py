@@ -2,8 +2,9 @@
 timeout, able to write only inside its work folder.
 
 Preferred isolation is bubblewrap: a read-only view of the host, the work folder (and any
-explicitly listed cache folders) bound writable, a private /tmp, fresh network and PID
-namespaces. Where bwrap is missing or user namespaces are off, we fall back to
+explicitly listed cache folders) bound writable, a private temporary folder (TMPDIR, removed
+afterwards), fresh network and PID namespaces. /tmp itself stays visible read-only rather than
+masked, so a checkout or virtualenv that happens to live under /tmp still works inside. Where bwrap is missing or user namespaces are off, we fall back to
 `unshare --net` (no network, but the filesystem is not protected) and say so: `isolation()`
 reports what is actually in effect, and callers log it. Never a silent downgrade.
 """
@@ -15,6 +16,7 @@ import resource
 import shutil
 import signal
 import subprocess
+import tempfile
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -116,7 +118,7 @@ def _unshare_net_works() -> bool:
 def isolation(network: bool = False) -> str:
     """A one-line description of the isolation `run` applies on this machine."""
     if _bwrap_works():
-        return "bwrap: read-only host, writable work folder, private /tmp, pid namespace, " + (
+        return "bwrap: read-only host, writable work folder, private TMPDIR, pid namespace, " + (
             "network allowed" if network else "no network"
         )
     if not network and _unshare_net_works():
@@ -126,7 +128,7 @@ def isolation(network: bool = False) -> str:
 
 def _wrap(cmd: Sequence[str], workdir: Path, writable: Sequence[Path], network: bool) -> list[str]:
     if _bwrap_works():
-        argv = ["bwrap", "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp"]
+        argv = ["bwrap", "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc"]
         for path in (workdir, *writable):
             path.mkdir(parents=True, exist_ok=True)
             argv += ["--bind", str(path), str(path)]
@@ -173,8 +175,10 @@ def run(
         if var not in full_env and (real_home / sub).is_dir():
             full_env[var] = str(real_home / sub)
     full_env["HOME"] = str(workdir)
+    scratch = Path(tempfile.mkdtemp(prefix="moa-sandbox-"))
+    full_env["TMPDIR"] = str(scratch)
     full_env.update(env or {})
-    argv = _wrap(cmd, workdir, [Path(p).resolve() for p in writable], network)
+    argv = _wrap(cmd, workdir, [scratch, *(Path(p).resolve() for p in writable)], network)
     start = time.monotonic()
     proc = subprocess.Popen(
         argv,
@@ -195,6 +199,8 @@ def run(
         timed_out = True
         os.killpg(proc.pid, signal.SIGKILL)
         out, _ = proc.communicate()
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
     return Result(
         returncode=proc.returncode,
         output=out or "",
