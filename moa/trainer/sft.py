@@ -78,6 +78,15 @@ def run_sft(run: SftRun):  # -> StageSummary
     train_convs = data.read_trajectories(run.train_data)
     eval_convs = data.read_trajectories(run.eval_data)
     log.info("sft: %d train / %d eval trajectories", len(train_convs), len(eval_convs))
+    for kind, convs, path in (
+        ("train", train_convs, run.train_data),
+        ("held-out", eval_convs, run.eval_data),
+    ):
+        if not convs:
+            raise click.ClickException(
+                f"no {kind} trajectories in {path}: the train/eval split is by package, so "
+                "spec.data.sources needs at least two packages (and data.evalFraction > 0)"
+            )
 
     model, tokenizer, backend = loading.load_base(run.config.layout.base_model(spec.base_model), spec.lora)
     model = loading.add_lora(model, spec.lora)
