@@ -177,6 +177,9 @@ def run(
     full_env["HOME"] = str(workdir)
     scratch = Path(tempfile.mkdtemp(prefix="moa-sandbox-"))
     full_env["TMPDIR"] = str(scratch)
+    # Bytecode goes to the run's own scratch: a patch that edits a file within the same second and
+    # to the same size (`> 63` -> `> 64`) would otherwise run the stale .pyc of the old text.
+    full_env["PYTHONPYCACHEPREFIX"] = str(scratch / "pycache")
     full_env.update(env or {})
     argv = _wrap(cmd, workdir, [scratch, *(Path(p).resolve() for p in writable)], network)
     start = time.monotonic()

@@ -127,7 +127,7 @@ def run_sft(run: SftRun):  # -> StageSummary
     history.save(log_history, result / history.FILE)
 
     prompts = data.tool_call_prompts(eval_convs, limit=run.format_prompts)
-    fmt = format_accuracy(trainer.model, tokenizer, prompts, run.max_new_tokens)
+    fmt = format_accuracy(trainer.model, tokenizer, prompts, run.max_new_tokens, spec.lora.max_seq_length)
 
     metrics = {
         "steps": float(trainer.state.global_step),

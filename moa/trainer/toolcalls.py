@@ -64,11 +64,30 @@ def generate(
 
 
 def format_accuracy(
-    model: Any, tokenizer: Any, prompts: list[str], max_new_tokens: int = 256
+    model: Any, tokenizer: Any, prompts: list[str], max_new_tokens: int = 256, max_length: int | None = None
 ) -> FormatResult:
+    """Share of held-out prompts whose greedy completion is a valid tool call.
+
+    Prompts that do not fit `max_length` (the LoRA's max_seq_length) with the generation budget
+    are left out and logged: padding a batch to a too-long prompt once asked CPU eager attention
+    for 37 GB."""
+    if max_length is not None:
+        fits = [
+            p
+            for p in prompts
+            if len(tokenizer(p, add_special_tokens=False)["input_ids"]) + max_new_tokens <= max_length
+        ]
+        if len(fits) < len(prompts):
+            log.info(
+                "tool-call format: %d of %d prompts longer than %d tokens left out",
+                len(prompts) - len(fits),
+                len(prompts),
+                max_length,
+            )
+        prompts = fits
     if not prompts:
         return FormatResult(0, 0, ())
-    completions = generate(model, tokenizer, prompts, max_new_tokens)
+    completions = generate(model, tokenizer, prompts, max_new_tokens, batch_size=2)
     valid = sum(is_valid_tool_call(c) for c in completions)
     log.info("tool-call format: %d/%d valid", valid, len(prompts))
     return FormatResult(len(prompts), valid, tuple(completions[:3]))

@@ -80,7 +80,8 @@ def test_sft_trains_gates_and_publishes(sft: StageSummary, root: Path) -> None:
         "sft.tool_call_accuracy": True,
         "sft.eval_loss_slope": True,
     }
-    assert sft.metrics["steps"] == SFT_STEPS and sft.metrics["tool_call_prompts"] == 8
+    # At most the 8 asked for: prompts longer than maxSeqLength with the generation budget are left out.
+    assert sft.metrics["steps"] == SFT_STEPS and 0 < sft.metrics["tool_call_prompts"] <= 8
     assert sft.metrics["train_loss"] < 4.0 and sft.metrics["tool_call_accuracy"] > 0.2
     for name in (
         "adapter_model.safetensors",
