@@ -240,7 +240,7 @@ class SftGates(Model):
         """Metrics: train_loss (final), tool_call_accuracy, eval_loss_slope (over the window)."""
         checks: list[tuple[str, Op, float]] = [
             ("train_loss", "<", self.max_loss),
-            ("tool_call_accuracy", ">", self.min_tool_call_accuracy),
+            ("tool_call_accuracy", ">=", self.min_tool_call_accuracy),
         ]
         if self.eval_loss_window > 0:
             checks.append(("eval_loss_slope", "<", 0.0))
@@ -298,7 +298,7 @@ class IpoGates(Model):
                 "ipo",
                 metrics,
                 [
-                    ("chosen_over_rejected", ">", self.min_chosen_over_rejected),
+                    ("chosen_over_rejected", ">=", self.min_chosen_over_rejected),
                     ("final_loss", ">", self.min_loss),
                 ],
             ),
@@ -310,6 +310,11 @@ class IpoStage(Training):
     gradient_accumulation: int = Field(default=16, ge=1, le=4096)
     epochs: float = Field(default=1.0, gt=0.0, le=100.0)
     beta: float = Field(default=0.1, gt=0.0, le=10.0)
+    skip_without_pairs: bool = Field(
+        default=False,
+        description="With no informative preference pairs, carry the SFT adapter forward (recorded as "
+        "skipped) instead of failing. Off by default: production runs should not skip IPO silently.",
+    )
     gates: IpoGates = Field(default_factory=IpoGates)
 
 
@@ -365,8 +370,8 @@ class GrpoGates(Model):
             "grpo",
             metrics,
             [
-                ("reward_mean_last", ">", self.min_mean_reward),
-                ("reward_std", ">", self.min_reward_std),
+                ("reward_mean_last", ">=", self.min_mean_reward),
+                ("reward_std", ">=", self.min_reward_std),
                 ("reward_max", ">=", self.min_max_reward),
             ],
         )

@@ -22,6 +22,7 @@ the spec's `klWarn` and stops the run at `klAbort` (exit 3, gate recorded).
 from __future__ import annotations
 
 import logging
+import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -153,16 +154,40 @@ def build_trainer(run: IpoRun, dirs: StageDirs):  # type: ignore[no-untyped-def]
     return trainer, monitor, backend.describe(), len(pairs)
 
 
+def no_pairs(run: IpoRun, dirs: StageDirs) -> StageSummary:
+    """No informative pair to learn from: fail clearly, or (opted in) carry the SFT adapter forward."""
+    if not run.config.spec.stages.ipo.skip_without_pairs:
+        raise click.ClickException(
+            f"no preference pairs in {run.pairs}: every sampled episode was judged alike. Sample more "
+            "(stages.preferences.samples, temperature), improve the SFT policy, or set "
+            "stages.ipo.skipWithoutPairs to carry the SFT adapter forward"
+        )
+    shutil.copytree(
+        run.adapter, dirs.result, dirs_exist_ok=True, ignore=shutil.ignore_patterns("metrics.json")
+    )
+    summary = StageSummary(
+        stage="ipo",
+        status="succeeded",
+        metrics={"pairs": 0.0, "skipped": 1.0},
+        message="IPO skipped: no informative preference pairs; the SFT adapter carries forward (skipWithoutPairs)",
+    )
+    log.warning(summary.message)
+    dirs.publish(summary)
+    return summary
+
+
 def run_ipo(run: IpoRun) -> StageSummary:
     dirs = StageDirs(run.output)
     done = dirs.already_done("ipo")
     if done is not None:
         return done
 
-    from moa.trainer import loading
+    from moa.trainer import data, loading
 
     spec = run.config.spec
     stage = spec.stages.ipo
+    if not data.read_pairs(run.pairs):
+        return no_pairs(run, dirs)
     trainer, monitor, backend, pairs = build_trainer(run, dirs)
     resume = dirs.last_checkpoint()
     if resume is not None:
