@@ -478,7 +478,17 @@ class EvalStage(Model):
             checks.append(("humaneval_drop", "<=", r.max_humaneval_drop))
         if self.mmlu_questions:
             checks.append(("mmlu_drop", "<=", r.max_mmlu_drop))
-        return _check_all("eval", metrics, checks)
+        # Targets over a sub-population are checked only when it exists: lint cleanliness and
+        # iterations are over the tasks that ended green (none green: test_pass_rate carries the
+        # verdict), and the hallucinated-API rate over applied patches in languages that measure
+        # it. They are then left out of the gates (the report says "not measured"), never passed.
+        green = (metrics.get("test_pass_rate") or 0.0) > 0.0
+        defined = {
+            "lint_clean_rate": green,
+            "median_iterations": green,
+            "hallucinated_api_rate": metrics.get("hallucinated_api_rate") is not None,
+        }
+        return _check_all("eval", metrics, [c for c in checks if defined.get(c[0], True)])
 
 
 class StagesSpec(Model):

@@ -270,3 +270,15 @@ def test_set_condition_keeps_transition_time_while_status_holds() -> None:
     assert [c.type for c in again] == ["Ready", "Stalled"]
     flipped = set_condition(again, "Ready", "True", "Succeeded")
     assert flipped[0].status == "True" and flipped[0].last_transition_time is not None
+
+
+def test_eval_targets_over_an_empty_population_are_left_out_not_passed() -> None:
+    from moa.api.training import EvalStage
+
+    stage = EvalStage(mmlu_questions=0, humaneval_problems=0)
+    base = {"compile_pass_rate": 1.0, "tool_call_accuracy": 1.0, "tool_call_accuracy_drop": 0.0}
+    none_green = {g.name for g in stage.evaluate({**base, "test_pass_rate": 0.0})}
+    assert "eval.median_iterations" not in none_green and "eval.lint_clean_rate" not in none_green
+    assert "eval.test_pass_rate" in none_green  # which fails: the verdict stays with it
+    some_green = {g.name: g.passed for g in stage.evaluate({**base, "test_pass_rate": 0.7})}
+    assert some_green["eval.median_iterations"] is False  # green tasks but no median: absent fails
