@@ -271,6 +271,9 @@ def run_grpo(run: GrpoRun) -> StageSummary:
     max_steps = run.max_steps or stage.max_steps
     kwargs = trainer_kwargs(stage, backend, dirs, max_steps)
     kwargs.update(eval_strategy="no", per_device_eval_batch_size=stage.num_generations)
+    # TRL generates in groups of num_generations per prompt: a step's batch must hold whole groups.
+    groups = -(-kwargs.get("per_device_train_batch_size", 1) // stage.num_generations)
+    kwargs["per_device_train_batch_size"] = groups * stage.num_generations
     args = GRPOConfig(
         **kwargs,
         num_generations=stage.num_generations,
