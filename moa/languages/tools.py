@@ -19,6 +19,8 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from moa.languages import sandbox
+
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")  # colour codes some test libraries print regardless
 
 
@@ -147,3 +149,8 @@ class RunnerBase:
     def note_baseline(self, ok: bool, seconds: float) -> None:
         if ok:
             self.baseline_s = max(self.baseline_s or 0.0, seconds)
+
+    def baseline_result(self, res: sandbox.Result) -> tuple[bool, str]:
+        """Record a baseline run and answer `baseline()`: (green, output excerpt)."""
+        self.note_baseline(res.ok, res.seconds)
+        return res.ok, ("timed out\n" if res.timed_out else "") + excerpt(res.output)

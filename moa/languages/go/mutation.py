@@ -120,9 +120,7 @@ class GoMutationRunner(RunnerBase):
 
     def baseline(self, repo: Path, timeout_s: float) -> tuple[bool, str]:
         res = self._go_test(repo, ["./..."], timeout_s)
-        self.note_baseline(res.ok, res.seconds)
-        head = "timed out\n" if res.timed_out else ""
-        return res.ok, head + excerpt(res.output)
+        return self.baseline_result(res)
 
     def run(
         self,

@@ -108,8 +108,7 @@ class RustMutationRunner(RunnerBase):
 
     def baseline(self, repo: Path, timeout_s: float) -> tuple[bool, str]:
         res = self._cargo(repo, ["test", "--offline"], timeout_s, target=True)
-        self.note_baseline(res.ok, res.seconds)
-        return res.ok, ("timed out\n" if res.timed_out else "") + excerpt(res.output)
+        return self.baseline_result(res)
 
     def list_mutants(self, repo: Path) -> list[dict[str, Any]]:
         res = self._cargo(

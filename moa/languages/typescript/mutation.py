@@ -133,8 +133,7 @@ class TypeScriptMutationRunner(RunnerBase):
         res = sandbox.run(
             cmd, repo, env={"CI": "1", "NO_COLOR": "1"}, limits=sandbox.Limits(timeout_s=timeout_s)
         )
-        self.note_baseline(res.ok, res.seconds)
-        return res.ok, ("timed out\n" if res.timed_out else "") + excerpt(res.output)
+        return self.baseline_result(res)
 
     def run(
         self,
