@@ -11,6 +11,7 @@ fanned-out stage, which shard. A stage reads its own section of `spec` from it.
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -144,6 +145,18 @@ class StageSummary(Model):
                 data["gates"].pop()
             text = json.dumps(data, separators=(",", ":"))
         return text
+
+    def write_termination_log(self) -> bool:
+        """In a pod, the compact summary goes to the termination log, where the operator reads it
+        (`MOA_TERMINATION_LOG`, default /dev/termination-log); elsewhere there is none. True when written."""
+        log = Path(os.environ.get("MOA_TERMINATION_LOG", "/dev/termination-log"))
+        if not log.exists():
+            return False
+        try:
+            log.write_text(self.compact())
+        except OSError:
+            return False
+        return True
 
     @classmethod
     def read(cls, path: str | Path) -> StageSummary:

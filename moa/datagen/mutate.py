@@ -307,6 +307,7 @@ def run_stage(cfg: MutateConfig, refs: list[SourceRef]) -> StageSummary:
         message="; ".join(f"{r['source']}: {r['reason'][:200]}" for r in failed)[:1500],
     )
     summary.write(cfg.metrics_path or cfg.output / METRICS)
+    summary.write_termination_log()
     print_table(rows, metrics)
     return summary
 

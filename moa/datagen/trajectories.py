@@ -139,12 +139,7 @@ def finish(summary: StageSummary, folder: Path) -> None:
     """metrics.json last; in a pod the compact summary also goes to the termination log
     (`MOA_TERMINATION_LOG`, set by the operator), where the operator reads it."""
     summary.write(folder / METRICS)
-    log = Path(os.environ.get("MOA_TERMINATION_LOG", "/dev/termination-log"))
-    if log.exists():
-        try:
-            log.write_text(summary.compact())
-        except OSError as exc:
-            print(f"could not write {log}: {exc}", file=sys.stderr)
+    summary.write_termination_log()
 
 
 # ------------------------------------------------------------------------------ one episode

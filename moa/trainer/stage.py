@@ -26,8 +26,6 @@ from moa.trainer.loading import Backend
 
 log = logging.getLogger("moa.trainer")
 
-TERMINATION_LOG = Path("/dev/termination-log")
-
 
 @dataclass(frozen=True)
 class StageDirs:
@@ -69,7 +67,7 @@ class StageDirs:
         self.result.rename(self.output)
         summary.write(self.output / METRICS)
         shutil.rmtree(self.work, ignore_errors=True)
-        write_termination_log(summary)
+        summary.write_termination_log()
         return self.output
 
 
@@ -88,15 +86,6 @@ def summarize(
         gates=gates,
         message=message,
     )
-
-
-def write_termination_log(summary: StageSummary) -> None:
-    """On Kubernetes the kubelet provides /dev/termination-log; elsewhere there is none."""
-    if TERMINATION_LOG.exists():
-        try:
-            TERMINATION_LOG.write_text(summary.compact())
-        except OSError as exc:
-            log.warning("could not write %s: %s", TERMINATION_LOG, exc)
 
 
 def exit_with(summary: StageSummary, output: Path) -> None:

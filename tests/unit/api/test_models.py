@@ -282,3 +282,18 @@ def test_eval_targets_over_an_empty_population_are_left_out_not_passed() -> None
     assert "eval.test_pass_rate" in none_green  # which fails: the verdict stays with it
     some_green = {g.name: g.passed for g in stage.evaluate({**base, "test_pass_rate": 0.7})}
     assert some_green["eval.median_iterations"] is False  # green tasks but no median: absent fails
+
+
+def test_stage_summary_goes_to_the_termination_log_only_where_one_exists(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from moa.api.gates import check
+    from moa.api.stages import StageSummary
+
+    summary = StageSummary(stage="sft", status="gate_failed", gates=[check("sft.loss", 0.9, "<", 0.5)])
+    log = tmp_path / "termination-log"
+    monkeypatch.setenv("MOA_TERMINATION_LOG", str(log))
+    assert summary.write_termination_log() is False and not log.exists()  # not in a pod
+    log.touch()  # the kubelet creates it in a pod
+    assert summary.write_termination_log() is True
+    assert StageSummary.model_validate_json(log.read_text()) == summary
