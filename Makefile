@@ -8,7 +8,7 @@ EXTRAS := operator,datagen,trainer,serving,dev
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: install lint typecheck contracts test test-unit test-cluster test-e2e demo clean crds bench
+.PHONY: install node-deps lint typecheck contracts test test-unit test-cluster test-e2e demo clean crds bench
 
 install: $(STAMP)
 
@@ -24,6 +24,20 @@ $(STAMP): pyproject.toml constraints.txt
 	$(BIN)/python -m pip install -q -c constraints.txt -e '.[$(EXTRAS)]'
 	@touch $@
 
+# The real node (`moa dev cluster up --real-node`, tests marked real_node) runs containers with
+# Debian's runc and bridge CNI plugins and programs iptables/ipset; containerd, kubelet,
+# kube-proxy and kube-router themselves are built from Go modules on first use. Installed from
+# Debian when we can (root, apt); otherwise the real-node tests skip and say what is missing.
+NODE_DEBS := runc containernetworking-plugins iptables ipset conntrack
+node-deps:
+	@missing=""; for c in runc iptables ipset conntrack; do command -v $$c >/dev/null || missing=1; done; \
+	  test -x /usr/lib/cni/bridge || missing=1; \
+	  if [ -n "$$missing" ]; then \
+	    if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	      apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(NODE_DEBS) >/dev/null; \
+	    else echo "warning: $(NODE_DEBS) not installed; real-node tests will skip"; fi; \
+	  fi
+
 lint: install
 	$(BIN)/ruff check moa tests bench
 	$(BIN)/ruff format --check moa tests bench
@@ -34,13 +48,13 @@ typecheck: install
 contracts: install
 	$(BIN)/lint-imports
 
-test: install lint typecheck contracts
+test: install node-deps lint typecheck contracts
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 test-unit: install
 	$(BIN)/python -m pytest tests/unit $(PYTEST_ARGS)
 
-test-cluster: install
+test-cluster: install node-deps
 	$(BIN)/python -m pytest tests/cluster $(PYTEST_ARGS)
 
 test-e2e: install

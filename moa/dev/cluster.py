@@ -29,14 +29,17 @@ from importlib import resources
 from pathlib import Path
 
 import click
+import yaml
 
 from moa.dev import components, fake_pods
 from moa.dev.k8s_build import KUBERNETES_VERSION, ToolchainMissing, cache_root, ensure_binaries, file_lock
 from moa.dev.kubectl import install_upstream_crds, run_kubectl
+from moa.dev.node import RealNode
 from moa.dev.pki import IDENTITIES, client_context, write_kubeconfig, write_pki
 from moa.dev.processes import free_port, http_ok, is_ours, port_free, spawn, stop, wait_ready
 
 STARTED_BY_TESTS = "started-by-tests"  # marker: a test session started it, the last one stops it
+WITH_REAL_NODE = "real-node"  # marker: `up --real-node` made it; `up` and `down` include the node
 
 
 def say(msg: str) -> None:
@@ -61,6 +64,14 @@ class Cluster:
 
     def log(self, component: str) -> Path:
         return self.dir / "logs" / f"{component}.log"
+
+    @property
+    def has_real_node(self) -> bool:
+        return (self.dir / WITH_REAL_NODE).exists()
+
+    @property
+    def node(self) -> RealNode:
+        return RealNode(self.dir, say)
 
     # -- persistent state -------------------------------------------------------------------
     def ports(self) -> dict[str, int]:
@@ -98,7 +109,10 @@ class Cluster:
     # -- lifecycle ------------------------------------------------------------------------
     def is_up(self) -> bool:
         return (
-            bool(self.pids()) and set(self.running()) == set(components.COMPONENTS) and self.apiserver_ready()
+            bool(self.pids())
+            and set(self.running()) == set(components.COMPONENTS)
+            and self.apiserver_ready()
+            and (not self.has_real_node or self.node.is_up())
         )
 
     def apiserver_ready(self) -> bool:
@@ -110,15 +124,22 @@ class Cluster:
             self.dir / "lock", say, f"another process is starting or stopping cluster {self.name!r}"
         )
 
-    def up(self) -> float:
-        """Start every component (no-op when all run); returns the seconds it took."""
+    def up(self, real_node: bool = False, images: tuple[Path, ...] = ()) -> float:
+        """Start every component (no-op when all run); returns the seconds it took. REAL_NODE adds
+        a node that runs pods for real (node.py) and stays part of the cluster until `down`;
+        IMAGES are image archives to import into it."""
         started = time.monotonic()
         with self.locked():
+            if real_node:
+                self.dir.mkdir(parents=True, exist_ok=True)
+                (self.dir / WITH_REAL_NODE).touch()
             if self.is_up():
                 say(f"cluster {self.name!r} is already up ({self.kubeconfig})")
+                if images:
+                    self.node.import_images(images)
             else:
                 try:
-                    self._start()
+                    self._start(images)
                 except BaseException:
                     self._stop()  # a half-started cluster leaves no process behind
                     raise
@@ -126,7 +147,7 @@ class Cluster:
         return time.monotonic() - started
 
     @contextlib.contextmanager
-    def session(self, stop_after: bool = True) -> Iterator[Cluster]:
+    def session(self, stop_after: bool = True, real_node: bool = False) -> Iterator[Cluster]:
         """Keep the cluster up while a test session uses it. Each session holds a shared lock on
         users.lock; the last one out stops a cluster that a session started, never one a person
         started with `moa dev cluster up`, and never while another session still uses it."""
@@ -137,7 +158,7 @@ class Cluster:
             with self.locked():
                 if not self.is_up():
                     marker.touch()
-            self.up()
+            self.up(real_node=real_node)
             try:
                 yield self
             finally:
@@ -150,8 +171,8 @@ class Cluster:
                     self.down()
                     marker.unlink(missing_ok=True)
 
-    def _start(self) -> None:
-        if self.running():
+    def _start(self, images: tuple[Path, ...] = ()) -> None:
+        if self.running() and not self.has_real_node:
             say("some components are running but the cluster is not healthy; restarting it")
             self._stop()
         binaries = ensure_binaries(say=say)
@@ -181,9 +202,15 @@ class Cluster:
                 )
 
         kubectl = binaries["kubectl"]
-        nodes = resources.files("moa.dev.kwok").joinpath("nodes.yaml").read_text()
         run_kubectl(
-            kubectl, self.kubeconfig, "apply", "--server-side", "--force-conflicts", "-f", "-", input=nodes
+            kubectl,
+            self.kubeconfig,
+            "apply",
+            "--server-side",
+            "--force-conflicts",
+            "-f",
+            "-",
+            input=kwok_nodes(gpu_only=self.has_real_node),
         )
         try:
             install_upstream_crds(kubectl, self.kubeconfig)
@@ -192,6 +219,8 @@ class Cluster:
         run_kubectl(
             kubectl, self.kubeconfig, "wait", "--for=condition=Ready", "node", "--all", "--timeout=60s"
         )
+        if self.has_real_node:
+            self.node.up(kubectl, images)
 
     def down(self) -> list[str]:
         """Stop every component, dependents first (TERM, KILL after 15 s); returns ports still bound."""
@@ -199,6 +228,11 @@ class Cluster:
             return self._stop()
 
     def _stop(self) -> list[str]:
+        """Stop the node (drained through the API while it still runs), then the control plane."""
+        left = []
+        if self.node.pids() or self.node.leftovers():
+            kubectl = ensure_binaries(["kubectl"], say=say)["kubectl"]
+            left = self.node.down(kubectl if self.running().get("kube-apiserver") else None)
         running = self.running()
         for component in reversed(components.COMPONENTS):
             pid = running.get(component)
@@ -207,8 +241,17 @@ class Cluster:
             stop(component, pid, self.dir, say)
         (self.dir / "pids.json").unlink(missing_ok=True)
         if not (self.dir / "ports.json").exists():
-            return []
-        return [f"{name}:{port}" for name, port in self.ports().items() if not port_free(port)]
+            return left
+        return left + [f"port {name}:{port}" for name, port in self.ports().items() if not port_free(port)]
+
+
+def kwok_nodes(gpu_only: bool) -> str:
+    """moa's simulated nodes; with a real node only the GPU pool, so CPU pods run for real."""
+    text = resources.files("moa.dev.kwok").joinpath("nodes.yaml").read_text()
+    if not gpu_only:
+        return text
+    docs = [d for d in yaml.safe_load_all(text) if d and d["metadata"]["labels"].get("moa.dev/pool") == "gpu"]
+    return yaml.safe_dump_all(docs)
 
 
 # -- CLI -----------------------------------------------------------------------------------------
@@ -223,10 +266,25 @@ def cluster(ctx: click.Context, name: str) -> None:
 
 
 @cluster.command()
+@click.option(
+    "--real-node",
+    is_flag=True,
+    help="Add a node that runs pods for real (containerd, kubelet, kube-proxy, kube-router; needs root "
+    "and `make node-deps`). The cluster keeps it until `down`.",
+)
+@click.option(
+    "--image",
+    "images",
+    multiple=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="OCI/Docker image archive to import into the real node (repeatable).",
+)
 @click.pass_obj
-def up(c: Cluster) -> None:
+def up(c: Cluster, real_node: bool, images: tuple[Path, ...]) -> None:
     """Start the cluster (builds the binaries on first use); a no-op when it already runs."""
-    c.up()
+    if images and not (real_node or c.has_real_node):
+        raise click.UsageError("--image needs --real-node (images run only on the real node)")
+    c.up(real_node=real_node, images=images)
     (c.dir / STARTED_BY_TESTS).unlink(missing_ok=True)  # started or claimed by a person: tests leave it up
     click.echo(f"export KUBECONFIG={c.kubeconfig}")
 
@@ -238,7 +296,8 @@ def down(c: Cluster, purge: bool) -> None:
     """Stop every component and check that no port stays bound."""
     busy = c.down()
     if busy:
-        raise click.ClickException(f"ports still bound after stopping: {', '.join(busy)}")
+        raise click.ClickException(f"left behind after stopping: {', '.join(busy)}")
+    (c.dir / WITH_REAL_NODE).unlink(missing_ok=True)
     if purge and c.dir.exists():
         shutil.rmtree(c.dir)
     say(f"cluster {c.name!r} is down" + (" and purged" if purge else ""))
@@ -255,8 +314,23 @@ def status(c: Cluster) -> None:
         where = f"127.0.0.1:{ports[component]}" if component in ports else "-"
         state = f"running  pid {running[component]}" if component in running else "stopped"
         click.echo(f"  {component:<24} {state:<18} {where}")
+    if c.has_real_node:
+        click.echo("\n".join(c.node.status_lines()))
     if "kube-apiserver" in running:
         click.echo(f"  api server ready: {'yes' if c.apiserver_ready() else 'no'}; KUBECONFIG={c.kubeconfig}")
+
+
+@cluster.command()
+@click.pass_obj
+def leftovers(c: Cluster) -> None:
+    """List what a real node left on the host (mounts, processes, iptables chains, ipsets, links,
+    cgroups); exits 1 when anything is there."""
+    found = c.node.leftovers()
+    for item in found:
+        click.echo(item)
+    if found:
+        raise SystemExit(1)
+    say("no leftovers of a real node on this host")
 
 
 @cluster.command()

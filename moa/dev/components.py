@@ -70,6 +70,10 @@ def flags(component: str, cluster: str, state: Path, ports: dict[str, int]) -> l
             "--requestheader-extra-headers-prefix=X-Remote-Extra-",
             f"--proxy-client-cert-file={pki / 'front-proxy-client.crt'}",
             f"--proxy-client-key-file={pki / 'front-proxy-client.key'}",
+            # logs/exec on a real node (node.py): kubelet authenticates the API server by this cert
+            f"--kubelet-client-certificate={pki / 'apiserver-kubelet-client.crt'}",
+            f"--kubelet-client-key={pki / 'apiserver-kubelet-client.key'}",
+            "--kubelet-preferred-address-types=InternalIP",
             "--endpoint-reconciler-type=none",  # a loopback address is not a valid endpoint
             "--profiling=false",
             "--v=0",

@@ -28,8 +28,12 @@ from pathlib import Path
 KUBERNETES_VERSION = "v1.37.2"
 ETCD_VERSION = "v3.6.8"
 KWOK_VERSION = "v0.8.0"
+CONTAINERD_VERSION = "v2.4.2"
+KUBE_ROUTER_VERSION = "v2.1.0"
 
 BINARIES = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubectl", "kwok")
+# A real node (`moa dev cluster up --real-node`) needs these too; they are built only when asked for.
+NODE_BINARIES = ("kubelet", "kube-proxy", "containerd", "containerd-shim-runc-v2", "ctr", "kube-router")
 
 # The machine's own `kubectl` is an odd "dispatcher" build and may not match the server, so
 # kubectl is never taken from PATH: it always comes from MOA_K8S_BIN or our own build.
@@ -50,6 +54,12 @@ class GoModule:
     binaries: dict[str, str]
     ldflags: str = "-s -w"
     pin_staging: bool = False
+    tags: tuple[str, ...] = ()
+    # Own cache folder under ~/.cache/moa/node (so a version bump rebuilds); None: the k8s bin dir.
+    node_dir: str | None = None
+
+    def bin_dir(self) -> Path:
+        return cache_root() / "node" / self.node_dir / "bin" if self.node_dir else bin_dir()
 
 
 def _kubernetes_ldflags(version: str) -> str:
@@ -72,7 +82,14 @@ MODULES = (
         KUBERNETES_VERSION,
         {
             name: f"k8s.io/kubernetes/cmd/{name}"
-            for name in ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubectl")
+            for name in (
+                "kube-apiserver",
+                "kube-controller-manager",
+                "kube-scheduler",
+                "kubectl",
+                "kubelet",
+                "kube-proxy",
+            )
         },
         ldflags=_kubernetes_ldflags(KUBERNETES_VERSION),
         pin_staging=True,
@@ -80,6 +97,25 @@ MODULES = (
     # server/v3 is the module whose root package is the `etcd` main.
     GoModule("go.etcd.io/etcd/server/v3", ETCD_VERSION, {"etcd": "go.etcd.io/etcd/server/v3"}),
     GoModule("sigs.k8s.io/kwok", KWOK_VERSION, {"kwok": "sigs.k8s.io/kwok/cmd/kwok"}),
+    # Without cgo, and without the snapshotters that need C libraries or special file systems:
+    # overlayfs and native are what the real node uses.
+    GoModule(
+        "github.com/containerd/containerd/v2",
+        CONTAINERD_VERSION,
+        {
+            name: f"github.com/containerd/containerd/v2/cmd/{name}"
+            for name in ("containerd", "containerd-shim-runc-v2", "ctr")
+        },
+        ldflags=f"-s -w -X github.com/containerd/containerd/v2/version.Version={CONTAINERD_VERSION}",
+        tags=("no_btrfs", "no_devmapper", "no_zfs"),
+        node_dir=f"containerd-{CONTAINERD_VERSION}",
+    ),
+    GoModule(
+        "github.com/cloudnativelabs/kube-router/v2",
+        KUBE_ROUTER_VERSION,
+        {"kube-router": "github.com/cloudnativelabs/kube-router/v2/cmd/kube-router"},
+        node_dir=f"kube-router-{KUBE_ROUTER_VERSION}",
+    ),
 )
 
 
@@ -175,12 +211,16 @@ def file_lock(path: Path, say: Callable[[str], None], waiting: str):
             fcntl.flock(fh, fcntl.LOCK_UN)
 
 
+def module_of(name: str) -> GoModule:
+    return next(module for module in MODULES if name in module.binaries)
+
+
 def locate(name: str) -> Path | None:
     """An existing binary: MOA_K8S_BIN, then our cache, then PATH (never for kubectl)."""
     candidates = []
     if os.environ.get("MOA_K8S_BIN"):
         candidates.append(Path(os.environ["MOA_K8S_BIN"]) / name)
-    candidates.append(bin_dir() / name)
+    candidates.append(module_of(name).bin_dir() / name)
     for candidate in candidates:
         if candidate.is_file() and os.access(candidate, os.X_OK):
             return candidate
@@ -191,9 +231,9 @@ def locate(name: str) -> Path | None:
 def build(module: GoModule, names: Iterable[str], say: Callable[[str], None]) -> None:
     """Compile NAMES of MODULE into bin_dir(); each binary is renamed into place when complete."""
     go = find_go()
-    workdir = cache_root() / "k8s" / KUBERNETES_VERSION / "src" / module.path.replace("/", "-")
+    workdir = module.bin_dir().parent / "src" / module.path.replace("/", "-")
     write_wrapper(module, workdir)
-    out_dir = bin_dir()
+    out_dir = module.bin_dir()
     out_dir.mkdir(parents=True, exist_ok=True)
     for name in names:
         say(
@@ -207,6 +247,7 @@ def build(module: GoModule, names: Iterable[str], say: Callable[[str], None]) ->
             "-trimpath",
             "-ldflags",
             module.ldflags,
+            *(["-tags", ",".join(module.tags)] if module.tags else []),
             "-o",
             str(partial),
             module.binaries[name],
@@ -224,12 +265,15 @@ def ensure_binaries(names: Iterable[str] = BINARIES, say: Callable[[str], None] 
     names = list(names)
     found = {name: locate(name) for name in names}
     missing = [name for name, path in found.items() if path is None]
+    for module in MODULES:
+        if not any(name in module.binaries for name in missing):
+            continue
+        # One lock per cache folder: containerd may build while another process builds kubelet.
+        lock = module.bin_dir().parent / "build.lock"
+        with file_lock(lock, say, f"another process is building binaries of {module.path}"):
+            todo = [name for name in missing if name in module.binaries and locate(name) is None]
+            if todo:
+                build(module, todo, say)
     if missing:
-        lock = cache_root() / "k8s" / KUBERNETES_VERSION / "build.lock"
-        with file_lock(lock, say, "another process is building the Kubernetes binaries"):
-            for module in MODULES:
-                todo = [name for name in missing if name in module.binaries and locate(name) is None]
-                if todo:
-                    build(module, todo, say)
         found = {name: locate(name) for name in names}
     return {name: path for name, path in found.items() if path is not None}

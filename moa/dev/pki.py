@@ -61,6 +61,7 @@ def write_pki(pki: Path) -> None:
     sans += ["DNS:kubernetes.default.svc.cluster.local", "IP:127.0.0.1", f"IP:{SERVICE_IP}"]
     sign(pki, "apiserver", "/CN=kube-apiserver", "serverAuth", ",".join(sans))
     sign(pki, "front-proxy-client", "/CN=front-proxy-client", "clientAuth")
+    sign(pki, "apiserver-kubelet-client", "/O=system:masters/CN=kube-apiserver-kubelet-client", "clientAuth")
     for who, (cn, org) in IDENTITIES.items():
         sign(pki, who, f"/O={org}/CN={cn}" if org else f"/CN={cn}", "clientAuth")
     if not (pki / "sa.pub").exists():

@@ -21,11 +21,16 @@ START_TIMEOUT_S = 90
 STOP_GRACE_S = 15
 
 
-def spawn(cmd: list[str], log: Path) -> int:
+def spawn(cmd: list[str], log: Path, env: dict[str, str] | None = None) -> int:
     """Start a detached process (own session: it outlives `moa dev cluster up` and Ctrl-C)."""
     with log.open("wb") as out:  # one start per log file: the current run is what matters
         proc = subprocess.Popen(
-            cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
+            cmd,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+            env=env,
         )
     return proc.pid
 

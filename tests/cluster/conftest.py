@@ -10,6 +10,12 @@ A missing Go toolchain makes these tests ERROR with the reason; they never skip 
 Reusable fixtures: `kubeconfig` (path), `kube_api` (kubernetes.client.ApiClient), `namespace`
 (a fresh one per test, deleted after), `kubectl` (our version-matched kubectl, bound to the
 kubeconfig).
+
+Tests marked `real_node` run pods for real: they use a second local cluster (MOA_TEST_NODE_CLUSTER,
+default "moa-node") started with `--real-node`, through the `node_cluster`, `node_kubectl` and
+`node_namespace` fixtures. They are skipped, with the reason, where the host cannot run a node
+(not root, runc / CNI plugins / iptables / ipset missing: `make node-deps`) or when the tests
+target an existing cluster (--kubeconfig).
 """
 
 from __future__ import annotations
@@ -48,15 +54,37 @@ def given_kubeconfig(config: pytest.Config) -> str | None:
 _build_errors: list[Exception] = []
 
 
+def real_node_skip_reason(config: pytest.Config) -> str | None:
+    from moa.dev.node import missing_prerequisites
+
+    if given_kubeconfig(config):
+        return "real-node tests run on moa's own local real node, not on a given --kubeconfig"
+    missing = missing_prerequisites()
+    return (
+        f"this host cannot run a real node; missing: {'; '.join(missing)} (see `make node-deps`)"
+        if missing
+        else None
+    )
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    node_items = [item for item in items if item.get_closest_marker("real_node")]
+    reason = real_node_skip_reason(config) if node_items else None
+    for item in node_items if reason else []:
+        item.add_marker(pytest.mark.skip(reason=reason))
+
+
 def pytest_collection_finish(session: pytest.Session) -> None:
     """Build missing binaries before the first test: a cold build (~20 min on 2 busy cores) must not
     count against one test's timeout. A failure is re-raised by the fixtures, so cluster tests ERROR."""
     if session.config.option.collectonly or not any(i.get_closest_marker("cluster") for i in session.items):
         return
-    from moa.dev.k8s_build import BINARIES, ensure_binaries
+    from moa.dev.k8s_build import BINARIES, NODE_BINARIES, ensure_binaries
 
     reporter = session.config.pluginmanager.get_plugin("terminalreporter")
     names = ["kubectl"] if given_kubeconfig(session.config) else list(BINARIES)
+    if any(i.get_closest_marker("real_node") and not i.get_closest_marker("skip") for i in session.items):
+        names += NODE_BINARIES
     try:
         ensure_binaries(names, say=lambda msg: reporter.write_line(f"moa: {msg}") if reporter else print(msg))
     except Exception as exc:
@@ -75,7 +103,6 @@ def kubectl_bin() -> Path:
 @pytest.fixture(scope="session")
 def kubeconfig(request: pytest.FixtureRequest, kubectl_bin: Path) -> Iterator[Path]:
     from moa.dev.cluster import Cluster
-    from moa.dev.kubectl import apply_crds, install_upstream_crds
 
     given = given_kubeconfig(request.config)
     with contextlib.ExitStack() as stack:
@@ -87,18 +114,21 @@ def kubeconfig(request: pytest.FixtureRequest, kubectl_bin: Path) -> Iterator[Pa
             local = Cluster(os.environ.get("MOA_TEST_CLUSTER", "moa"))
             stack.enter_context(local.session(stop_after=not os.environ.get("MOA_KEEP_CLUSTER")))
             path = local.kubeconfig
-        moa_crds = [
-            p for p in sorted(MOA_CRDS.glob("*.yaml")) if "kind: CustomResourceDefinition" in p.read_text()
-        ]
-        install_upstream_crds(kubectl_bin, path)
-        apply_crds(kubectl_bin, path, moa_crds)
+        install_crds(kubectl_bin, path)
         yield path
 
 
-@pytest.fixture(scope="session")
-def kubectl(kubectl_bin: Path, kubeconfig: Path) -> Kubectl:
-    """kubectl("get", "pods", "-n", ns, check=True, input=None) -> CompletedProcess (text)."""
+def install_crds(kubectl_bin: Path, kubeconfig: Path) -> None:
+    from moa.dev.kubectl import apply_crds, install_upstream_crds
 
+    moa_crds = [
+        p for p in sorted(MOA_CRDS.glob("*.yaml")) if "kind: CustomResourceDefinition" in p.read_text()
+    ]
+    install_upstream_crds(kubectl_bin, kubeconfig)
+    apply_crds(kubectl_bin, kubeconfig, moa_crds)
+
+
+def kubectl_runner(kubectl_bin: Path, kubeconfig: Path) -> Kubectl:
     def run(*args: str, check: bool = True, input: str | None = None) -> subprocess.CompletedProcess[str]:
         result = subprocess.run(
             [str(kubectl_bin), f"--kubeconfig={kubeconfig}", *args],
@@ -114,6 +144,12 @@ def kubectl(kubectl_bin: Path, kubeconfig: Path) -> Kubectl:
 
 
 @pytest.fixture(scope="session")
+def kubectl(kubectl_bin: Path, kubeconfig: Path) -> Kubectl:
+    """kubectl("get", "pods", "-n", ns, check=True, input=None) -> CompletedProcess (text)."""
+    return kubectl_runner(kubectl_bin, kubeconfig)
+
+
+@pytest.fixture(scope="session")
 def kube_api(kubeconfig: Path):
     from kubernetes import config
 
@@ -125,11 +161,15 @@ def kube_api(kubeconfig: Path):
 @pytest.fixture
 def namespace(request: pytest.FixtureRequest, kube_api) -> Iterator[str]:
     """A fresh namespace (ready for pods: its default ServiceAccount exists), deleted after the test."""
+    yield from fresh_namespace(kube_api, request.node.name)
+
+
+def fresh_namespace(kube_api, test_name: str) -> Iterator[str]:
     from kubernetes import client
     from kubernetes.client.rest import ApiException
 
     core = client.CoreV1Api(kube_api)
-    stem = request.node.name.lower().replace("_", "-")
+    stem = test_name.lower().replace("_", "-")
     name = (
         f"t-{''.join(ch for ch in stem if ch.isalnum() or ch == '-')[:40].strip('-')}-{uuid.uuid4().hex[:5]}"
     )
@@ -147,3 +187,39 @@ def namespace(request: pytest.FixtureRequest, kube_api) -> Iterator[str]:
             time.sleep(0.1)
     yield name
     core.delete_namespace(name, propagation_policy="Background")
+
+
+# -- the real node ---------------------------------------------------------------------------------
+@pytest.fixture(scope="session")
+def node_cluster(kubectl_bin: Path):
+    """A local cluster with a real node (KWOK GPU nodes only besides it), kept up for the session:
+    started here -> stopped by the last session using it, like `kubeconfig`'s cluster."""
+    from moa.dev.cluster import Cluster
+
+    local = Cluster(os.environ.get("MOA_TEST_NODE_CLUSTER", "moa-node"))
+    with local.session(stop_after=not os.environ.get("MOA_KEEP_CLUSTER"), real_node=True):
+        install_crds(kubectl_bin, local.kubeconfig)
+        yield local
+
+
+@pytest.fixture
+def node_kubeconfig(node_cluster) -> Path:
+    """The real-node cluster's kubeconfig, after making sure it is (still) up: a test may stop it."""
+    node_cluster.up(real_node=True)
+    return node_cluster.kubeconfig
+
+
+@pytest.fixture
+def node_kubectl(kubectl_bin: Path, node_kubeconfig: Path) -> Kubectl:
+    return kubectl_runner(kubectl_bin, node_kubeconfig)
+
+
+@pytest.fixture
+def node_namespace(request: pytest.FixtureRequest, node_kubeconfig: Path) -> Iterator[str]:
+    from kubernetes import config
+
+    client = config.new_client_from_config(config_file=str(node_kubeconfig))
+    try:
+        yield from fresh_namespace(client, request.node.name)
+    finally:
+        client.close()
