@@ -230,7 +230,7 @@ class Cluster:
     def _stop(self) -> list[str]:
         """Stop the node (drained through the API while it still runs), then the control plane."""
         left = []
-        if self.node.pids() or self.node.leftovers():
+        if self.has_real_node or self.node.pids():
             kubectl = ensure_binaries(["kubectl"], say=say)["kubectl"]
             left = self.node.down(kubectl if self.running().get("kube-apiserver") else None)
         running = self.running()

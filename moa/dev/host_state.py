@@ -24,6 +24,7 @@ from moa.dev.node_config import BRIDGE, NETWORK
 TABLES = ("filter", "nat", "mangle", "raw")
 CHAIN_PREFIXES = ("KUBE-",)  # kubelet, kube-proxy and kube-router all name their chains KUBE-*
 CGROUP_ROOT = Path("/sys/fs/cgroup")
+CONTAINERD_RUN = Path("/run/containerd")  # shim sockets go here whatever the config says
 POD_CGROUP = "kubepods"  # kubelet's cgroupsPerQOS parent (cgroupfs driver)
 # What kubelet rewrites at start (protectKernelDefaults: false), plus what pod networking needs.
 SYSCTLS = (
@@ -91,10 +92,16 @@ def pod_cgroups() -> list[Path]:
     return sorted(p for p in CGROUP_ROOT.glob(f"*/{POD_CGROUP}") if p.is_dir())
 
 
-def leftovers(root: Path) -> list[str]:
-    """Everything of a real node under ROOT still on the host; empty after a clean `down`."""
+def leftovers_under(root: Path) -> list[str]:
+    """Mounts and processes of the node whose state dir is ROOT."""
     found = [f"mount {m}" for m in mounts_under(root)]
-    found += [f"process {pid} ({cmdline(pid)})" for pid in processes_naming(root)]
+    return found + [f"process {pid} ({cmdline(pid)})" for pid in processes_naming(root)]
+
+
+def leftovers(root: Path) -> list[str]:
+    """Everything of a real node under ROOT still on the host, and the host-wide state any real
+    node leaves (chains, ipsets, links, pod cgroups); empty after a clean `down`."""
+    found = leftovers_under(root)
     found += [f"iptables -t {t} chain {c}" for t in TABLES for c in our_chains(t)]
     found += [f"ipset {s}" for s in our_ipsets()]
     found += [f"link {name}" for name in our_links()]
@@ -144,11 +151,7 @@ def remove_links() -> None:
 def remove_pod_cgroups() -> None:
     """rmdir bottom-up (cgroup v1 directories go away only when empty of processes and children)."""
     for top in pod_cgroups():
-        for folder in sorted((p for p in top.rglob("*") if p.is_dir()), key=lambda p: -len(p.parts)):
-            with contextlib.suppress(OSError):
-                folder.rmdir()
-        with contextlib.suppress(OSError):
-            top.rmdir()
+        remove_empty_dirs(top)
 
 
 def read_sysctls() -> dict[str, str]:
@@ -165,9 +168,21 @@ def write_sysctls(values: dict[str, str]) -> None:
             (Path("/proc/sys") / name).write_text(value)
 
 
+def remove_empty_dirs(top: Path) -> None:
+    """rmdir every empty folder under TOP and TOP itself, bottom-up (busy ones stay)."""
+    if not top.is_dir():
+        return
+    for folder in sorted((p for p in top.rglob("*") if p.is_dir()), key=lambda p: -len(p.parts)):
+        with contextlib.suppress(OSError):
+            folder.rmdir()
+    with contextlib.suppress(OSError):
+        top.rmdir()
+
+
 def clean(root: Path) -> None:
     """Remove every leftover of the node under ROOT (processes must be stopped first)."""
     unmount_all(root)
+    remove_empty_dirs(CONTAINERD_RUN)  # shim sockets and client fifos: fixed paths, empty by now
     remove_chains()
     remove_ipsets()
     remove_links()

@@ -25,6 +25,7 @@ from pathlib import Path
 import yaml
 
 from moa.dev import host_state, node_config
+from moa.dev.components import SERVICE_CIDR
 from moa.dev.k8s_build import NODE_BINARIES, cache_root, ensure_binaries
 from moa.dev.kubectl import run_kubectl
 from moa.dev.node_config import NodeLayout
@@ -137,18 +138,24 @@ class RealNode:
     def owner_file() -> Path:
         return cache_root() / "node" / "host-owner"
 
+    def other_owner(self) -> Path | None:
+        """The state dir of another cluster's real node running on this host, if any."""
+        owner = self.owner_file()
+        other = Path(owner.read_text().strip()) if owner.exists() else None
+        if other is None or other == self.dir or not RealNode(other.parent, self.say).running():
+            return None
+        return other
+
     def claim_host(self) -> None:
         """Only one real node per host: the bridge, iptables chains and pod cgroups are host-wide."""
-        owner = self.owner_file()
-        if owner.exists():
-            other = Path(owner.read_text().strip())
-            if other != self.dir and RealNode(other.parent, self.say).running():
-                raise RuntimeError(
-                    f"another cluster's real node runs on this host ({other}); "
-                    f"stop it first: moa dev cluster --name {other.parent.name} down"
-                )
-        owner.parent.mkdir(parents=True, exist_ok=True)
-        owner.write_text(str(self.dir))
+        other = self.other_owner()
+        if other is not None:
+            raise RuntimeError(
+                f"another cluster's real node runs on this host ({other}); "
+                f"stop it first: moa dev cluster --name {other.parent.name} down"
+            )
+        self.owner_file().parent.mkdir(parents=True, exist_ok=True)
+        self.owner_file().write_text(str(self.dir))
 
     # -- up ------------------------------------------------------------------------------------
     def up(self, kubectl: Path, extra_images: Iterable[Path] = ()) -> None:
@@ -314,6 +321,7 @@ class RealNode:
                 "--run-router=false",
                 "--run-service-proxy=false",
                 "--run-firewall=true",
+                f"--service-cluster-ip-range={SERVICE_CIDR}",
                 "--health-port=0",
                 "--metrics-port=0",
                 "--v=1",
@@ -360,15 +368,17 @@ class RealNode:
         if kubectl is not None and self.running().get("kubelet"):
             self.drain(kubectl)
         self.stop_processes()
+        if kubectl is not None:
+            run_kubectl(
+                kubectl, self.admin_kubeconfig, "delete", "node", NODE_NAME, "--ignore-not-found", check=False
+            )
+        if self.other_owner() is not None:  # host-wide state belongs to the node that runs
+            return host_state.leftovers_under(self.dir)
         host_state.clean(self.dir)
         saved = self.dir / "sysctls.json"
         if saved.exists():
             host_state.write_sysctls(json.loads(saved.read_text()))
             saved.unlink()
-        if kubectl is not None:
-            run_kubectl(
-                kubectl, self.admin_kubeconfig, "delete", "node", NODE_NAME, "--ignore-not-found", check=False
-            )
         self.owner_file().unlink(missing_ok=True)
         return self.leftovers()
 
@@ -388,16 +398,14 @@ class RealNode:
         return bool([m for m in host_state.mounts_under(self.dir) if "/netns/" in m])
 
     def stop_processes(self) -> None:
-        """kube-router and kube-proxy (then their own rule cleanup), kubelet, the shims, containerd."""
+        """kube-router, kube-proxy, kubelet, containerd, then the shims (their rules, mounts and links
+        are removed by host_state.clean, the one cleanup for all of them)."""
         running = self.running()
         for component in reversed(COMPONENTS):
             if component == "containerd" and component in running:
                 self.kill_tasks()  # a container outlives its shim, so kill it while containerd can
             if component in running:
                 stop(component, running[component], self.dir, self.say)
-        binaries = ensure_binaries(["kube-proxy", "kube-router"], say=self.say)
-        host_state.run(str(binaries["kube-proxy"]), "--cleanup", f"--config={self.layout.kube_proxy_config}")
-        host_state.run(str(binaries["kube-router"]), "--cleanup-config")
         for pid in host_state.processes_naming(self.dir):  # shims outlive containerd by design
             stop("containerd shim", pid, self.dir, self.say)
         (self.dir / "pids.json").unlink(missing_ok=True)

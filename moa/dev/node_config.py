@@ -60,7 +60,7 @@ class NodeLayout:
 
 
 def containerd_toml(layout: NodeLayout, pause_image: str) -> str:
-    """containerd 2.x (config version 3) for CRI on this host."""
+    """containerd 2.4 (config version 4) for CRI on this host."""
     d = layout.root / "containerd"
     cri_runtime = {
         "enable_selinux": False,
@@ -75,21 +75,23 @@ def containerd_toml(layout: NodeLayout, pause_image: str) -> str:
                 "runc": {
                     "runtime_type": "io.containerd.runc.v2",
                     # No systemd on this host: cgroupfs, like kubelet's cgroupDriver.
-                    "options": {"SystemdCgroup": False, "BinaryName": str(RUNC)},
+                    "options": {"SystemdCgroup": False, "BinaryName": str(RUNC), "Root": str(d / "runc")},
                 }
             },
         },
         "cni": {"bin_dirs": [str(CNI_BIN)], "conf_dir": str(layout.cni_conf_dir), "max_conf_num": 1},
     }
     config = {
-        "version": 3,
+        "version": 4,
+        "imports": [],  # not the host's /etc/containerd/conf.d: this containerd is ours alone
         "root": str(d / "root"),
         "state": str(d / "state"),
-        "grpc": {"address": str(layout.containerd_socket)},
-        "ttrpc": {"address": str(layout.containerd_socket) + ".ttrpc"},
-        "debug": {"address": ""},
-        "metrics": {"address": ""},
         "plugins": {
+            # Version 4 configures the servers as plugins; the defaults are host paths in /run.
+            "io.containerd.server.v1.grpc": {"address": str(layout.containerd_socket)},
+            "io.containerd.server.v1.ttrpc": {"address": str(layout.containerd_socket) + ".ttrpc"},
+            "io.containerd.server.v1.debug": {"address": ""},
+            "io.containerd.server.v1.metrics": {"address": ""},
             "io.containerd.cri.v1.runtime": cri_runtime,
             "io.containerd.cri.v1.images": {
                 "snapshotter": "overlayfs",
@@ -186,8 +188,6 @@ def kubelet_yaml(layout: NodeLayout, port: int, healthz_port: int, pki: Path) ->
         "registerNode": True,
         "nodeStatusReportFrequency": "10s",
         "syncFrequency": "10s",
-        "fileCheckFrequency": "0s",
-        "staticPodPath": "",
     }
     return yaml.safe_dump(config, sort_keys=False)
 
@@ -211,5 +211,7 @@ def kube_proxy_yaml(layout: NodeLayout, node: str, healthz_port: int, metrics_po
             "tcpCloseWaitTimeout": "0s",
         },
         "iptables": {"localhostNodePorts": False, "masqueradeAll": False},
+        # NodePorts only on the bridge address: never reachable from the machine's own network.
+        "nodePortAddresses": [f"{GATEWAY}/32"],
     }
     return yaml.safe_dump(config, sort_keys=False)

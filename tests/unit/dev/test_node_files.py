@@ -17,7 +17,7 @@ from moa.dev.node_config import NodeLayout
 def test_containerd_config_parses_and_carries_the_host_specific_settings(tmp_path: Path):
     config = tomllib.loads(node_config.containerd_toml(NodeLayout(tmp_path), "moa.local/pause:abc"))
     runtime = config["plugins"]["io.containerd.cri.v1.runtime"]
-    assert config["version"] == 3 and config["root"].startswith(str(tmp_path))
+    assert config["version"] == 4 and config["root"].startswith(str(tmp_path))
     assert runtime["restrict_oom_score_adj"] is True and runtime["netns_mounts_under_state_dir"] is True
     assert runtime["containerd"]["runtimes"]["runc"]["options"]["SystemdCgroup"] is False
     assert (
