@@ -92,9 +92,20 @@ def pod_cgroups() -> list[Path]:
     return sorted(p for p in CGROUP_ROOT.glob(f"*/{POD_CGROUP}") if p.is_dir())
 
 
+def netns_mounts() -> set[str]:
+    """Mount points of network namespaces (nsfs), wherever they are."""
+    found = set()
+    for line in Path("/proc/self/mountinfo").read_text().splitlines():
+        fields = line.split()
+        if fields[fields.index("-") + 1] == "nsfs":
+            found.add(fields[4])
+    return found
+
+
 def leftovers_under(root: Path) -> list[str]:
-    """Mounts and processes of the node whose state dir is ROOT."""
-    found = [f"mount {m}" for m in mounts_under(root)]
+    """Mounts (pod network namespaces named apart) and processes of the node whose state dir is ROOT."""
+    netns = netns_mounts()
+    found = [f"netns {m}" if m in netns else f"mount {m}" for m in mounts_under(root)]
     return found + [f"process {pid} ({cmdline(pid)})" for pid in processes_naming(root)]
 
 

@@ -395,7 +395,7 @@ class RealNode:
 
     def sandboxes_left(self) -> bool:
         """Pod network namespaces still mounted (kubelet stops a sandbox only after its containers)."""
-        return bool([m for m in host_state.mounts_under(self.dir) if "/netns/" in m])
+        return bool(host_state.netns_mounts() & set(host_state.mounts_under(self.dir)))
 
     def stop_processes(self) -> None:
         """kube-router, kube-proxy, kubelet, containerd, then the shims (their rules, mounts and links

@@ -14,8 +14,9 @@ kubeconfig).
 Tests marked `real_node` run pods for real: they use a second local cluster (MOA_TEST_NODE_CLUSTER,
 default "moa-node") started with `--real-node`, through the `node_cluster`, `node_kubectl` and
 `node_namespace` fixtures. They are skipped, with the reason, where the host cannot run a node
-(not root, runc / CNI plugins / iptables / ipset missing: `make node-deps`) or when the tests
-target an existing cluster (--kubeconfig).
+(not root, runc / CNI plugins / iptables / ipset missing: `make node-deps`), when the node's
+binaries are not built yet and MOA_REAL_NODE=1 does not ask to build them (a cold build exceeds
+CI's budget), or when the tests target an existing cluster (--kubeconfig).
 """
 
 from __future__ import annotations
@@ -60,11 +61,18 @@ def real_node_skip_reason(config: pytest.Config) -> str | None:
     if given_kubeconfig(config):
         return "real-node tests run on moa's own local real node, not on a given --kubeconfig"
     missing = missing_prerequisites()
-    return (
-        f"this host cannot run a real node; missing: {'; '.join(missing)} (see `make node-deps`)"
-        if missing
-        else None
-    )
+    if missing:
+        return f"this host cannot run a real node; missing: {'; '.join(missing)} (see `make node-deps`)"
+    from moa.dev.k8s_build import NODE_BINARIES, locate
+
+    unbuilt = [name for name in NODE_BINARIES if locate(name) is None]
+    if unbuilt and not os.environ.get("MOA_REAL_NODE"):
+        # Cold, these builds cost more than CI's budget on 2 shared cores (docs/cluster.md).
+        return (
+            f"real-node binaries not built yet ({', '.join(unbuilt)}): `moa dev cluster up --real-node` "
+            "builds them once, or set MOA_REAL_NODE=1 to build them in this run"
+        )
+    return None
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
