@@ -198,36 +198,24 @@ class RealNode:
         run_kubectl(kubectl, self.admin_kubeconfig, "apply", "-f", "-", input=self.node_object())
         run_kubectl(kubectl, self.admin_kubeconfig, "apply", "-f", "-", input=KUBE_ROUTER_RBAC)
         ports = self.ports()
-        for component, argv in self.commands(binaries).items():
-            self.say(f"starting {component}")
-            pids[component] = spawn(argv, self.log(component), env=env)
-            self.save_pids(pids)
-        wait_ready(
-            "kubelet",
-            pids["kubelet"],
-            lambda: http_ok(f"http://127.0.0.1:{ports['kubelet-healthz']}/healthz", None),
-            self.log("kubelet"),
-        )
-        wait_ready(
-            "kube-proxy",
-            pids["kube-proxy"],
-            lambda: http_ok(f"http://127.0.0.1:{ports['kube-proxy-healthz']}/healthz", None),
-            self.log("kube-proxy"),
-        )
-        wait_ready(
-            "kube-router",
-            pids["kube-router"],
-            lambda: "KUBE-ROUTER-FORWARD" in host_state.our_chains("filter"),
-            self.log("kube-router"),
-        )
-        run_kubectl(
-            kubectl,
-            self.admin_kubeconfig,
-            "wait",
-            "--for=condition=Ready",
-            f"node/{NODE_NAME}",
-            "--timeout=90s",
-        )
+        health = {
+            "kubelet": lambda: http_ok(f"http://127.0.0.1:{ports['kubelet-healthz']}/healthz", None),
+            "kube-proxy": lambda: http_ok(f"http://127.0.0.1:{ports['kube-proxy-healthz']}/healthz", None),
+            "kube-router": lambda: "KUBE-ROUTER-FORWARD" in host_state.our_chains("filter"),
+        }
+        commands = self.commands(binaries)
+        # kube-router reads the node's InternalIP from its status, so it starts once kubelet has
+        # registered the node and reported it Ready.
+        for batch in (("kubelet", "kube-proxy"), ("kube-router",)):
+            for component in batch:
+                self.say(f"starting {component}")
+                pids[component] = spawn(commands[component], self.log(component), env=env)
+                self.save_pids(pids)
+            for component in batch:
+                wait_ready(component, pids[component], health[component], self.log(component))
+            if "kubelet" in batch:
+                wait = ("wait", "--for=condition=Ready", f"node/{NODE_NAME}", "--timeout=90s")
+                run_kubectl(kubectl, self.admin_kubeconfig, *wait)
         run_kubectl(kubectl, self.admin_kubeconfig, "apply", "-f", "-", input=self.artifacts_volume())
 
     def save_pids(self, pids: dict[str, int]) -> None:
