@@ -22,6 +22,7 @@ from pathlib import Path
 from moa.dev.node_config import BRIDGE, NETWORK
 
 TABLES = ("filter", "nat", "mangle", "raw")
+FAMILIES = ("iptables", "ip6tables")  # kubelet and kube-proxy program both
 CHAIN_PREFIXES = ("KUBE-",)  # kubelet, kube-proxy and kube-router all name their chains KUBE-*
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 CONTAINERD_RUN = Path("/run/containerd")  # shim sockets go here whatever the config says
@@ -64,9 +65,9 @@ def processes_naming(root: Path) -> list[int]:
     return sorted(found)
 
 
-def our_chains(table: str) -> list[str]:
+def our_chains(table: str, family: str = "iptables") -> list[str]:
     """KUBE-* chains, and the CNI-* chains whose jump rule names our CNI network."""
-    rules = run("iptables", "-w", "-t", table, "-S").stdout.splitlines()
+    rules = run(family, "-w", "-t", table, "-S").stdout.splitlines()
     chains = [line.split()[1] for line in rules if line.startswith("-N ")]
     ours = [c for c in chains if c.startswith(CHAIN_PREFIXES)]
     marker = f'name: \\"{NETWORK}\\"'
@@ -113,7 +114,7 @@ def leftovers(root: Path) -> list[str]:
     """Everything of a real node under ROOT still on the host, and the host-wide state any real
     node leaves (chains, ipsets, links, pod cgroups); empty after a clean `down`."""
     found = leftovers_under(root)
-    found += [f"iptables -t {t} chain {c}" for t in TABLES for c in our_chains(t)]
+    found += [f"{f} -t {t} chain {c}" for f in FAMILIES for t in TABLES for c in our_chains(t, f)]
     found += [f"ipset {s}" for s in our_ipsets()]
     found += [f"link {name}" for name in our_links()]
     found += [f"cgroup {p}" for p in pod_cgroups()]
@@ -135,18 +136,19 @@ def unmount_all(root: Path) -> None:
 
 def remove_chains() -> None:
     """Drop the jumps into our chains from every chain, then flush and delete them."""
-    for table in TABLES:
-        chains = our_chains(table)
-        if not chains:
-            continue
-        for line in run("iptables", "-w", "-t", table, "-S").stdout.splitlines():
-            parts = line.split()
-            if parts[0] == "-A" and parts[1] not in chains and any(f"-j {c}" in line for c in chains):
-                run("iptables", "-w", "-t", table, "-D", *shlex.split(line)[1:])  # -S quotes like a shell
-        for chain in chains:
-            run("iptables", "-w", "-t", table, "-F", chain)
-        for chain in chains:
-            run("iptables", "-w", "-t", table, "-X", chain)
+    for family in FAMILIES:
+        for table in TABLES:
+            chains = our_chains(table, family)
+            if not chains:
+                continue
+            for line in run(family, "-w", "-t", table, "-S").stdout.splitlines():
+                parts = line.split()
+                if parts[0] == "-A" and parts[1] not in chains and any(f"-j {c}" in line for c in chains):
+                    run(family, "-w", "-t", table, "-D", *shlex.split(line)[1:])  # -S quotes like a shell
+            for chain in chains:
+                run(family, "-w", "-t", table, "-F", chain)
+            for chain in chains:
+                run(family, "-w", "-t", table, "-X", chain)
 
 
 def remove_ipsets() -> None:

@@ -45,7 +45,7 @@ def test_down_leaves_no_mounts_chains_links_cgroups_or_processes(
     node_kubectl("apply", "-n", node_namespace, "-f", "-", input=yaml.safe_dump_all([policy, running]))
     node_kubectl("wait", "--for=condition=Ready", "pod/busy", "-n", node_namespace, "--timeout=120s")
     during = node.leftovers()
-    for kind in ("mount", "netns", "process", "iptables", "link", "cgroup"):
+    for kind in ("mount", "netns", "process", "iptables", "ip6tables", "link", "cgroup"):
         assert any(item.startswith(kind) for item in during), f"no {kind} while a pod runs: {during}"
 
     left = node_cluster.down()
