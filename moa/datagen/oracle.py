@@ -22,6 +22,7 @@ from moa.agent.workspace import FileDiff, apply_hunks, parse_unified_diff
 from moa.api.records import MutationRecord
 from moa.datagen.teachers import Demonstration, act
 from moa.harmony.patch import make_patch
+from moa.languages import registry
 
 
 @dataclass(frozen=True)
@@ -188,7 +189,7 @@ class OracleTeacher:
                 ep,
                 executor,
                 "search",
-                {"pattern": _definition_pattern(fn, task.record.language), "path": "."},
+                {"pattern": registry.get(task.record.language).definition(fn), "path": "."},
             )
         elif rng.random() < 0.5:
             folder = str(PurePosixPath(path).parent)
@@ -336,18 +337,9 @@ class OracleTeacher:
         )
 
 
-def _definition_pattern(function: str, language: str) -> str:
-    name = re.escape(function.split(".")[-1].split("::")[-1])
-    return {
-        "python": rf"def {name}\b",
-        "rust": rf"fn {name}\b",
-        "go": rf"func (\([^)]*\) )?{name}\b",
-    }.get(language, rf"\b{name}\b")
-
-
 def _test_file(failing: Sequence[str]) -> str | None:
     for name in failing:
         head = name.split("::")[0]
-        if "/" in head or head.endswith((".py", ".ts", ".js", ".rs", ".go")):
+        if "/" in head or head.endswith(registry.extensions()):
             return head
     return None

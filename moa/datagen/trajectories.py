@@ -24,7 +24,6 @@ import hashlib
 import json
 import os
 import random
-import sys
 import threading
 import time
 from collections.abc import Iterable, Iterator
@@ -45,6 +44,7 @@ from moa.api.records import MutationRecord, SourceRef
 from moa.api.stages import StageConfig, StageSummary
 from moa.datagen.dedup import diff_hash
 from moa.datagen.teachers import Teacher, make_teacher
+from moa.stage import Progress, already_done, config_option, exit_with
 
 PROGRESS = ".progress.jsonl"
 FILE = "trajectories.jsonl"
@@ -133,13 +133,6 @@ def read_jsonl(path: Path) -> Iterator[dict[str, Any]]:
                 yield json.loads(line)
             except json.JSONDecodeError:
                 continue
-
-
-def finish(summary: StageSummary, folder: Path) -> None:
-    """metrics.json last; in a pod the compact summary also goes to the termination log
-    (`MOA_TERMINATION_LOG`, set by the operator), where the operator reads it."""
-    summary.write(folder / METRICS)
-    summary.write_termination_log()
 
 
 # ------------------------------------------------------------------------------ one episode
@@ -250,7 +243,7 @@ def generate(opts: Options, echo: Any = print) -> StageSummary:
     lock = threading.Lock()
     with (
         progress.open("a") as fh,
-        _bar(len(work), len(work) - len(todo), echo) as tick,
+        Progress("trajectories", len(work), len(work) - len(todo), echo) as tick,
         ThreadPoolExecutor(max_workers=max(1, opts.jobs)) as pool,
     ):
         futures = [pool.submit(run_episode, t, s, opts) for t, s in todo]
@@ -262,7 +255,7 @@ def generate(opts: Options, echo: Any = print) -> StageSummary:
                     fh.flush()
                     os.fsync(fh.fileno())
                 done[row["id"]] = row
-                tick(row)
+                tick(_progress_line(row))
         except BaseException:
             for fut in futures:  # what is recorded stays; a re-run resumes from there
                 fut.cancel()
@@ -308,9 +301,18 @@ def generate(opts: Options, echo: Any = print) -> StageSummary:
         message=f"{len(kept)} trajectories ({len(train)} train, {len(evals)} eval) from {len(rows)} attempts; "
         f"{len(tasks)} GRPO tasks; teacher {opts.teacher_name}",
     )
-    finish(summary, opts.output)
+    summary.write(opts.output / METRICS)  # last: it marks the stage complete
     progress.unlink(missing_ok=True)
     return summary
+
+
+def _progress_line(row: dict[str, Any]) -> str:
+    what = (
+        f"kept ({row['trajectory']['n_tool_calls']} tool calls)"
+        if row["kept"]
+        else f"dropped: {row['reason'][:120]}"
+    )
+    return f"{row['id']} {row['split']}: {what}"
 
 
 def _file_chars(language: str, record: MutationRecord) -> int:
@@ -320,46 +322,11 @@ def _file_chars(language: str, record: MutationRecord) -> int:
         return 0
 
 
-class _bar:
-    """A rich progress bar on a terminal, plain lines otherwise."""
-
-    def __init__(self, total: int, done: int, echo: Any) -> None:
-        self.total, self.done, self.echo = total, done, echo
-        self.rich: Any = None
-
-    def __enter__(self) -> Any:
-        if sys.stderr.isatty():
-            from rich.progress import Progress
-
-            self.rich = Progress(transient=False)
-            self.rich.start()
-            self.task = self.rich.add_task("trajectories", total=self.total, completed=self.done)
-        return self.tick
-
-    def tick(self, row: dict[str, Any]) -> None:
-        self.done += 1
-        if self.rich is not None:
-            self.rich.update(self.task, completed=self.done)
-            return
-        what = (
-            f"kept ({row['trajectory']['n_tool_calls']} tool calls)"
-            if row["kept"]
-            else f"dropped: {row['reason'][:120]}"
-        )
-        self.echo(f"[{self.done}/{self.total}] {row['id']} {row['split']}: {what}")
-
-    def __exit__(self, *exc: object) -> None:
-        if self.rich is not None:
-            self.rich.stop()
-
-
 # ------------------------------------------------------------------------------ the command
 
 
 @click.command("trajectories")
-@click.option(
-    "--config", "config_path", type=click.Path(exists=True, dir_okay=False), help="StageConfig YAML."
-)
+@config_option(required=False)
 @click.option("--language", help="Language plugin (default: the config's).")
 @click.option(
     "--mutations", type=click.Path(file_okay=False), help="Folder of mutation JSONL (searched recursively)."
@@ -387,7 +354,7 @@ class _bar:
 )
 @click.option("--jobs", type=int, help="Episodes in parallel.")
 def trajectories_cmd(
-    config_path: str | None,
+    config_path: Path | None,
     language: str | None,
     mutations: str | None,
     output: str | None,
@@ -410,9 +377,9 @@ def trajectories_cmd(
     muts = Path(mutations) if mutations else (cfg.layout.mutations if cfg else None)
     if out is None or muts is None:
         raise click.UsageError("give --config, or --mutations and --output")
-    if (out / METRICS).is_file():
-        click.echo(f"{out / METRICS} exists: trajectories already complete (delete it to regenerate)")
-        return
+    done = already_done("trajectories", out, click.echo)
+    if done is not None:
+        exit_with(done, out)
     spec_teacher = cfg.spec.data.teacher if cfg else None
     kind = teacher or (spec_teacher.kind if spec_teacher else "oracle")
     opts = Options(
@@ -442,3 +409,4 @@ def trajectories_cmd(
     )
     summary = generate(opts, echo=lambda s: click.echo(s, err=True))
     click.echo(summary.message)
+    exit_with(summary, out)
