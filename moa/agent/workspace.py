@@ -5,7 +5,7 @@ mutation). Trajectories, preference ranking, GRPO rollouts and eval all need the
 a private, writable copy of that state to read, edit and test, thrown away afterwards. The
 clean source comes from `moa.languages.sources.fetch`; it is made buildable once per source
 (the language's `prepare`, which may need the network) into a cached *prepared* tree, and each
-workspace is a cheap copy of that tree. Dependency folders (`node_modules`, `.venv`) are
+workspace is a cheap copy of that tree. Dependency folders (each plugin's `dependency_dirs`) are
 linked, not copied: the sandbox mounts the host read-only, so tests cannot modify them, and
 `apply_patch` refuses paths that leave the workspace through a link.
 """

@@ -94,19 +94,22 @@ def _wrong_variant(line: str, fixed: Sequence[str], rng: random.Random) -> str |
     return rng.choice(options) if options else None
 
 
-_CLUE_RE = r"^(E\s|assert|AssertionError|Error|panicked|thread '.*' panicked|expected|got|Expected|Received|\w+Error:)"
+# Starts of test-output lines that say why a test failed, in any language; each plugin adds
+# its runners' own (`failure_clues`).
+CLUES = ("assert", "Error", "expected", "got", "Expected", "Received", r"\w+Error:")
 
 
-def _interesting_output(output: str, path: str, limit: int = 3) -> list[str]:
+def _interesting_output(output: str, path: str, clues: Sequence[str] = (), limit: int = 3) -> list[str]:
     """Lines of test output that say what went wrong: assertion and error lines, and the
     lines pointing into the mutated file."""
     name = PurePosixPath(path).name
+    clue = re.compile("^(" + "|".join((*clues, *CLUES)) + ")")
     picked = []
     for line in output.splitlines():
         s = line.strip()
         if not s or len(s) > 200:
             continue
-        telling = re.match(_CLUE_RE, s) or (name in s and re.search(r":\d+", s))
+        telling = clue.match(s) or (name in s and re.search(r":\d+", s))
         if telling and s not in picked:
             picked.append(s)
         if len(picked) == limit:
@@ -152,7 +155,7 @@ class OracleTeacher:
             ep.reason = "the tests already pass on the buggy state (nothing to fix)"
             return ep
         failing = list(first.failing)
-        clues = _interesting_output(first.output, path)
+        clues = _interesting_output(first.output, path, registry.get(task.record.language).failure_clues)
         notes = []
         if failing:
             shown = ", ".join(failing[:3]) + (f" and {len(failing) - 3} more" if len(failing) > 3 else "")

@@ -111,6 +111,9 @@ class LanguagePlugin:
     # Knowledge hooks; empty when not known (what needs them then does without, and says so).
     # Lines of the test runners' output that name a failing test (group 1: the name).
     failing_test_patterns: tuple[re.Pattern[str], ...] = ()
+    # Starts of test-output lines that say why a test failed (regular expressions), beyond the
+    # generic `assert`, `Error`, `expected`...: what a teacher quotes from a red run.
+    failure_clues: tuple[str, ...] = ()
     # Where a function `{name}` is defined: a regular expression with that placeholder.
     definition_pattern: str = ""
     # Soft criteria for ranking fixes: lines a fix should not add.

@@ -27,6 +27,7 @@ from urllib.parse import quote, urljoin
 import httpx
 
 from moa.api.records import SourceRef
+from moa.languages import registry
 from moa.languages.tools import cache_dir, file_lock
 
 _USER_AGENT = "moa-datagen (https://moa.dev; mutation data from public registries)"
@@ -284,14 +285,18 @@ def _git(ref: SourceRef, dest: Path, archives: Path) -> dict[str, str]:
     return {"commit": commit}
 
 
-_COPY_IGNORE = shutil.ignore_patterns(".git", "__pycache__", ".venv", "node_modules", "target", "mutants")
+def _copy_ignore(folder: str, names: list[str]) -> set[str]:
+    """What a `path:` copy leaves out: version control, and every plugin's dependency and
+    build folders."""
+    skip = {".git"} | registry.dependency_dirs() | registry.build_dirs()
+    return {n for n in names if n in skip}
 
 
 def _path(ref: SourceRef, dest: Path, archives: Path) -> dict[str, str]:
     src = Path(ref.name).expanduser().resolve()
     if not src.is_dir():
         raise SourceError(f"{ref}: {src} is not a directory")
-    shutil.copytree(src, dest, dirs_exist_ok=True, ignore=_COPY_IGNORE, symlinks=True)
+    shutil.copytree(src, dest, dirs_exist_ok=True, ignore=_copy_ignore, symlinks=True)
     return {"path": str(src)}
 
 

@@ -15,11 +15,10 @@ what the episode left in the repository gives:
   for the adapter and for the base; the agent loop's own share of valid turns is reported
   too (`agent_valid_turn_rate`);
 - hallucinated_api_rate: share of applied patches that introduce a use of a name defined
-  nowhere: a name that is neither a builtin, nor imported, nor bound in the file (ruff's
-  F821 "undefined name", findings already present before the patch do not count). This is
-  conservative (a wrong attribute on a real module is not caught) and Python only: for other
-  languages it is absent ("not measured"), since there the compiler already reports such names
-  and they land in compile_pass_rate;
+  nowhere, as the language plugin's evaluator finds them (its optional `NameChecker`: ruff's
+  F821 for Python; the compiler's unresolved names, methods and imports for Rust, Go and
+  TypeScript); findings already present before the patch do not count. Absent ("not
+  measured") for a language whose evaluator checks no names;
 - median_iterations: among tasks that end green, the model turns until the first passing
   run_tests (or the whole episode, when it never ran them); absent when none ends green;
 - median_diff_lines: changed lines of the final patch, over tasks that changed anything.
@@ -67,6 +66,7 @@ from moa.api.stages import StageConfig, StageSummary
 from moa.stage import (
     StageDirs,
     already_done,
+    config_option,
     exit_with,
     overrides,
     setup_logging,
@@ -347,7 +347,7 @@ def other_adapters(run: EvalRun) -> dict[str, Path]:
 
 NOT_MEASURED_NOTES = {
     "mmlu_accuracy": "MMLU: not measured (no --mmlu FILE given)",
-    "hallucinated_api_rate": "hallucinated API rate: not measured (Python only, and needs an applied patch)",
+    "hallucinated_api_rate": "hallucinated API rate: not measured (no patch applied, or the language's evaluator checks no names)",
     "lint_clean_rate": "lint clean rate: not measured (no task ended with passing tests)",
     "median_iterations": "median iterations to green: not measured (no task ended green)",
     "median_diff_lines": "median diff size: not measured (no task changed the repository)",
@@ -476,13 +476,7 @@ def run_eval(run: EvalRun, echo: Any = click.echo) -> StageSummary:
 
 
 @click.command("eval")
-@click.option(
-    "--config",
-    "config_path",
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    required=True,
-    help="StageConfig YAML (the AdapterTraining spec plus stage and artifact root).",
-)
+@config_option()
 @click.option("--data", "tasks", type=click.Path(path_type=Path), default=None, help="Held-out tasks.")
 @click.option("--adapter", type=click.Path(path_type=Path), default=None, help="Adapter (default: final).")
 @click.option("--output", type=click.Path(path_type=Path), default=None, help="Report folder.")

@@ -21,7 +21,7 @@ import click
 
 from moa.api.layout import METRICS, Layout
 from moa.api.stages import StageConfig, StageSummary
-from moa.stage import StageDirs, already_done, exit_with, setup_logging, summarize
+from moa.stage import StageDirs, already_done, config_option, exit_with, setup_logging, summarize
 
 log = logging.getLogger("moa.trainer")
 
@@ -175,13 +175,7 @@ def moa_version() -> str:
 
 
 @click.command("merge")
-@click.option(
-    "--config",
-    "config_path",
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    required=True,
-    help="StageConfig YAML.",
-)
+@config_option()
 @click.option(
     "--output", type=click.Path(path_type=Path), default=None, help="Output folder (default: {lang}_coding)."
 )

@@ -21,6 +21,7 @@ plugin = LanguagePlugin(
     failing_test_patterns=(
         re.compile(r"^(?:FAILED|ERROR) (\S+?)(?: - .*)?$", re.M),  # pytest summary
     ),
+    failure_clues=(r"E\s", "AssertionError"),
     definition_pattern=r"def {name}\b",
     idioms=(
         Idiom(re.compile(r"^\s*(async\s+)?def\s+\w+\([^)]*\)\s*:"), "function without a return type hint"),

@@ -22,6 +22,7 @@ plugin = LanguagePlugin(
     failing_test_patterns=(
         re.compile(r"^test (\S+) \.\.\. FAILED$", re.M),  # cargo test
     ),
+    failure_clues=("panicked", "thread '.*' panicked"),
     definition_pattern=r"fn {name}\b",
     idioms=(
         Idiom(re.compile(r"\.unwrap\(\)"), "unwrap() instead of ? / Result"),
