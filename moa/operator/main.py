@@ -62,8 +62,7 @@ class Operator:
                 for method, count in self.kube.requests.items():
                     obs.API_REQUESTS.labels(method).set(count)
             obs.RECONCILES.labels("ok").inc()
-            for created in outcome.created:
-                obs.WORKLOADS.labels(created.rsplit("-", 2)[0]).inc()
+            obs.count_workloads(outcome.created)
             if outcome.plan:
                 obs.record_stages(f"{namespace}/{name}", [s.state for s in outcome.plan.stages])
             else:
