@@ -7,8 +7,10 @@ not built is `None` and reported as absent by `moa languages`; there are no plac
 Everything moa knows about a language lives in its plugin, declared as data or as a small
 optional interface (never discovered by reflection): which lines of its test runners name a
 failing test, what a function definition looks like, the idioms a fix should respect, which
-folders hold dependencies or build output, and -- on its evaluator, the optional
-`NameChecker` interface -- which names a change uses that nothing defines.
+folders hold dependencies or build output; and, as small optional interfaces an evaluator
+may implement (checked with isinstance, like Kueue's optional job interfaces): `Versioned`
+(its toolchain's versions), `LintBaseline` (a state's own lint findings) and `NameChecker`
+(which names a change uses that nothing defines).
 
 Third parties add a language by exposing a `LanguagePlugin` in the `moa.languages`
 entry-point group; moa itself registers rust, python, typescript and go that way.
@@ -67,6 +69,22 @@ class Evaluator(Protocol):
     """Judges a repository state: builds, tests, lint -> outcome and reward."""
 
     def evaluate(self, repo: Path, timeout_s: float) -> EvalOutcome: ...
+
+
+@runtime_checkable
+class Versioned(Protocol):
+    """Optional on an `Evaluator`: the versions of every tool its verdict depends on (part of
+    the evaluation cache key, so an upgraded toolchain re-evaluates)."""
+
+    def toolchain(self) -> str: ...
+
+
+@runtime_checkable
+class LintBaseline(Protocol):
+    """Optional on an `Evaluator`: a state's lint findings on their own, so an edit is judged
+    only on the findings it adds."""
+
+    def lint_state(self, repo: Path, timeout_s: float = 600.0) -> list[str]: ...
 
 
 @runtime_checkable

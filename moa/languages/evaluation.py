@@ -40,7 +40,7 @@ from pathlib import Path
 from moa.api.records import EvalOutcome
 from moa.harmony.patch import PatchError, apply, parse_patch
 from moa.languages import registry
-from moa.languages.base import Evaluator
+from moa.languages.base import Evaluator, LintBaseline, Versioned
 from moa.languages.evaluators import (
     RewardTable,
     eval_root,
@@ -218,8 +218,11 @@ def _baseline_findings(
     entry = eval_root() / "baselines" / f"{key}.json"
     if entry.is_file():
         return list(json.loads(entry.read_text()))
-    lint = getattr(evaluator, "lint_state", None)
-    findings: list[str] = lint(_fresh_copy(repo_state, slot / "base"), timeout_s) if lint else []
+    findings: list[str] = (
+        evaluator.lint_state(_fresh_copy(repo_state, slot / "base"), timeout_s)
+        if isinstance(evaluator, LintBaseline)
+        else []
+    )
     entry.parent.mkdir(parents=True, exist_ok=True)
     tmp = entry.with_suffix(f".tmp{os.getpid()}")
     tmp.write_text(json.dumps(findings))
@@ -228,8 +231,7 @@ def _baseline_findings(
 
 
 def _toolchain(evaluator: Evaluator) -> str:
-    describe = getattr(evaluator, "toolchain", None)
-    return describe() if describe else type(evaluator).__qualname__
+    return evaluator.toolchain() if isinstance(evaluator, Versioned) else type(evaluator).__qualname__
 
 
 def _digest(*parts: str) -> str:
