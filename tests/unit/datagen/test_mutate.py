@@ -297,3 +297,25 @@ def test_a_finished_mutate_rerun_is_a_noop_that_leaves_metrics_byte_identical(
     assert (out / "metrics.json").read_bytes() == finished
     assert (out / "metrics.json").stat().st_mtime_ns == stamp
     assert json.loads(termination.read_text())["metrics"]["kept"] == 3.0
+
+
+def test_recover_reverts_an_applied_diff_and_drops_a_stale_journal(tmp_path: Path) -> None:
+    """A kill can land after the journal is written but before the diff is applied (or after
+    the revert, before the journal goes): recovery must tell the two apart."""
+    import difflib
+
+    from moa.datagen.verify import apply_diff, recover
+
+    fixed, buggy = "def add(a, b):\n    return a + b\n", "def add(a, b):\n    return a - b\n"
+    (tmp_path / "calc.py").write_text(fixed)
+    diff = "".join(
+        difflib.unified_diff(fixed.splitlines(True), buggy.splitlines(True), "a/calc.py", "b/calc.py")
+    )
+    journal = tmp_path / "applied.diff"
+    journal.write_text(diff)
+    recover(tmp_path, journal)  # written, never applied: nothing to revert
+    assert (tmp_path / "calc.py").read_text() == fixed and not journal.exists()
+    journal.write_text(diff)
+    assert apply_diff(tmp_path, diff)[0]
+    recover(tmp_path, journal)  # applied: reverted
+    assert (tmp_path / "calc.py").read_text() == fixed and not journal.exists()
