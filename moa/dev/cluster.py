@@ -107,13 +107,13 @@ class Cluster:
         return {c: pid for c, pid in self.pids().items() if is_ours(pid, self.dir)}
 
     # -- lifecycle ------------------------------------------------------------------------
-    def is_up(self) -> bool:
+    def control_plane_up(self) -> bool:
         return (
-            bool(self.pids())
-            and set(self.running()) == set(components.COMPONENTS)
-            and self.apiserver_ready()
-            and (not self.has_real_node or self.node.is_up())
+            bool(self.pids()) and set(self.running()) == set(components.COMPONENTS) and self.apiserver_ready()
         )
+
+    def is_up(self) -> bool:
+        return self.control_plane_up() and (not self.has_real_node or self.node.is_up())
 
     def apiserver_ready(self) -> bool:
         return http_ok(f"https://127.0.0.1:{self.ports()['kube-apiserver']}/readyz", client_context(self.pki))
@@ -137,6 +137,9 @@ class Cluster:
                 say(f"cluster {self.name!r} is already up ({self.kubeconfig})")
                 if images:
                     self.node.import_images(images)
+            elif self.has_real_node and self.control_plane_up():
+                self.node.up(ensure_binaries(["kubectl"], say=say)["kubectl"], images)
+                say(f"real node of cluster {self.name!r} is up in {time.monotonic() - started:.1f} s")
             else:
                 try:
                     self._start(images)

@@ -8,6 +8,7 @@ next real-node test starts the node again (the `node_kubeconfig` fixture).
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -20,7 +21,7 @@ pytestmark = [pytest.mark.cluster, pytest.mark.real_node]
 
 
 def test_down_leaves_no_mounts_chains_links_cgroups_or_processes(
-    node_cluster, node_kubectl: Any, node_namespace: str
+    node_cluster, node_kubectl: Any, node_namespace: str, kubectl_bin: Path
 ) -> None:
     node = node_cluster.node
     saved = (node.dir / "sysctls.json").read_text()
@@ -48,7 +49,11 @@ def test_down_leaves_no_mounts_chains_links_cgroups_or_processes(
     for kind in ("mount", "netns", "process", "iptables", "ip6tables", "link", "cgroup"):
         assert any(item.startswith(kind) for item in during), f"no {kind} while a pod runs: {during}"
 
-    left = node_cluster.down()
+    # What `moa dev cluster down` does first: drain through the API, stop, clean. The control
+    # plane (loopback processes, checked by test_control_plane.py) stays up for the next test.
+    left = node.down(kubectl_bin)
 
     assert left == [] and node.leftovers() == []
+    drained = ("get", "pod", "busy", "-n", node_namespace, "-o", "jsonpath={.metadata.deletionTimestamp}")
+    assert node_kubectl(*drained).stdout  # deleted through the API before the node stopped
     assert host_state.read_sysctls() == yaml.safe_load(saved)  # the JSON file is valid YAML
