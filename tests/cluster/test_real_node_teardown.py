@@ -1,8 +1,8 @@
-"""`moa dev cluster down` with a real node leaves nothing on the host.
+"""Stopping the real node (what `moa dev cluster down` does first) leaves nothing on the host.
 
 A running pod puts everything a node can leave behind in place (a container and its shim,
 overlay and volume mounts, a network namespace, a veth on the bridge, NAT and policy chains,
-pod cgroups, rewritten sysctls); after `down` the leftover check must find none of it. The
+pod cgroups, rewritten sysctls); after the node's `down` the leftover check must find none of it. The
 next real-node test starts the node again (the `node_kubeconfig` fixture).
 """
 
