@@ -20,6 +20,9 @@ import yaml
 from moa.api.gates import check
 from moa.api.stages import STAGE_NAMES, StageSummary
 from moa.dev import fake_pods
+from moa.operator.cache import CachedKube
+from moa.operator.main import WATCHED
+from moa.operator.reconcile import reconcile
 
 pytestmark = pytest.mark.cluster
 
@@ -162,7 +165,7 @@ def workloads(kubectl: Callable[..., Any], ns: str, name: str) -> list[str]:
 
 
 def test_sample_runs_every_stage_to_ready_and_creates_an_adapter(
-    operator: OperatorProcess, training_ns: str, kubectl: Callable[..., Any]
+    operator: OperatorProcess, training_ns: str, kubectl: Callable[..., Any], kube_api: Any
 ) -> None:
     ns = training_ns
     kubectl("apply", "-n", ns, "-f", "-", input=yaml.safe_dump(training("py")))
@@ -183,6 +186,15 @@ def test_sample_runs_every_stage_to_ready_and_creates_an_adapter(
     ).stdout
     reasons = {e["reason"] for e in json.loads(events)["items"]}
     assert {"StageStarted", "AdapterCreated"} <= reasons
+
+    # Reconciling the finished training again, from an informer cache like the operator's, makes
+    # no API request once the process has checked its namespace objects (the first pass).
+    kube = CachedKube(kube_api, WATCHED, with_spec=WATCHED[:2])
+    kube.relist([ns])
+    reconcile(kube, ns, "py")
+    before = kube.thread_requests()
+    outcome = reconcile(kube, ns, "py")
+    assert outcome.idle and kube.thread_requests() == before
     # Sandboxed stages were admitted by Pod Security `restricted` and kept off GPU nodes.
     pods = json.loads(kubectl("get", "pods", "-n", ns, "-l", "moa.dev/sandbox=true", "-o", "json").stdout)[
         "items"
