@@ -140,3 +140,12 @@ def test_job_observation_reads_the_stage_summary_from_the_termination_message() 
     assert failed.state == "gate_failed" and failed.summary is not None and not failed.summary.gates[0].passed
     crash = job.observe(_job([{"type": "Failed", "status": "True"}]), [_pod(137, "OOMKilled")])
     assert crash.state == "failed" and "137" in crash.message and "OOMKilled" in crash.message
+
+
+@pytest.mark.parametrize("kind", ["Job", "PyTorchJob", "TrainJob"])
+def test_a_suspended_workload_is_pending_in_its_queue_never_failed(kind: str) -> None:
+    suspended = _job([{"type": "Suspended", "status": "True", "reason": "JobSuspended"}])
+    attempt = ADAPTERS[kind].observe(suspended, [])
+    assert attempt.state == "pending" and attempt.message.startswith("queued")
+    resumed = _job([{"type": "Suspended", "status": "False", "reason": "JobResumed"}])
+    assert ADAPTERS[kind].observe(resumed, []).state == "running"
