@@ -150,23 +150,9 @@ def namespace_with_artifacts(core: client.CoreV1Api, ns: str) -> None:
     core.create_namespace(
         {"metadata": {"name": ns, "labels": {"pod-security.kubernetes.io/enforce": "restricted"}}}
     )
-    pv = {
-        "metadata": {"name": f"{ns}-artifacts"},
-        "spec": {
-            "capacity": {"storage": "1Ti"},
-            "accessModes": ["ReadWriteMany"],
-            "storageClassName": "manual",
-            "hostPath": {"path": f"/tmp/{ns}"},
-            "claimRef": {"namespace": ns, "name": "artifacts"},
-        },
-    }
+    pv, pvc = fake_pods.artifact_volume(ns)
     core.create_persistent_volume(pv)
-    pvc_spec = {
-        "accessModes": ["ReadWriteMany"],
-        "storageClassName": "manual",
-        "resources": {"requests": {"storage": "1Ti"}},
-    }
-    core.create_namespaced_persistent_volume_claim(ns, {"metadata": {"name": "artifacts"}, "spec": pvc_spec})
+    core.create_namespaced_persistent_volume_claim(ns, pvc)
 
 
 def measure(args: argparse.Namespace, cluster: Cluster, api: client.ApiClient, size: int) -> dict[str, Any]:
