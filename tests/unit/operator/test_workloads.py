@@ -149,3 +149,11 @@ def test_a_suspended_workload_is_pending_in_its_queue_never_failed(kind: str) ->
     assert attempt.state == "pending" and attempt.message.startswith("queued")
     resumed = _job([{"type": "Suspended", "status": "False", "reason": "JobResumed"}])
     assert ADAPTERS[kind].observe(resumed, []).state == "running"
+
+
+def test_trainjob_is_rendered_through_kubeflows_own_model_without_losing_a_field() -> None:
+    from kubeflow_trainer_api.models import TrainerV1alpha1TrainJob
+
+    t = training(backend="trainjob", gpus=2, nodeSelector={"pool": "gpu"})
+    rendered = ADAPTERS["TrainJob"].render(ctx(t, "sft"))
+    assert TrainerV1alpha1TrainJob.from_dict(rendered).to_dict() == rendered  # type: ignore[union-attr]
