@@ -20,26 +20,26 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
-import os
 import re
 import statistics
-import subprocess
-import sys
 import threading
 import time
 import urllib.request
 from pathlib import Path
 from typing import Any
 
-from kubernetes import client, config, watch
+from kubernetes import client, watch
+from operator_bench import (
+    bench_cluster,
+    drop_namespace,
+    start_operator,
+    training,
+    training_namespace,
+    wait_ready,
+)
 
 from moa.api.stages import STAGE_NAMES
-from moa.dev import fake_pods
 from moa.dev.cluster import Cluster
-from moa.dev.k8s_build import ensure_binaries
-from moa.dev.kubectl import apply_crds
-
-REPO = Path(__file__).resolve().parents[1]
 
 
 class PodWatch(threading.Thread):
@@ -80,26 +80,6 @@ class PodWatch(threading.Thread):
         return out
 
 
-def training(name: str, duration: str) -> dict[str, Any]:
-    return {
-        "apiVersion": "moa.dev/v1alpha1",
-        "kind": "AdapterTraining",
-        "metadata": {"name": name},
-        "spec": {
-            "language": "python",
-            "storage": {"claimName": "artifacts"},
-            "data": {"sources": ["pypi:six@1.16.0"]},
-            "resources": {
-                "gpus": 0,
-                "cpu": "100m",
-                "memory": "128Mi",
-                "sandbox": {"cpu": "100m", "memory": "128Mi"},
-                "podAnnotations": {"all": fake_pods.annotations(duration=duration)},
-            },
-        },
-    }
-
-
 def metric(port: int, name: str, **labels: str) -> float:
     """The sum of NAME's samples that carry LABELS, from the operator's Prometheus endpoint."""
     text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
@@ -121,22 +101,6 @@ def peak_rss_mb(pid: int) -> float:
     return float("nan")
 
 
-def wait_ready(
-    custom: client.CustomObjectsApi, ns: str, names: list[str], started: float, timeout: float
-) -> float:
-    pending = set(names)
-    while pending and time.monotonic() - started < timeout:
-        items = custom.list_namespaced_custom_object("moa.dev", "v1alpha1", ns, "adaptertrainings")["items"]
-        for item in items:
-            conds = (item.get("status") or {}).get("conditions") or []
-            if any(c["type"] == "Ready" and c["status"] == "True" for c in conds):
-                pending.discard(item["metadata"]["name"])
-        time.sleep(1)
-    if pending:
-        raise SystemExit(f"{len(pending)} trainings not Ready after {timeout}s")
-    return time.monotonic() - started
-
-
 def pct(values: list[float], q: float) -> float:
     return (
         statistics.quantiles(values, n=100)[int(q) - 1]
@@ -145,27 +109,13 @@ def pct(values: list[float], q: float) -> float:
     )
 
 
-def namespace_with_artifacts(core: client.CoreV1Api, ns: str) -> None:
-    """A restricted namespace with a ReadWriteMany claim `artifacts` bound to a hostPath PV."""
-    core.create_namespace(
-        {"metadata": {"name": ns, "labels": {"pod-security.kubernetes.io/enforce": "restricted"}}}
-    )
-    pv, pvc = fake_pods.artifact_volume(ns)
-    core.create_persistent_volume(pv)
-    core.create_namespaced_persistent_volume_claim(ns, pvc)
-
-
 def measure(args: argparse.Namespace, cluster: Cluster, api: client.ApiClient, size: int) -> dict[str, Any]:
     """One size: a namespace, a fresh operator, SIZE trainings to Ready, then an idle window."""
     core, custom = client.CoreV1Api(api), client.CustomObjectsApi(api)
     ns = f"bench-{size}-{int(time.time())}"
-    namespace_with_artifacts(core, ns)
+    training_namespace(core, ns)
     log = Path(f"/tmp/{ns}-operator.log")
-    op = subprocess.Popen(
-        [sys.executable, "-m", "moa.cli", "operator", "run", "--kubeconfig", str(cluster.kubeconfig), "--namespace", ns,
-         "--liveness-port", "0", "--metrics-port", str(args.metrics_port), "--resync", str(args.resync)],
-        stdout=log.open("wb"), stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )  # fmt: skip
+    op = start_operator(cluster.kubeconfig, ns, args.metrics_port, args.resync, log)
     watcher = PodWatch(core, ns)
     watcher.start()
     names = [f"t-{i:03d}" for i in range(size)]
@@ -187,8 +137,7 @@ def measure(args: argparse.Namespace, cluster: Cluster, api: client.ApiClient, s
         watcher.stop = True
         op.terminate()
         op.wait(timeout=30)
-        core.delete_namespace(ns)
-        core.delete_persistent_volume(f"{ns}-artifacts")
+        drop_namespace(core, ns)
     handoff = watcher.handoffs(names)
     return {
         "trainings": size,
@@ -219,20 +168,11 @@ def main() -> None:
     args = ap.parse_args()
     sizes = [int(n) for n in args.trainings.split(",")]
 
-    cluster = Cluster(args.cluster)
-    started_here = not cluster.is_up()
-    cluster.up()
     rows = []
-    try:
-        kubectl = ensure_binaries(["kubectl"])["kubectl"]
-        apply_crds(kubectl, cluster.kubeconfig, sorted((REPO / "manifests" / "crds").glob("moa.dev_*.yaml")))
-        api = config.new_client_from_config(config_file=str(cluster.kubeconfig))
+    with bench_cluster(args.cluster, args.keep) as (cluster, api):
         for size in sizes:
             rows.append(measure(args, cluster, api, size))
             print(json.dumps(rows[-1]), flush=True)
-    finally:
-        if started_here and not args.keep:
-            cluster.down()
     base = rows[0]
     cols = ["trainings", "seconds_to_all_ready", "handoff_p50_s", "handoff_p95_s", "operator_peak_rss_mb",
             "api_requests_per_training", "api_requests_per_idle_reconcile"]  # fmt: skip

@@ -182,18 +182,10 @@ class Cluster:
         pids: dict[str, int] = {}
         for batch in components.START_BATCHES:  # each batch starts together, then is waited for
             for component in batch:
-                say(f"starting {component}")
-                flags = components.flags(component, self.name, self.dir, ports)
-                pids[component] = spawn([str(binaries[component]), *flags], self.log(component))
+                pids[component] = self._spawn(component, binaries[component], ports)
             self.save_pids(pids)
             for component in batch:
-                url, ctx = components.health(component, ports, self.pki)
-                wait_ready(
-                    component,
-                    pids[component],
-                    lambda url=url, ctx=ctx: http_ok(url, ctx),
-                    self.log(component),
-                )
+                self._wait(component, pids[component], ports)
 
         kubectl = binaries["kubectl"]
         nodes = resources.files("moa.dev.kwok").joinpath("nodes.yaml").read_text()
@@ -247,6 +239,33 @@ class Cluster:
                 "-",
                 input=hooks,
             )
+
+    def _spawn(self, component: str, binary: Path, ports: dict[str, int]) -> int:
+        say(f"starting {component}")
+        return spawn(
+            [str(binary), *components.flags(component, self.name, self.dir, ports)], self.log(component)
+        )
+
+    def _wait(self, component: str, pid: int, ports: dict[str, int]) -> None:
+        url, ctx = components.health(component, ports, self.pki)
+        wait_ready(component, pid, lambda: http_ok(url, ctx), self.log(component))
+
+    def restart(self, component: str) -> float:
+        """Stop one core component and start it again with the same flags, as a crash and a
+        supervisor would (fault drills); returns the seconds until it was healthy again."""
+        if component not in components.COMPONENTS:
+            raise ValueError(
+                f"unknown component {component!r}; expected one of {', '.join(components.COMPONENTS)}"
+            )
+        started = time.monotonic()
+        with self.locked():
+            pids, ports = self.pids(), self.ports()
+            if component in self.running():
+                stop(component, pids[component], self.dir, say)
+            pids[component] = self._spawn(component, ensure_binaries([component], say=say)[component], ports)
+            self.save_pids(pids)
+            self._wait(component, pids[component], ports)
+        return time.monotonic() - started
 
     def down(self) -> list[str]:
         """Stop every component, dependents first (TERM, KILL after 15 s); returns ports still bound."""
