@@ -80,3 +80,16 @@ def test_unknown_addon_is_a_clear_error() -> None:
     assert [a.name for a in addons.resolve(["kueue", "", "jobset"])] == ["kueue", "jobset"]
     with pytest.raises(ValueError, match=r"unknown addon\(s\) kubeflow; known: kueue, jobset"):
         addons.resolve(["kubeflow"])
+
+
+def test_a_cluster_started_before_addons_keeps_its_ports_and_gains_the_addons(tmp_path, monkeypatch) -> None:
+    from moa.dev.cluster import Cluster
+
+    monkeypatch.setenv("MOA_CACHE", str(tmp_path))
+    cluster = Cluster("old")
+    cluster.dir.mkdir(parents=True)
+    (cluster.dir / "ports.json").write_text('{"etcd": 40001, "kube-apiserver": 40002}')
+    ports = cluster.ports()
+    assert ports["etcd"] == 40001 and ports["kube-apiserver"] == 40002
+    assert {"kueue-webhook", "kueue-health", "jobset-webhook", "jobset-health"} <= set(ports)
+    assert cluster.ports() == ports  # chosen once, then kept
