@@ -25,7 +25,8 @@ from pathlib import Path
 from moa.api.records import MutationRecord, SourceRef
 from moa.datagen.sources import fetch
 from moa.datagen.verify import verify
-from moa.languages.python.mutation import VENV, MutmutRunner, base_python, layout, moa_cache
+from moa.languages.python.mutation import VENV, MutmutRunner, base_python, layout
+from moa.languages.tools import cache_dir
 
 
 def sh(cmd: list[str], cwd: Path) -> None:
@@ -48,11 +49,11 @@ def raw(tree: Path, work: Path, runner: MutmutRunner) -> float:
         "install",
         "-q",
         "--cache-dir",
-        str(moa_cache() / "pip"),
+        str(cache_dir() / "pip"),
     ]
     sh([*pip, "pytest", "-e", "."], repo)
     site = f"lib/python{sys.version_info.major}.{sys.version_info.minor}/site-packages"
-    (venv / site / "zz-mutmut.pth").write_text(str(runner.tool_dir / site) + "\n")
+    (venv / site / "zz-mutmut.pth").write_text(str(runner.tool_path() / site) + "\n")
     sources, tests = layout(repo)
     cfg = "\n".join(["[mutmut]", "source_paths=", *(f"    {s}" for s in sources)])
     cfg += "\n" + "\n".join(["pytest_add_cli_args_test_selection=", *(f"    {t}" for t in tests)])

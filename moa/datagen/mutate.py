@@ -29,14 +29,15 @@ from typing import Any
 import click
 
 from moa.api.layout import METRICS
-from moa.api.records import MutationRecord, SourceRef
+from moa.api.records import SUITE_FAILURE, MutationRecord, SourceRef
 from moa.api.stages import StageConfig, StageSummary
 from moa.datagen.dedup import diff_hash
+from moa.datagen.diffcheck import DiffChecker
 from moa.datagen.sources import fetch
 from moa.datagen.verify import Verdict, apply_verdict, find_flaky, recover, verify
 from moa.languages import registry
 from moa.languages.base import MutationRunner
-from moa.languages.tools import cache_dir
+from moa.languages.tools import cache_dir, mutant_timeout
 
 RECORDS = "mutations.jsonl"
 STATS = "stats.json"
@@ -196,8 +197,24 @@ def mutate_source(cfg: MutateConfig, ref: SourceRef) -> dict[str, Any]:
     counts: Counter[str] = Counter(r.status for r in records)
     log(ref, f"{runner.tool}: {len(records)} mutants, " + ", ".join(f"{counts[s]} {s}" for s in STATUSES))
 
-    caught, dups = dedup(r for r in records if r.status == "caught")
-    dropped: Counter[str] = Counter({"duplicate": dups} if dups else {})
+    dropped: Counter[str] = Counter(
+        getattr(runner, "rejected", {})
+    )  # mutants the runner could not make right
+    checker = DiffChecker(repo, plugin.functions)
+    scoped = plugin.functions is not None
+    checked = []
+    for rec in records:
+        if rec.status != "caught":
+            continue
+        problem = checker.problem(rec)
+        if problem:
+            dropped[problem] += 1
+        else:
+            checked.append(rec.model_copy(update={"function_scoped": scoped}))
+    caught, dups = dedup(checked)
+    dropped.update({"duplicate": dups} if dups else {})
+    # A mutant's suite may take a small multiple of the green baseline, not the whole test budget.
+    per_mutant_s = mutant_timeout(getattr(runner, "baseline_s", None), cfg.test_timeout_s)
     caps = Caps(cfg)
     verdicts = {v["diff_hash"]: v for v in _read_lines(work / "verify.cache")}
     kept: list[MutationRecord] = []
@@ -215,7 +232,7 @@ def mutate_source(cfg: MutateConfig, ref: SourceRef) -> dict[str, Any]:
                     reused += 1
                     v = _verdict(cached)
                 else:
-                    v = verify(runner, repo, rec, base.flaky, cfg.test_timeout_s, journal)
+                    v = verify(runner, repo, rec, base.flaky, per_mutant_s, journal)
                     vcache.write(json.dumps({"diff_hash": rec.diff_hash, **asdict(v)}) + "\n")
                     vcache.flush()
                 if not v.kept:
@@ -237,6 +254,8 @@ def mutate_source(cfg: MutateConfig, ref: SourceRef) -> dict[str, Any]:
         total=total,
         kept=len(kept),
         verified=sum(r.verified for r in kept),
+        naming_a_test=sum(any(t.name != SUITE_FAILURE for t in r.failing_tests) for r in kept),
+        function_scoped=sum(r.function_scoped for r in kept),
         verify_reused=reused,
         dropped=dict(dropped),
         operators=dict(Counter(r.operator.split(":")[0] for r in kept)),
@@ -279,7 +298,8 @@ def aggregate(rows: list[dict[str, Any]], seconds: float) -> dict[str, float]:
             m[f"dropped_{reason}"] += n
         m["total"] += row.get("total", 0)
         m["kept"] += row.get("kept", 0)
-        m["verified"] += row.get("verified", 0)
+        for key in ("verified", "naming_a_test", "function_scoped"):
+            m[key] += row.get(key, 0)
         run_s += row.get("seconds", {}).get("run", 0.0)
     metrics: dict[str, float] = {k: float(v) for k, v in m.items()}
     metrics["sources"] = float(len(rows))

@@ -19,8 +19,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from moa.api.records import FailingTest, MutationRecord
+from moa.api.records import SUITE_FAILURE, FailingTest, MutationRecord
 from moa.languages.base import MutationRunner
+from moa.languages.tools import TIMED_OUT
 
 EXCERPT_CHARS = 2000
 
@@ -37,7 +38,8 @@ class Baseline:
 @dataclass
 class Verdict:
     kept: bool
-    reason: str  # "verified" or why it was dropped: patch_failed, tests_pass, only_flaky, revert_not_green
+    # "verified" or why it was dropped: patch_failed, tests_pass, timeout, only_flaky, revert_not_green
+    reason: str
     failing: list[str] = field(default_factory=list)
     excerpt: str = ""
     seconds: float = 0.0
@@ -140,6 +142,8 @@ def verify(
         raise RuntimeError(f"{repo}: reverting the mutation did not restore {record.file} byte for byte")
     if green:
         return Verdict(False, "tests_pass", seconds=time.monotonic() - start)
+    if out.startswith(TIMED_OUT):  # a hang is not a bug a test names: never training data
+        return Verdict(False, "timeout", excerpt=out[-EXCERPT_CHARS:], seconds=time.monotonic() - start)
     failing = failing_tests(runner, out)
     real = [t for t in failing or () if t not in set(flaky)]
     if failing is not None and failing and not real:
@@ -153,12 +157,17 @@ def verify(
 
 
 def apply_verdict(record: MutationRecord, verdict: Verdict) -> MutationRecord:
-    """The record with verification's evidence: the tests that failed, an output excerpt, the time."""
-    excerpt = verdict.excerpt
+    """The record with verification's evidence: the tests that failed, an output excerpt, the time.
+
+    The tests verification saw fail are named; when its output names none, the ones the tool's own
+    report named stay (with their excerpts). Only when neither names a test is it SUITE_FAILURE."""
+    own = {t.name: t.excerpt for t in record.failing_tests if t.name != SUITE_FAILURE}
+    names = verdict.failing or list(own)
     tests = [
-        FailingTest(name=name, excerpt=excerpt if i == 0 else "") for i, name in enumerate(verdict.failing)
+        FailingTest(name=n, excerpt=own.get(n) or (verdict.excerpt if i == 0 else ""))
+        for i, n in enumerate(names)
     ]
     if not tests:
-        tests = [FailingTest(name="(suite)", excerpt=excerpt)]
+        tests = [FailingTest(name=SUITE_FAILURE, excerpt=verdict.excerpt)]
     timings = {**record.timings, "verify_s": round(verdict.seconds, 3)}
     return record.model_copy(update={"verified": True, "failing_tests": tests, "timings": timings})

@@ -1,6 +1,7 @@
 """The Go language plugin."""
 
 from moa.languages.base import Evaluator, LanguagePlugin, MutationRunner
+from moa.languages.go.functions import functions
 from moa.languages.go.sources import SOURCES
 
 
@@ -28,5 +29,6 @@ plugin = LanguagePlugin(
     },
     evaluator=_evaluator,
     mutation_runner=_mutation_runner,
+    functions=functions,
     default_sources=SOURCES,
 )

@@ -30,15 +30,18 @@ from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
-from moa.api.records import FailingTest, MutationRecord, MutationStatus, SourceRef
+from moa.api.records import SUITE_FAILURE, FailingTest, MutationRecord, MutationStatus, SourceRef
 from moa.languages import sandbox
+from moa.languages.base import enclosing
+from moa.languages.go.functions import functions
 from moa.languages.tools import (
+    DiffError,
     RunnerBase,
     ToolError,
     check_call,
     excerpt,
-    file_diff,
     install_once,
+    mutant_diff,
     mutant_timeout,
 )
 
@@ -66,7 +69,6 @@ _ALL_TYPES = ("invert-assignments", "invert-bitwise", "invert-bwassign", "invert
 _ENABLE_ALL = [f"--{flag}" for flag in _ALL_TYPES] + ["--remove-self-assignments"]
 # Longest first, so `<<=` is read as one token and not as `<`.
 _TOKENS = sorted({tok for swaps in SWAPS.values() for tok in swaps}, key=len, reverse=True)
-_FUNC = re.compile(r"^func\s+(?:\(\s*\w*\s*\*?\s*(?P<recv>\w+)[^)]*\)\s*)?(?P<name>\w+)")
 _FAIL = re.compile(r"^\s*--- FAIL: (\S+)", re.MULTILINE)
 _BUILD_FAILED = re.compile(r"\[(build|setup) failed\]|^# \S+\n", re.MULTILINE)
 
@@ -118,9 +120,13 @@ class GoMutationRunner(RunnerBase):
         check_call(["go", "mod", "tidy", "-e"], repo, env, "go mod tidy")
         self._go_test(repo, ["-run", "^$", "./..."], 900.0)
 
-    def baseline(self, repo: Path, timeout_s: float) -> tuple[bool, str]:
-        res = self._go_test(repo, ["./..."], timeout_s)
-        return self.baseline_result(res)
+    def baseline(self, repo: Path, timeout_s: float, exclude_tests: Sequence[str] = ()) -> tuple[bool, str]:
+        res = self._go_test(repo, [*_skip(exclude_tests), "./..."], timeout_s)
+        return self.baseline_result(res, limit=4000)
+
+    def failing_tests(self, output: str) -> list[str]:
+        """The tests `go test` reported as failed (its `--- FAIL: Name` lines), subtests included."""
+        return list(dict.fromkeys(_FAIL.findall(output)))
 
     def run(
         self,
@@ -138,7 +144,7 @@ class GoMutationRunner(RunnerBase):
         mutants = self.find_mutants(repo)[:max_mutations]
         deadline = time.monotonic() + timeout_s
         per_mutant = mutant_timeout(self.baseline_s, timeout_s)
-        skip = ["-skip", "^(" + "|".join(re.escape(t) for t in exclude_tests) + ")$"] if exclude_tests else []
+        skip = _skip(exclude_tests)
         copies = [repo] + [self._copy(repo) for _ in range(max(0, min(self.jobs, len(mutants)) - 1))]
         free: queue.SimpleQueue[Path] = queue.SimpleQueue()
         for copy in copies:
@@ -182,19 +188,24 @@ class GoMutationRunner(RunnerBase):
 
     def _execute(
         self, repo: Path, source: SourceRef, m: Mutant, timeout_s: float, skip: list[str]
-    ) -> MutationRecord:
+    ) -> MutationRecord | None:
         path = repo / m.file
         fixed = path.read_text()
         buggy, operator = apply_mutant(fixed, m)
+        try:
+            diff = mutant_diff(m.file, fixed, buggy)
+        except DiffError:
+            self.rejected["diff_roundtrip"] += 1
+            return None
         record = MutationRecord(
             language="go",
             source=str(source),
             version=source.version,
             file=m.file,
-            function=enclosing_function(fixed, m.line),
+            function=enclosing(functions(m.file, fixed), m.line),
             line=m.line,
             operator=operator,
-            diff=file_diff(m.file, fixed, buggy),
+            diff=diff,
             status="missed",
             tool=self.tool,
         )
@@ -272,12 +283,9 @@ def apply_mutant(text: str, m: Mutant) -> tuple[str, str]:
     return "".join(lines), f"{m.type}: {token} -> {new}"
 
 
-def enclosing_function(text: str, line: int) -> str | None:
-    """The top-level func declared last at or above `line` (`Type.Method` for methods)."""
-    for candidate in reversed(text.splitlines()[:line]):
-        if m := _FUNC.match(candidate):
-            return f"{m['recv']}.{m['name']}" if m["recv"] else m["name"]
-    return None
+def _skip(tests: Sequence[str]) -> list[str]:
+    """`go test` arguments that skip `tests` (flaky, or red at baseline) by exact name."""
+    return ["-skip", "^(" + "|".join(re.escape(t) for t in tests) + ")$"] if tests else []
 
 
 def classify(res: sandbox.Result) -> tuple[MutationStatus, list[FailingTest]]:
@@ -291,5 +299,5 @@ def classify(res: sandbox.Result) -> tuple[MutationStatus, list[FailingTest]]:
     names = list(dict.fromkeys(_FAIL.findall(res.output)))
     text = excerpt(res.output, 1500)
     return "caught", [FailingTest(name=n, excerpt=text) for n in names] or [
-        FailingTest(name="go test", excerpt=text)
+        FailingTest(name=SUITE_FAILURE, excerpt=text)
     ]

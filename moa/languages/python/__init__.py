@@ -1,6 +1,7 @@
 """The Python language plugin."""
 
 from moa.languages.base import Evaluator, LanguagePlugin, MutationRunner
+from moa.languages.python.functions import functions
 from moa.languages.python.sources import DEFAULT_SOURCES
 
 
@@ -28,5 +29,6 @@ plugin = LanguagePlugin(
     },
     evaluator=_evaluator,
     mutation_runner=_mutation_runner,
+    functions=functions,
     default_sources=DEFAULT_SOURCES,
 )

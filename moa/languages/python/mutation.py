@@ -12,22 +12,20 @@ network (pip), baseline/mutation runs without.
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
+import hashlib
 import json
-import os
 import re
 import shutil
-import subprocess
 import sys
 import tokenize
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
+from dataclasses import dataclass
 from io import StringIO
 from pathlib import Path
 
 from moa.api.records import MutationRecord, MutationStatus, SourceRef
 from moa.languages.sandbox import Limits, Result, run
-from moa.languages.tools import cache_dir
+from moa.languages.tools import DiffError, RunnerBase, apply_unified, cache_dir, check_call, install_once
 
 MUTMUT_VERSION = "3.8.1"
 VENV = ".moa-venv"
@@ -70,20 +68,6 @@ _NOT_PACKAGE = {
 # Projects' addopts often name plugins we do not install (--cov=...); the suite runs without them.
 _NO_ADDOPTS = "--override-ini=addopts="
 _FAILED_RE = re.compile(r"^(?:FAILED|ERROR) (\S+?)(?: - .*)?$", re.MULTILINE)
-
-
-moa_cache = cache_dir
-
-
-@contextlib.contextmanager
-def _locked(path: Path) -> Iterator[None]:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
 
 
 def base_python() -> str:
@@ -196,46 +180,33 @@ def first_changed_line(diff: str) -> int | None:
     return None
 
 
-class MutmutRunner:
+@dataclass
+class MutmutRunner(RunnerBase):
     """`MutationRunner` for Python: mutmut 3 + pytest."""
 
-    tool = "mutmut"
+    tool: str = f"mutmut@{MUTMUT_VERSION}"
 
-    def __init__(self, jobs: int | None = None) -> None:
-        self.jobs = jobs or os.cpu_count() or 2
+    def tool_path(self) -> Path:
+        """The mutmut tool venv, built on first use. Only ever run as `venv/bin/python -m ...`
+        (never through its scripts), so building it in a temporary folder and renaming it works."""
 
-    # -- tool -------------------------------------------------------------------------------
-
-    @property
-    def tool_dir(self) -> Path:
-        return moa_cache() / "tools" / "mutmut" / f"{MUTMUT_VERSION}-{_PY}"
-
-    def ensure_tool(self) -> None:
-        done = self.tool_dir / ".installed"
-        if done.is_file():
-            return
-        with _locked(self.tool_dir.parent / f"{self.tool_dir.name}.lock"):
-            if done.is_file():
-                return
-            # A venv is not relocatable, so it is built at its final path; `.installed` marks it complete.
-            shutil.rmtree(self.tool_dir, ignore_errors=True)
-            self._host([base_python(), "-m", "venv", str(self.tool_dir)], "create the mutmut tool venv")
+        def install(folder: Path) -> None:
+            check_call([base_python(), "-m", "venv", str(folder)], folder, what="python -m venv")
             pip = [
-                str(self.tool_dir / "bin" / "python"),
+                str(folder / "bin" / "python"),
                 "-m",
                 "pip",
                 "install",
                 "-q",
                 "--disable-pip-version-check",
             ]
-            self._host([*pip, f"mutmut=={MUTMUT_VERSION}"], f"install mutmut {MUTMUT_VERSION}")
-            done.write_text(MUTMUT_VERSION + "\n")
+            check_call(
+                [*pip, f"mutmut=={MUTMUT_VERSION}"], folder, what=f"pip install mutmut {MUTMUT_VERSION}"
+            )
 
-    @staticmethod
-    def _host(cmd: Sequence[str], what: str) -> None:
-        proc = subprocess.run(cmd, capture_output=True, text=True)
-        if proc.returncode != 0:
-            raise RuntimeError(f"could not {what}: {(proc.stdout + proc.stderr).strip()[-800:]}")
+        return install_once(
+            f"mutmut-{MUTMUT_VERSION}-{_PY}", lambda d: (self._site_packages(d) / "mutmut").is_dir(), install
+        )
 
     def _site_packages(self, venv: Path) -> Path:
         return venv / "lib" / _PY / "site-packages"
@@ -245,7 +216,7 @@ class MutmutRunner:
     def prepare(self, repo: Path) -> None:
         """A venv in the tree: the package (editable, so tests see edits to it) with its test extras
         if it declares any (test, tests, testing), and pytest."""
-        self.ensure_tool()
+        tool = self.tool_path()
         repo = repo.resolve()
         venv = repo / VENV
         if (venv / ".prepared").is_file():
@@ -258,8 +229,8 @@ class MutmutRunner:
                 f"{repo}: no tests found (tests/, test/, testing/, test*.py); the source must ship its tests"
             )
         shutil.rmtree(venv, ignore_errors=True)
-        self._host([base_python(), "-m", "venv", str(venv)], f"create a venv in {repo}")
-        pip_cache = moa_cache() / "pip"
+        check_call([base_python(), "-m", "venv", str(venv)], repo, what=f"create a venv in {repo}")
+        pip_cache = cache_dir() / "pip"
         install = [str(venv / "bin" / "python"), "-m", "pip", "install", "-q", "--disable-pip-version-check"]
         res = run(
             [*install, "pytest", "-e", ".[test,tests,testing]"],
@@ -273,9 +244,7 @@ class MutmutRunner:
             raise RuntimeError(
                 f"{repo}: pip install of the package and pytest failed: {res.output.strip()[-800:]}"
             )
-        (self._site_packages(venv) / "zz-moa-mutmut.pth").write_text(
-            str(self._site_packages(self.tool_dir)) + "\n"
-        )
+        (self._site_packages(venv) / "zz-moa-mutmut.pth").write_text(str(self._site_packages(tool)) + "\n")
         (venv / ".prepared").write_text(json.dumps({"sources": sources, "tests": tests}))
 
     def _pytest(self, repo: Path, args: Sequence[str], timeout_s: float) -> Result:
@@ -300,8 +269,7 @@ class MutmutRunner:
         """The suite (or just `only_tests`, ids as pytest prints them) without `exclude_tests`."""
         tests = list(only_tests) or json.loads((repo / VENV / ".prepared").read_text())["tests"]
         res = self._pytest(repo, [*tests, *(a for t in exclude_tests for a in ("--deselect", t))], timeout_s)
-        tail = res.output[-4000:]
-        return res.ok, ("[timed out]\n" + tail if res.timed_out else tail)
+        return self.baseline_result(res, limit=4000)
 
     def failing_tests(self, output: str) -> list[str]:
         """Test ids pytest reported as failed or errored (from its -rfE short summary)."""
@@ -360,6 +328,7 @@ class MutmutRunner:
         if not export.ok:
             raise RuntimeError(f"reading mutmut's results failed on {source}: {export.output[-1500:]}")
         records = []
+        texts: dict[str, str] = {}
         for line in export.output.splitlines():
             if not line.startswith("{"):
                 continue
@@ -367,7 +336,14 @@ class MutmutRunner:
             if picked and row["name"] not in picked:
                 continue
             status = STATUS.get(row["status"])
-            if status is None or "diff" not in row or not row["diff"]:
+            if status is None:
+                continue
+            fixed = texts.setdefault(row["file"], (repo / row["file"]).read_text())
+            if not row.get("diff"):
+                self.rejected["mutant_unreadable" if row.get("error") else "diff_empty"] += 1
+                continue
+            if not _recreates(fixed, row["diff"], row["sha256"]):
+                self.rejected["diff_roundtrip"] += 1
                 continue
             records.append(
                 MutationRecord(
@@ -380,11 +356,20 @@ class MutmutRunner:
                     operator=classify(row["diff"]),
                     diff=row["diff"],
                     status=status,
-                    tool=f"mutmut {MUTMUT_VERSION}",
+                    tool=self.tool,
                     timings={"test_s": round(row["seconds"], 3)} if row.get("seconds") is not None else {},
                 )
             )
         return records
+
+
+def _recreates(fixed: str, diff: str, sha256: str) -> bool:
+    """Whether `diff` applied to `fixed` gives the file mutmut's mutant is (by its hash)."""
+    try:
+        buggy = apply_unified(fixed, diff)
+    except DiffError:
+        return False
+    return hashlib.sha256(buggy.encode()).hexdigest() == sha256
 
 
 def spread(rows: list[dict[str, object]], n: int) -> list[dict[str, object]]:

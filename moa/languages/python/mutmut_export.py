@@ -14,7 +14,9 @@ one process, without touching the source tree. It imports mutmut, so it never ru
 # mypy: disable-error-code="import-not-found,no-any-return"
 from __future__ import annotations
 
+import ast
 import difflib
+import hashlib
 import json
 import sys
 from pathlib import Path
@@ -22,7 +24,6 @@ from pathlib import Path
 import libcst as cst
 from mutmut.mutation.data import SourceFileMutationData
 from mutmut.mutation.diff_apply import (
-    find_top_level_function_or_method,
     read_functions_from_index,
     read_mutant_function,
     read_mutants_module,
@@ -32,45 +33,62 @@ from mutmut.utils.file_utils import walk_mutatable_files
 from mutmut.utils.format_utils import orig_function_and_class_names_from_key
 
 
-def _block(lines: list[str], code: list[str]) -> tuple[int, str] | None:
-    """Where the (unindented) function `code` sits in the file `lines`: (first line, indent)."""
-    first = code[0]
-    for k, line in enumerate(lines):
-        if not first or not line.endswith(first) or line.strip() != first.strip():
-            continue
-        indent = line[: len(line) - len(first)]
-        window = lines[k : k + len(code)]
-        if len(window) == len(code) and all(
-            f in (indent + c, c) or (not c and not f.strip()) for f, c in zip(window, code, strict=True)
-        ):
-            return k, indent
-    return None
+def _original(orig: cst.Module, function: str, cls: str | None) -> cst.FunctionDef | None:
+    """The function `function` of class `cls` (module level when None). mutmut's own lookup
+    ignores the class and finds a parent's method when a subclass overrides it by name."""
+    body = orig.body
+    if cls:
+        owner = [n for n in body if isinstance(n, cst.ClassDef) and n.name.value == cls]
+        body = owner[-1].body.body if owner else []
+    found = [n for n in body if isinstance(n, cst.FunctionDef) and n.name.value == function]
+    return found[-1] if found else None  # a later definition replaces an earlier one, as in Python
+
+
+def _start(text: str, function: str, cls: str | None) -> int | None:
+    """0-based line where that function starts (its first decorator), from `ast`."""
+    body = ast.parse(text).body
+    if cls:
+        owner = [n for n in body if isinstance(n, ast.ClassDef) and n.name == cls]
+        body = owner[-1].body if owner else []
+    found = [n for n in body if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef) and n.name == function]
+    if not found:
+        return None
+    return min([found[-1].lineno] + [d.lineno for d in found[-1].decorator_list]) - 1
 
 
 def mutated_source(orig: cst.Module, text: str, path: Path, name: str) -> str:
-    """The file with mutant `name` applied. A textual splice of the changed lines into the function's
-    block (fast: libcst's deep_replace walks the whole module per mutant); deep_replace when the
-    function cannot be located textually."""
-    function, _ = orig_function_and_class_names_from_key(name)
-    original = find_top_level_function_or_method(orig, function)
+    """The file with mutant `name` applied: the changed lines spliced into that function's own
+    block, found by class and name (fast: libcst's deep_replace walks the whole module per
+    mutant); deep_replace of that same node when its text is not where `ast` says."""
+    function, cls = orig_function_and_class_names_from_key(name)
+    original = _original(orig, function, cls)
     if original is None:
-        raise LookupError(f"{path}: function {function} of {name} not found")
+        raise LookupError(f"{path}: function {cls + '.' if cls else ''}{function} of {name} not found")
     pair = read_functions_from_index(name, path)
     mutant = pair[1] if pair is not None else read_mutant_function(read_mutants_module(path), name)
-    mutant = mutant.with_changes(name=cst.Name(function))
-    old = cst.Module([original]).code.splitlines(keepends=True)
-    new = cst.Module([mutant]).code.splitlines(keepends=True)
+    mutant = mutant.with_changes(name=cst.Name(function), leading_lines=original.leading_lines)
+    bare = original.with_changes(leading_lines=())
+    old = cst.Module([bare]).code.splitlines(keepends=True)
+    new = cst.Module([mutant.with_changes(leading_lines=())]).code.splitlines(keepends=True)
     lines = text.splitlines(keepends=True)
-    where = _block(lines, old)
-    if where is None:
+    start = _start(text, function, cls)
+    indent = lines[start][: len(lines[start]) - len(lines[start].lstrip())] if start is not None else ""
+    window = lines[start : start + len(old)] if start is not None else []
+    # Lines inside multi-line strings keep their own indentation in libcst's code: either form.
+    if (
+        start is None
+        or len(window) != len(old)
+        or not all(
+            f in (indent + c, c) or not (f.strip() or c.strip()) for f, c in zip(window, old, strict=True)
+        )
+    ):
         return orig.deep_replace(original, mutant).code
-    start, indent = where
     out = lines[:start]
     for op, i1, i2, j1, j2 in difflib.SequenceMatcher(None, old, new, autojunk=False).get_opcodes():
         if op == "equal":
-            out += lines[start + i1 : start + i2]
+            out += window[i1:i2]
         else:
-            pad = indent if lines[start + min(i1, len(old) - 1)].startswith(indent) else ""
+            pad = indent if window[min(i1, len(old) - 1)].startswith(indent) else ""
             out += [pad + x if x.strip() else x for x in new[j1:j2]]
     return "".join(out + lines[start + len(old) :])
 
@@ -121,6 +139,8 @@ def main() -> None:
                     text.splitlines(keepends=True), buggy.splitlines(keepends=True), f"a/{path}", f"b/{path}"
                 )
                 row["diff"] = "".join(diff)
+                # The runner re-applies the diff to the file and compares: byte for byte or dropped.
+                row["sha256"] = hashlib.sha256(buggy.encode()).hexdigest()
             sys.stdout.write(json.dumps(row) + "\n")
 
 

@@ -1,6 +1,7 @@
 """The Rust language plugin."""
 
 from moa.languages.base import Evaluator, LanguagePlugin, MutationRunner
+from moa.languages.rust.functions import functions
 from moa.languages.rust.sources import SOURCES
 
 
@@ -29,5 +30,6 @@ plugin = LanguagePlugin(
     },
     evaluator=_evaluator,
     mutation_runner=_mutation_runner,
+    functions=functions,
     default_sources=SOURCES,
 )

@@ -28,23 +28,27 @@ import subprocess
 import tempfile
 import time
 import tomllib
+from collections import Counter
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from moa.api.records import FailingTest, MutationRecord, MutationStatus, SourceRef
+from moa.api.records import SUITE_FAILURE, FailingTest, MutationRecord, MutationStatus, SourceRef
 from moa.languages import sandbox
+from moa.languages.base import enclosing
+from moa.languages.rust.functions import functions
 from moa.languages.tools import (
+    DiffError,
     RunnerBase,
     ToolError,
     cache_dir,
     check_call,
     excerpt,
-    file_diff,
     install_once,
     locked,
+    mutant_diff,
     mutant_timeout,
     replace_span,
 )
@@ -106,9 +110,14 @@ class RustMutationRunner(RunnerBase):
         if not res.ok:
             raise ToolError(f"the tests of {repo.name} do not build standalone:\n{excerpt(res.output)}")
 
-    def baseline(self, repo: Path, timeout_s: float) -> tuple[bool, str]:
-        res = self._cargo(repo, ["test", "--offline"], timeout_s, target=True)
-        return self.baseline_result(res)
+    def baseline(self, repo: Path, timeout_s: float, exclude_tests: Sequence[str] = ()) -> tuple[bool, str]:
+        skip = ["--", "--exact", *(a for t in exclude_tests for a in ("--skip", t))] if exclude_tests else []
+        res = self._cargo(repo, ["test", "--offline", *skip], timeout_s, target=True)
+        return self.baseline_result(res, limit=4000)
+
+    def failing_tests(self, output: str) -> list[str]:
+        """The tests libtest reported FAILED (`test NAME ... FAILED`)."""
+        return [t.name for t in log_failures(output) if t.name != SUITE_FAILURE]
 
     def list_mutants(self, repo: Path) -> list[dict[str, Any]]:
         res = self._cargo(
@@ -174,7 +183,7 @@ class RustMutationRunner(RunnerBase):
 
             with ThreadPoolExecutor(max_workers=shards) as pool:
                 outcomes = [o for part in pool.map(shard, range(shards)) for o in part]
-        return normalise(outcomes, repo, source, self.tool)
+        return normalise(outcomes, repo, source, self.tool, self.rejected)
 
     # ------------------------------------------------------------------ internals
 
@@ -217,9 +226,10 @@ def target_dir(repo: Path) -> Path:
 
 
 def normalise(
-    outcomes: list[dict[str, Any]], repo: Path, source: SourceRef, tool: str
+    outcomes: list[dict[str, Any]], repo: Path, source: SourceRef, tool: str, rejected: Counter[str]
 ) -> list[MutationRecord]:
-    """cargo-mutants' outcomes (outcomes.json entries, plus `log_text`) into records, in file order."""
+    """cargo-mutants' outcomes (outcomes.json entries, plus `log_text`) into records, in file order;
+    a mutant whose diff cannot be made right is counted in `rejected` instead."""
     texts: dict[str, str] = {}
     records = []
     for o in outcomes:
@@ -238,22 +248,28 @@ def normalise(
             span["end"]["column"],
             mutant["replacement"],
         )
-        function = (mutant.get("function") or {}).get("function_name")
+        try:
+            diff = mutant_diff(path, fixed, buggy)
+        except DiffError:
+            rejected["diff_roundtrip"] += 1
+            continue
+        # cargo-mutants' own name for the function, only to cut it off the operator label.
+        tool_function = (mutant.get("function") or {}).get("function_name")
         operator = mutant["name"].split(": ", 1)[-1]
-        if function and operator.endswith(f" in {function}"):
-            operator = operator[: -len(f" in {function}")]
+        if tool_function and operator.endswith(f" in {tool_function}"):
+            operator = operator[: -len(f" in {tool_function}")]
         records.append(
             MutationRecord(
                 language="rust",
                 source=str(source),
                 version=source.version,
                 file=path,
-                function=function,
+                function=enclosing(functions(path, fixed), span["start"]["line"]),
                 line=span["start"]["line"],
                 operator=f"{mutant['genre']}: {operator}",
-                diff=file_diff(path, fixed, buggy),
+                diff=diff,
                 status=status,
-                failing_tests=failing_tests(o.get("log_text", "")) if status == "caught" else [],
+                failing_tests=log_failures(o.get("log_text", "")) if status == "caught" else [],
                 tool=tool,
                 timings={
                     f"{p['phase'].lower()}_s": round(p["duration"], 3) for p in o.get("phase_results") or []
@@ -263,10 +279,10 @@ def normalise(
     return sorted(records, key=lambda r: (r.file, r.line or 0, r.operator))
 
 
-def failing_tests(log: str) -> list[FailingTest]:
+def log_failures(log: str) -> list[FailingTest]:
     """The tests libtest reported FAILED, each with its captured output (panic message)."""
     blocks = {name: excerpt(body, 1500) for name, body in _TEST_BLOCK.findall(log)}
     names = list(dict.fromkeys(_FAILED.findall(log))) or list(blocks)
     if not names:  # e.g. a doctest or a test binary that crashed: keep the log's end
-        return [FailingTest(name="cargo test", excerpt=excerpt(log, 1500))]
+        return [FailingTest(name=SUITE_FAILURE, excerpt=excerpt(log, 1500))]
     return [FailingTest(name=n, excerpt=blocks.get(n, "")) for n in names]

@@ -1,6 +1,7 @@
 """The TypeScript language plugin."""
 
 from moa.languages.base import Evaluator, LanguagePlugin, MutationRunner
+from moa.languages.typescript.functions import functions
 from moa.languages.typescript.sources import SOURCES
 
 
@@ -28,5 +29,6 @@ plugin = LanguagePlugin(
     },
     evaluator=_evaluator,
     mutation_runner=_mutation_runner,
+    functions=functions,
     default_sources=SOURCES,
 )

@@ -22,6 +22,7 @@ import json
 import re
 import shutil
 import tempfile
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,16 +30,19 @@ from typing import Any
 
 from moa.api.records import FailingTest, MutationRecord, MutationStatus, SourceRef
 from moa.languages import sandbox
+from moa.languages.base import enclosing
 from moa.languages.tools import (
+    DiffError,
     RunnerBase,
     ToolError,
     check_call,
     excerpt,
-    file_diff,
     install_once,
+    mutant_diff,
     mutant_timeout,
     replace_span,
 )
+from moa.languages.typescript.functions import functions
 
 TOOL_PACKAGES = {
     "@stryker-mutator/core": "9.6.1",
@@ -62,14 +66,7 @@ DEFAULT_MUTATE = [
 _VITEST_CONFIG = ".moa-vitest.config.mjs"
 _STRYKER_CONFIG = ".moa-stryker.json"
 _JEST_COMPAT = ".moa-jest-compat.mjs"
-_FUNC_PATTERNS = [
-    re.compile(r"\bfunction\s*\*?\s*(\w+)\s*[<(]"),
-    re.compile(r"\b(?:const|let|var)\s+(\w+)\s*(?::[^=]+)?=\s*(?:async\s*)?(?:function\b|\(|\w+\s*=>|<)"),
-    re.compile(
-        r"^\s*(?:(?:public|private|protected|static|async|readonly|get|set)\s+)*(\w+)\s*\([^;]*\)\s*(?::[^{;]*)?\{\s*$"
-    ),
-]
-_NOT_FUNCS = {"if", "for", "while", "switch", "catch", "return", "function"}
+_VITEST_FAIL = re.compile(r"^\s*FAIL\s+\S+ > (.+?)\s*$", re.MULTILINE)
 
 
 def _tool_ready(folder: Path) -> bool:
@@ -121,8 +118,9 @@ class TypeScriptMutationRunner(RunnerBase):
             (repo / _VITEST_CONFIG).write_text(vitest_config(manifest))
             (repo / _JEST_COMPAT).write_text("import { vi } from 'vitest';\nglobalThis.jest = vi;\n")
 
-    def baseline(self, repo: Path, timeout_s: float) -> tuple[bool, str]:
+    def baseline(self, repo: Path, timeout_s: float, exclude_tests: Sequence[str] = ()) -> tuple[bool, str]:
         tool = self.tool_path()
+        _exclude(repo, exclude_tests)
         vitest = tool / "node_modules" / "vitest" / "vitest.mjs"
         cmd = [
             "node",
@@ -133,7 +131,12 @@ class TypeScriptMutationRunner(RunnerBase):
         res = sandbox.run(
             cmd, repo, env={"CI": "1", "NO_COLOR": "1"}, limits=sandbox.Limits(timeout_s=timeout_s)
         )
-        return self.baseline_result(res)
+        return self.baseline_result(res, limit=4000)
+
+    def failing_tests(self, output: str) -> list[str]:
+        """Full names ("describe test", as Stryker and `testNamePattern` name them) of the tests
+        Vitest's report lists as `FAIL  file > describe > test`."""
+        return list(dict.fromkeys(" ".join(m.split(" > ")) for m in _VITEST_FAIL.findall(output)))
 
     def run(
         self,
@@ -149,13 +152,7 @@ class TypeScriptMutationRunner(RunnerBase):
         `exclude_tests` (full Vitest names, "describe test") are left out by a name pattern.
         """
         tool = self.tool_path()
-        if exclude_tests:
-            if not (repo / _VITEST_CONFIG).is_file():
-                raise ToolError(
-                    f"{repo} brings its own Vitest config: cannot exclude flaky tests {exclude_tests}"
-                )
-            manifest = _manifest(repo)
-            (repo / _VITEST_CONFIG).write_text(vitest_config(manifest, exclude_tests))
+        _exclude(repo, exclude_tests)
         with tempfile.TemporaryDirectory(prefix="moa-stryker-") as out_dir:
             report_path = Path(out_dir) / "mutation.json"
             config: dict[str, Any] = {
@@ -190,17 +187,21 @@ class TypeScriptMutationRunner(RunnerBase):
                     f"stryker wrote no report in {repo} (exit {res.returncode}):\n{excerpt(res.output)}"
                 )
             report = json.loads(report_path.read_text())
-        return normalise(report, source, self.tool)[:max_mutations]
+        return normalise(report, source, self.tool, self.rejected)[:max_mutations]
 
 
-def normalise(report: dict[str, Any], source: SourceRef, tool: str) -> list[MutationRecord]:
-    """A mutation-testing-report-schema document (Stryker's mutation.json) into records."""
+def normalise(
+    report: dict[str, Any], source: SourceRef, tool: str, rejected: Counter[str]
+) -> list[MutationRecord]:
+    """A mutation-testing-report-schema document (Stryker's mutation.json) into records; a mutant
+    whose diff cannot be made right is counted in `rejected` instead."""
     tests = {
         t["id"]: t.get("name", t["id"]) for f in (report.get("testFiles") or {}).values() for t in f["tests"]
     }
     records = []
     for path, entry in sorted(report["files"].items()):
         fixed = entry["source"]
+        spans = functions(path, fixed)
         for m in sorted(
             entry["mutants"], key=lambda m: (m["location"]["start"]["line"], m["location"]["start"]["column"])
         ):
@@ -211,6 +212,11 @@ def normalise(report: dict[str, Any], source: SourceRef, tool: str) -> list[Muta
             buggy = replace_span(
                 fixed, start["line"], start["column"], end["line"], end["column"], m["replacement"]
             )
+            try:
+                diff = mutant_diff(path, fixed, buggy)
+            except DiffError:
+                rejected["diff_roundtrip"] += 1
+                continue
             killers = [tests.get(t, t) for t in m.get("killedBy") or []]
             reason = excerpt(m.get("statusReason") or "", 1500)
             records.append(
@@ -219,10 +225,10 @@ def normalise(report: dict[str, Any], source: SourceRef, tool: str) -> list[Muta
                     source=str(source),
                     version=source.version,
                     file=path,
-                    function=enclosing_function(fixed, start["line"]),
+                    function=enclosing(spans, start["line"]),
                     line=start["line"],
                     operator=f"{m['mutatorName']}: {m['replacement']}"[:200],
-                    diff=file_diff(path, fixed, buggy),
+                    diff=diff,
                     status=status,
                     failing_tests=[FailingTest(name=k, excerpt=reason) for k in killers]
                     if status == "caught"
@@ -232,15 +238,6 @@ def normalise(report: dict[str, Any], source: SourceRef, tool: str) -> list[Muta
                 )
             )
     return records
-
-
-def enclosing_function(text: str, line: int) -> str | None:
-    """The nearest function-like declaration at or above `line` (a heuristic, not a parser)."""
-    for candidate in reversed(text.splitlines()[:line]):
-        for pattern in _FUNC_PATTERNS:
-            if (m := pattern.search(candidate)) and m[1] not in _NOT_FUNCS:
-                return m[1]
-    return None
 
 
 def vitest_config(manifest: dict[str, Any], exclude_tests: Sequence[str] = ()) -> str:
@@ -273,6 +270,15 @@ export default defineConfig({{
   }},
 }});
 """
+
+
+def _exclude(repo: Path, tests: Sequence[str]) -> None:
+    """Leave `tests` (flaky, or red at baseline) out of every later Vitest run of `repo`."""
+    if not tests:
+        return
+    if not (repo / _VITEST_CONFIG).is_file():
+        raise ToolError(f"{repo} brings its own Vitest config: cannot exclude tests {list(tests)}")
+    (repo / _VITEST_CONFIG).write_text(vitest_config(_manifest(repo), tests))
 
 
 def _js_target(target: str) -> str:

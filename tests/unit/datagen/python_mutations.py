@@ -20,6 +20,19 @@ from click.testing import Result as CliResult
 from moa.api.records import MutationRecord, SourceRef
 from moa.datagen.sources import fetch
 
+
+def local_package(root: Path, name: str, files: dict[str, str]) -> Path:
+    """A pip-installable package `name` at `root` (a `path:` source) holding `files`."""
+    for rel, text in files.items():
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_text(text)
+    (root / "pyproject.toml").write_text(
+        '[build-system]\nrequires = ["setuptools>=61"]\nbuild-backend = "setuptools.build_meta"\n\n'
+        f'[project]\nname = "{name}"\nversion = "0.1"\n'
+    )
+    return root
+
+
 # (source, file, function, fixed line, buggy line, operator)
 MUTANTS = (
     (

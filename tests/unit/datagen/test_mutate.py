@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 import pytest
+from python_mutations import local_package
 
 from moa.api.records import MutationRecord
 from moa.datagen.dedup import diff_hash
@@ -77,16 +78,8 @@ FLAKY_ID = "tests/test_flaky.py::test_flaky_greet"
 
 
 def tiny_package(root: Path) -> Path:
-    (root / "calc").mkdir(parents=True)
-    (root / "tests").mkdir()
-    (root / "pyproject.toml").write_text(
-        '[build-system]\nrequires = ["setuptools>=61"]\nbuild-backend = "setuptools.build_meta"\n\n'
-        '[project]\nname = "calc"\nversion = "0.1"\n'
-    )
-    (root / "calc" / "__init__.py").write_text(CALC)
-    (root / "tests" / "test_calc.py").write_text(TESTS)
-    (root / "tests" / "test_flaky.py").write_text(FLAKY)
-    return root
+    files = {"calc/__init__.py": CALC, "tests/test_calc.py": TESTS, "tests/test_flaky.py": FLAKY}
+    return local_package(root, "calc", files)
 
 
 def record(diff: str, function: str = "f", operator: str = "arithmetic:+->-") -> MutationRecord:

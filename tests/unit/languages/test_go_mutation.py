@@ -10,7 +10,9 @@ from mutation_checks import check_records, working_copy
 from moa.api.records import SourceRef
 from moa.datagen.sources import fetch
 from moa.languages import registry
-from moa.languages.go.mutation import GoMutationRunner, Mutant, apply_mutant, enclosing_function
+from moa.languages.base import enclosing
+from moa.languages.go.functions import functions
+from moa.languages.go.mutation import GoMutationRunner, Mutant, apply_mutant
 
 SOURCE = SourceRef.parse("go:github.com/google/uuid@v1.6.0")
 
@@ -52,6 +54,7 @@ def test_run_normalises_real_mutants(repo: Path) -> None:
     assert counts["caught"] >= 3, counts
     caught = next(r for r in records if r.status == "caught")
     assert caught.failing_tests[0].name.startswith("Test") and "FAIL" in caught.failing_tests[0].excerpt
+    assert runner.failing_tests(caught.failing_tests[0].excerpt)[0] == caught.failing_tests[0].name
     assert caught.function and "test_s" in caught.timings
     assert (repo / "dce.go").read_text() == (fetch(SOURCE) / "dce.go").read_text(), (
         "run must restore the tree"
@@ -64,6 +67,6 @@ def test_apply_mutant_swaps_the_token_gremlins_names() -> None:
     assert op == "CONDITIONALS_BOUNDARY: <= -> <" and "return a < b && a != 0" in buggy
     buggy, op = apply_mutant(text, Mutant("p.go", 4, 16, "INVERT_LOGICAL", True))
     assert op == "INVERT_LOGICAL: && -> ||" and "a <= b || a != 0" in buggy
-    assert enclosing_function(text, 4) == "T.Less"
+    assert enclosing(functions("p.go", text), 4) == "T.Less"
     with pytest.raises(Exception, match="no ARITHMETIC_BASE token"):
         apply_mutant(text, Mutant("p.go", 4, 2, "ARITHMETIC_BASE", True))

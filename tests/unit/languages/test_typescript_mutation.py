@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -60,12 +61,24 @@ def test_run_normalises_real_mutants(repo: Path) -> None:
 
 def test_normalise_recorded_report() -> None:
     report = json.loads(FIXTURE.read_text())
-    records = normalise(report, SOURCE, "stryker@9.6.1")
+    rejected: Counter[str] = Counter()
+    records = normalise(report, SOURCE, "stryker@9.6.1", rejected)
+    assert not rejected and records
     by_status = {r.status for r in records}
     assert by_status == {"caught", "missed"}
     caught = next(r for r in records if r.status == "caught")
     assert caught.failing_tests and caught.failing_tests[0].excerpt
     assert "-  let strings" in caught.diff or caught.diff.count("\n-") >= 1
+    assert caught.function == "dedent", caught.function
+
+
+def test_failing_tests_from_vitest_report() -> None:
+    out = (
+        " ✓ src/a.test.ts (2 tests) 3ms\n FAIL  src/index.test.ts > dedent > keeps blank lines\n"
+        "AssertionError: expected 'a' to be 'b'\n FAIL  src/b.test.ts > top level\n"
+    )
+    names = TypeScriptMutationRunner().failing_tests(out)
+    assert names == ["dedent keeps blank lines", "top level"]
 
 
 def test_replace_span_and_jest_config() -> None:
