@@ -19,8 +19,12 @@ from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 from moa.languages import sandbox
+from moa.languages.sampling import stratified
+
+T = TypeVar("T")
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")  # colour codes some test libraries print regardless
 
@@ -197,12 +201,16 @@ def replace_span(text: str, line1: int, col1: int, line2: int, col2: int, replac
 
     Columns count characters (Stryker's and cargo-mutants' convention), not bytes.
     """
+    a, b = span_offsets(text, line1, col1, line2, col2)
+    return text[:a] + replacement + text[b:]
+
+
+def span_offsets(text: str, line1: int, col1: int, line2: int, col2: int) -> tuple[int, int]:
+    """Character offsets in `text` of the span between two 1-based (line, column) positions."""
     offsets = [0]
     for line in text.splitlines(keepends=True):
         offsets.append(offsets[-1] + len(line))
-    a = offsets[line1 - 1] + col1 - 1
-    b = offsets[line2 - 1] + col2 - 1
-    return text[:a] + replacement + text[b:]
+    return offsets[line1 - 1] + col1 - 1, offsets[line2 - 1] + col2 - 1
 
 
 def mutant_timeout(baseline_s: float | None, budget_s: float) -> float:
@@ -223,6 +231,17 @@ class RunnerBase:
     baseline_s: float | None = None  # slowest green baseline seen; sets the per-mutant timeout
     # Mutants whose record could not be made right (reason -> count): dropped, never guessed.
     rejected: Counter[str] = field(default_factory=Counter)
+    # The bug classes to draw mutants from (moa.languages.sampling), None for all; and the seed.
+    operator_classes: tuple[str, ...] | None = None
+    seed: int = 0
+
+    def draw(self, items: Sequence[T], n: int | None, key: Callable[[T], tuple[str, str, str]]) -> list[T]:
+        """The mutants to run: those of an allowed bug class (key: file, function, class), then a
+        seeded stratified draw of at most `n`; the others are counted as `operator_excluded`."""
+        allowed = [i for i in items if self.operator_classes is None or key(i)[2] in self.operator_classes]
+        if len(allowed) < len(items):
+            self.rejected["operator_excluded"] += len(items) - len(allowed)
+        return stratified(allowed, n, self.seed, key)
 
     def ensure_tool(self) -> None:
         self.tool_path()

@@ -32,7 +32,7 @@ from pathlib import Path
 
 from moa.api.records import SUITE_FAILURE, FailingTest, MutationRecord, MutationStatus, SourceRef
 from moa.languages import sandbox
-from moa.languages.base import enclosing
+from moa.languages.base import FunctionSpan, enclosing
 from moa.languages.go.functions import functions
 from moa.languages.tools import (
     DiffError,
@@ -64,6 +64,20 @@ SWAPS: dict[str, dict[str, str]] = {
     "REMOVE_SELF_ASSIGNMENTS": {
         op: "=" for op in ("+=", "&=", "&^=", "*=", "|=", "/=", "%=", "<<=", ">>=", "-=", "^=")
     },
+}
+# Each mutant type's bug class (moa.languages.sampling): what a spec's operator mix selects.
+CLASSES: dict[str, str] = {
+    "ARITHMETIC_BASE": "arithmetic",
+    "CONDITIONALS_BOUNDARY": "boundary",
+    "CONDITIONALS_NEGATION": "comparison",
+    "INCREMENT_DECREMENT": "arithmetic",
+    "INVERT_ASSIGNMENTS": "arithmetic",
+    "INVERT_BITWISE": "arithmetic",
+    "INVERT_BWASSIGN": "arithmetic",
+    "INVERT_LOGICAL": "boolean",
+    "INVERT_LOOPCTRL": "other",
+    "INVERT_NEGATIVES": "arithmetic",
+    "REMOVE_SELF_ASSIGNMENTS": "arithmetic",
 }
 _ALL_TYPES = ("invert-assignments", "invert-bitwise", "invert-bwassign", "invert-logical", "invert-loopctrl")
 _ENABLE_ALL = [f"--{flag}" for flag in _ALL_TYPES] + ["--remove-self-assignments"]
@@ -136,12 +150,19 @@ class GoMutationRunner(RunnerBase):
         timeout_s: float,
         exclude_tests: Sequence[str] = (),
     ) -> list[MutationRecord]:
-        """The first `max_mutations` mutants of the module (all when None).
+        """`max_mutations` mutants of the module (all when None), drawn by `self.draw`.
 
         `timeout_s` is the budget of the whole run; each mutant's `go test` gets
         `mutant_timeout(baseline)`. `exclude_tests` (flaky tests) are skipped with `-skip`.
         """
-        mutants = self.find_mutants(repo)[:max_mutations]
+        spans: dict[str, list[FunctionSpan]] = {}
+
+        def key(m: Mutant) -> tuple[str, str, str]:
+            if m.file not in spans:
+                spans[m.file] = functions(m.file, (repo / m.file).read_text())
+            return m.file, enclosing(spans[m.file], m.line) or "", CLASSES.get(m.type, "other")
+
+        mutants = self.draw(self.find_mutants(repo), max_mutations, key)
         deadline = time.monotonic() + timeout_s
         per_mutant = mutant_timeout(self.baseline_s, timeout_s)
         skip = _skip(exclude_tests)
@@ -205,6 +226,7 @@ class GoMutationRunner(RunnerBase):
             function=enclosing(functions(m.file, fixed), m.line),
             line=m.line,
             operator=operator,
+            operator_class=CLASSES.get(m.type, "other"),
             diff=diff,
             status="missed",
             tool=self.tool,

@@ -24,6 +24,7 @@ from io import StringIO
 from pathlib import Path
 
 from moa.api.records import MutationRecord, MutationStatus, SourceRef
+from moa.languages.sampling import operator_swap_class
 from moa.languages.sandbox import Limits, Result, run
 from moa.languages.tools import DiffError, RunnerBase, apply_unified, cache_dir, check_call, install_once
 
@@ -67,6 +68,7 @@ _NOT_PACKAGE = {
 }
 # Projects' addopts often name plugins we do not install (--cov=...); the suite runs without them.
 _NO_ADDOPTS = "--override-ini=addopts="
+_PASSED_RE = re.compile(r"(\d+) passed")
 _FAILED_RE = re.compile(r"^(?:FAILED|ERROR) (\S+?)(?: - .*)?$", re.MULTILINE)
 
 
@@ -164,6 +166,32 @@ def _tokens(code: str) -> list[tuple[int, str]]:
     except (tokenize.TokenError, IndentationError, SyntaxError):
         pass
     return out
+
+
+# classify()'s operator -> bug class (moa.languages.sampling); comparisons are split below.
+_CLASSES = {
+    "arithmetic": "arithmetic",
+    "boolean": "boolean",
+    "bool": "boolean",
+    "number": "constant",
+    "string": "sentinel",  # mutmut's 'XXtextXX'
+    "none": "stub",  # a value replaced by None
+    "removal": "variable",  # an argument or operand dropped
+    "name": "variable",
+    "keyword": "other",
+    "other": "other",
+}
+
+
+def bug_class(diff: str) -> str:
+    """The bug class of a fixed -> buggy diff (its `classify` operator, mapped)."""
+    kind, _, change = classify(diff).partition(":")
+    if kind == "comparison":
+        old, _, new = change.partition("->")
+        return operator_swap_class(old, new) if old and new else "comparison"
+    if kind == "assignment":
+        return "variable" if "=" in (change.split("->")[0], change.split("->")[-1]) else "arithmetic"
+    return _CLASSES.get(kind, "other")
 
 
 def first_changed_line(diff: str) -> int | None:
@@ -275,6 +303,11 @@ class MutmutRunner(RunnerBase):
         """Test ids pytest reported as failed or errored (from its -rfE short summary)."""
         return sorted(set(_FAILED_RE.findall(output)))
 
+    def passed_tests(self, output: str) -> int | None:
+        """How many tests passed, from pytest's last summary line (`12 passed, 2 deselected in 0.3s`)."""
+        counts = _PASSED_RE.findall(output)
+        return int(counts[-1]) if counts else None
+
     def _write_config(self, repo: Path, exclude_tests: Sequence[str]) -> None:
         """mutmut reads [tool.mutmut] from pyproject.toml, else [mutmut] from setup.cfg."""
         meta = json.loads((repo / VENV / ".prepared").read_text())
@@ -296,14 +329,14 @@ class MutmutRunner(RunnerBase):
         timeout_s: float,
         exclude_tests: Sequence[str] = (),
     ) -> list[MutationRecord]:
-        """`mutmut run` on all mutants, or on `max_mutations` of them spread round-robin over the
-        functions; resumable either way (mutmut keeps verdicts in mutants/*.meta)."""
+        """`mutmut run` on all mutants, or on `max_mutations` of them drawn by `self.draw`;
+        resumable either way (mutmut keeps verdicts in mutants/*.meta)."""
         repo = repo.resolve()
         py = str(repo / VENV / "bin" / "python")
         self._write_config(repo, exclude_tests)
         names: list[str] = []
-        picked: set[str] = set()
-        if max_mutations is not None:
+        picked: set[str] | None = None  # None: every mutant
+        if max_mutations is not None or self.operator_classes is not None:
             listed = run(
                 [py, "-W", "ignore", str(_EXPORT), "names"], repo, limits=Limits(timeout_s=timeout_s)
             )
@@ -312,10 +345,13 @@ class MutmutRunner(RunnerBase):
                     f"generating mutants failed on {source}: {_strip_spinner(listed.output)[-1500:]}"
                 )
             rows = [json.loads(line) for line in listed.output.splitlines() if line.startswith("{")]
-            chosen = spread(rows, max_mutations)
+            rows = [r for r in rows if r.get("diff")]  # the unreadable ones are counted after the run
+            chosen = self.draw(
+                rows, max_mutations, lambda r: (r["file"], r["function"], bug_class(r["diff"]))
+            )
             picked = {str(r["name"]) for r in chosen}
             names = [str(r["name"]) for r in chosen if r["exit_code"] is None]
-        if max_mutations is None or names:
+        if picked is None or names:
             cli = "import sys; from mutmut.__main__ import cli; sys.argv[0] = 'mutmut'; sys.exit(cli())"
             cmd = [py, "-c", cli, "run", "--max-children", str(self.jobs), *names]
             res = run(cmd, repo, limits=Limits(timeout_s=timeout_s))
@@ -333,7 +369,7 @@ class MutmutRunner(RunnerBase):
             if not line.startswith("{"):
                 continue
             row = json.loads(line)
-            if picked and row["name"] not in picked:
+            if picked is not None and row["name"] not in picked:
                 continue
             status = STATUS.get(row["status"])
             if status is None:
@@ -354,6 +390,7 @@ class MutmutRunner(RunnerBase):
                     function=row["function"],
                     line=first_changed_line(row["diff"]),
                     operator=classify(row["diff"]),
+                    operator_class=bug_class(row["diff"]),
                     diff=row["diff"],
                     status=status,
                     tool=self.tool,
@@ -370,21 +407,6 @@ def _recreates(fixed: str, diff: str, sha256: str) -> bool:
     except DiffError:
         return False
     return hashlib.sha256(buggy.encode()).hexdigest() == sha256
-
-
-def spread(rows: list[dict[str, object]], n: int) -> list[dict[str, object]]:
-    """Up to `n` rows taken round-robin over their `function`, so a cap spreads over the code."""
-    by_function: dict[object, list[dict[str, object]]] = {}
-    for row in rows:
-        by_function.setdefault(row["function"], []).append(row)
-    queues = list(by_function.values())
-    out: list[dict[str, object]] = []
-    while len(out) < n and queues:
-        for q in queues:
-            if q and len(out) < n:
-                out.append(q.pop(0))
-        queues = [q for q in queues if q]
-    return out
 
 
 def _strip_spinner(text: str) -> str:

@@ -1,8 +1,8 @@
 """Export mutmut 3's results as JSON lines, one per mutant (run by the TARGET repo's venv, cwd = repo).
 
-`python mutmut_export.py names` instead generates the mutants (the first step of `mutmut run`, which
-has no "generate only" command) and prints each mutant's name, function and cached verdict, so the
-runner can pick a subset and pass it to `mutmut run NAME...`.
+`python mutmut_export.py names` first generates the mutants (the first step of `mutmut run`, which
+has no "generate only" command), so the runner can draw a subset from every mutant's row (its diff
+says its bug class) and pass their names to `mutmut run NAME...`.
 
 Why a script and not `mutmut show`: `show` prints a function-level diff and costs one process per
 mutant; the stage needs a file-level unified diff (fixed -> buggy) for every mutant. This uses
@@ -93,7 +93,7 @@ def mutated_source(orig: cst.Module, text: str, path: Path, name: str) -> str:
     return "".join(out + lines[start + len(old) :])
 
 
-def names() -> None:
+def generate() -> None:
     from mutmut.__main__ import create_mutants, store_lines_covered_by_tests
     from mutmut.utils.file_utils import copy_also_copy_files, copy_src_dir, setup_source_paths
 
@@ -103,13 +103,6 @@ def names() -> None:
     setup_source_paths()
     store_lines_covered_by_tests()
     create_mutants(1)
-    for path in walk_mutatable_files():
-        data = SourceFileMutationData(path=path)
-        data.load()
-        for name, code in data.exit_code_by_key.items():
-            function, cls = orig_function_and_class_names_from_key(name)
-            row = {"name": name, "function": f"{path}:{cls}.{function}" if cls else f"{path}:{function}"}
-            sys.stdout.write(json.dumps({**row, "exit_code": code}) + "\n")
 
 
 def main() -> None:
@@ -145,4 +138,6 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    names() if sys.argv[1:] == ["names"] else main()
+    if sys.argv[1:] == ["names"]:
+        generate()
+    main()

@@ -37,8 +37,9 @@ from typing import Any
 
 from moa.api.records import SUITE_FAILURE, FailingTest, MutationRecord, MutationStatus, SourceRef
 from moa.languages import sandbox
-from moa.languages.base import enclosing
+from moa.languages.base import FunctionSpan, enclosing
 from moa.languages.rust.functions import functions
+from moa.languages.sampling import operator_swap_class
 from moa.languages.tools import (
     DiffError,
     RunnerBase,
@@ -61,6 +62,8 @@ STATUS: dict[str, MutationStatus] = {
     "Unviable": "unviable",
 }
 ENV = {"CARGO_NET_OFFLINE": "true", "CARGO_TERM_COLOR": "never", "CARGO_INCREMENTAL": "0"}
+_PASSED = re.compile(r"^test result: \w+\. (\d+) passed", re.MULTILINE)
+_SWAP = re.compile(r"^replace (\S+) with (\S+)$")
 _TEST_BLOCK = re.compile(r"^---- (\S+) stdout ----\n(.*?)(?=^---- |^failures:|\Z)", re.MULTILINE | re.DOTALL)
 _FAILED = re.compile(r"^test (\S+) \.\.\. FAILED", re.MULTILINE)
 _REGEX_META = re.compile(r"([\\.+*?()|\[\]{}^$#&\-~])")
@@ -119,6 +122,11 @@ class RustMutationRunner(RunnerBase):
         """The tests libtest reported FAILED (`test NAME ... FAILED`)."""
         return [t.name for t in log_failures(output) if t.name != SUITE_FAILURE]
 
+    def passed_tests(self, output: str) -> int | None:
+        """Tests passed over every libtest binary (`test result: ok. 12 passed; ...`)."""
+        counts = _PASSED.findall(output)
+        return sum(map(int, counts)) if counts else None
+
     def list_mutants(self, repo: Path) -> list[dict[str, Any]]:
         res = self._cargo(
             repo, [str(self.tool_path()), "mutants", "--list", "--json", "--no-shuffle"], 600, direct=True
@@ -136,12 +144,21 @@ class RustMutationRunner(RunnerBase):
         timeout_s: float,
         exclude_tests: Sequence[str] = (),
     ) -> list[MutationRecord]:
-        """The first `max_mutations` mutants (all when None), tested in `jobs` warm copies.
+        """`max_mutations` mutants (all when None) drawn by `self.draw`, tested in `jobs` warm copies.
 
         `timeout_s` bounds the whole run; each mutant's tests get `mutant_timeout(baseline)`.
         `exclude_tests` (flaky tests) are passed to libtest as `--skip NAME --exact`.
         """
-        mutants = self.list_mutants(repo)
+        listed = self.list_mutants(repo)
+        spans: dict[str, list[FunctionSpan]] = {}
+
+        def key(m: dict[str, Any]) -> tuple[str, str, str]:
+            if m["file"] not in spans:
+                spans[m["file"]] = functions(m["file"], (repo / m["file"]).read_text())
+            line = m["span"]["start"]["line"]
+            return m["file"], enclosing(spans[m["file"]], line) or "", bug_class(m["genre"], _operator(m))
+
+        mutants = self.draw(listed, max_mutations, key)
         if not mutants:
             return []
         per_mutant = mutant_timeout(self.baseline_s, timeout_s)
@@ -149,8 +166,7 @@ class RustMutationRunner(RunnerBase):
         if exclude_tests:
             args += ["--cargo-test-arg=--", "--cargo-test-arg=--exact"]
             args += [f"--cargo-test-arg={a}" for t in exclude_tests for a in ("--skip", t)]
-        if max_mutations is not None and len(mutants) > max_mutations:
-            mutants = mutants[:max_mutations]
+        if len(mutants) < len(listed):
             args += ["--re", "^(" + "|".join(_REGEX_META.sub(r"\\\1", m["name"]) for m in mutants) + ")$"]
         shards = max(1, min(self.jobs, len(mutants)))
         with tempfile.TemporaryDirectory(prefix="moa-cargo-mutants-") as scratch:
@@ -253,11 +269,7 @@ def normalise(
         except DiffError:
             rejected["diff_roundtrip"] += 1
             continue
-        # cargo-mutants' own name for the function, only to cut it off the operator label.
-        tool_function = (mutant.get("function") or {}).get("function_name")
-        operator = mutant["name"].split(": ", 1)[-1]
-        if tool_function and operator.endswith(f" in {tool_function}"):
-            operator = operator[: -len(f" in {tool_function}")]
+        operator = _operator(mutant)
         records.append(
             MutationRecord(
                 language="rust",
@@ -267,6 +279,7 @@ def normalise(
                 function=enclosing(functions(path, fixed), span["start"]["line"]),
                 line=span["start"]["line"],
                 operator=f"{mutant['genre']}: {operator}",
+                operator_class=bug_class(mutant["genre"], operator),
                 diff=diff,
                 status=status,
                 failing_tests=log_failures(o.get("log_text", "")) if status == "caught" else [],
@@ -277,6 +290,33 @@ def normalise(
             )
         )
     return sorted(records, key=lambda r: (r.file, r.line or 0, r.operator))
+
+
+def _operator(mutant: dict[str, Any]) -> str:
+    """cargo-mutants' description of a mutant without its place: `replace == with !=`."""
+    # cargo-mutants' own name for the function is used only to cut it off the label.
+    function = (mutant.get("function") or {}).get("function_name")
+    operator: str = mutant["name"].split(": ", 1)[-1]
+    return (
+        operator[: -len(f" in {function}")] if function and operator.endswith(f" in {function}") else operator
+    )
+
+
+def bug_class(genre: str, operator: str) -> str:
+    """cargo-mutants' genre and operator -> bug class (moa.languages.sampling). Replacing a whole
+    body with a default value is a stub; deleting a match arm drops a block."""
+    if genre == "FnValue":
+        return "stub"
+    if genre == "MatchArm":
+        return "block"
+    if genre == "MatchArmGuard":
+        return "boolean"
+    if genre == "StructField":
+        return "variable"
+    if genre == "UnaryOperator":
+        return "boolean" if "!" in operator else "arithmetic"
+    swap = _SWAP.match(operator)
+    return operator_swap_class(swap[1], swap[2]) if genre == "BinaryOperator" and swap else "other"
 
 
 def log_failures(log: str) -> list[FailingTest]:

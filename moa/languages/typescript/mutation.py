@@ -31,6 +31,7 @@ from typing import Any
 from moa.api.records import FailingTest, MutationRecord, MutationStatus, SourceRef
 from moa.languages import sandbox
 from moa.languages.base import enclosing
+from moa.languages.sampling import operator_swap_class
 from moa.languages.tools import (
     DiffError,
     RunnerBase,
@@ -41,6 +42,7 @@ from moa.languages.tools import (
     mutant_diff,
     mutant_timeout,
     replace_span,
+    span_offsets,
 )
 from moa.languages.typescript.functions import functions
 
@@ -63,9 +65,30 @@ DEFAULT_MUTATE = [
     "!{src,lib}/**/__tests__/**",
     "!{src,lib}/**/*.+(spec|test).*",
 ]
+# Stryker's mutators -> bug class (moa.languages.sampling); EqualityOperator is told apart below.
+MUTATOR_CLASSES: dict[str, str] = {
+    "ArithmeticOperator": "arithmetic",
+    "AssignmentOperator": "arithmetic",
+    "UnaryOperator": "arithmetic",
+    "UpdateOperator": "arithmetic",
+    "EqualityOperator": "comparison",
+    "LogicalOperator": "boolean",
+    "BooleanLiteral": "boolean",
+    "ConditionalExpression": "boolean",
+    "MethodExpression": "call",
+    "OptionalChaining": "other",
+    "Regex": "other",
+    "StringLiteral": "sentinel",
+    "BlockStatement": "block",
+    "ArrayDeclaration": "stub",
+    "ObjectLiteral": "stub",
+    "ArrowFunction": "stub",
+}
+_COMPARISON_OP = re.compile(r"[<>]=?|[!=]==?")
 _VITEST_CONFIG = ".moa-vitest.config.mjs"
 _STRYKER_CONFIG = ".moa-stryker.json"
 _JEST_COMPAT = ".moa-jest-compat.mjs"
+_VITEST_PASSED = re.compile(r"^\s*Tests\s+(?:.*?\|\s*)?(\d+) passed", re.MULTILINE)
 _VITEST_FAIL = re.compile(r"^\s*FAIL\s+\S+ > (.+?)\s*$", re.MULTILINE)
 
 
@@ -138,6 +161,11 @@ class TypeScriptMutationRunner(RunnerBase):
         Vitest's report lists as `FAIL  file > describe > test`."""
         return list(dict.fromkeys(" ".join(m.split(" > ")) for m in _VITEST_FAIL.findall(output)))
 
+    def passed_tests(self, output: str) -> int | None:
+        """Tests passed, from Vitest's summary (`Tests  2 failed | 40 passed (42)`)."""
+        m = _VITEST_PASSED.search(output)
+        return int(m[1]) if m else None
+
     def run(
         self,
         repo: Path,
@@ -167,6 +195,7 @@ class TypeScriptMutationRunner(RunnerBase):
                 "concurrency": max(1, self.jobs),
                 "timeoutMS": int(mutant_timeout(self.baseline_s, timeout_s) * 1000),
                 "tempDirName": ".stryker-tmp",
+                "mutator": {"excludedMutations": self._excluded_mutators()},
                 "cleanTempDir": "always",
             }
             if (repo / _VITEST_CONFIG).is_file():
@@ -187,7 +216,19 @@ class TypeScriptMutationRunner(RunnerBase):
                     f"stryker wrote no report in {repo} (exit {res.returncode}):\n{excerpt(res.output)}"
                 )
             report = json.loads(report_path.read_text())
-        return normalise(report, source, self.tool, self.rejected)[:max_mutations]
+        records = normalise(report, source, self.tool, self.rejected)
+        # Stryker cannot run a chosen subset, so the draw is from its results (all of one class mix).
+        return self.draw(records, max_mutations, lambda r: (r.file, r.function or "", r.operator_class))
+
+    def _excluded_mutators(self) -> list[str]:
+        allowed = self.operator_classes
+        if allowed is None:
+            return []
+        return [
+            name
+            for name, cls in MUTATOR_CLASSES.items()
+            if cls not in allowed and not (name == "EqualityOperator" and "boundary" in allowed)
+        ]
 
 
 def normalise(
@@ -228,6 +269,7 @@ def normalise(
                     function=enclosing(spans, start["line"]),
                     line=start["line"],
                     operator=f"{m['mutatorName']}: {m['replacement']}"[:200],
+                    operator_class=bug_class(m["mutatorName"], original(fixed, start, end), m["replacement"]),
                     diff=diff,
                     status=status,
                     failing_tests=[FailingTest(name=k, excerpt=reason) for k in killers]
@@ -238,6 +280,20 @@ def normalise(
                 )
             )
     return records
+
+
+def original(text: str, start: dict[str, int], end: dict[str, int]) -> str:
+    """The source text a mutant replaces."""
+    a, b = span_offsets(text, start["line"], start["column"], end["line"], end["column"])
+    return text[a:b]
+
+
+def bug_class(mutator: str, old: str, new: str) -> str:
+    """Stryker's mutator -> bug class; an EqualityOperator is a boundary when it moves `<` to `<=`."""
+    if mutator == "EqualityOperator":
+        a, b = _COMPARISON_OP.search(old), _COMPARISON_OP.search(new)
+        return operator_swap_class(a[0], b[0]) if a and b else "comparison"
+    return MUTATOR_CLASSES.get(mutator, "other")
 
 
 def vitest_config(manifest: dict[str, Any], exclude_tests: Sequence[str] = ()) -> str:

@@ -16,7 +16,7 @@ from moa.api.records import SourceRef
 from moa.datagen.diffcheck import DiffChecker
 from moa.datagen.sources import fetch
 from moa.languages.python.functions import functions
-from moa.languages.python.mutation import VENV, MutmutRunner, classify, first_changed_line, layout, spread
+from moa.languages.python.mutation import VENV, MutmutRunner, bug_class, classify, first_changed_line, layout
 from moa.languages.sandbox import run
 from moa.languages.tools import apply_unified, changed_lines
 
@@ -63,9 +63,13 @@ def test_first_changed_line_and_layout(tmp_path: Path) -> None:
     assert layout(tmp_path) == (["src/pkg/"], ["tests"])
 
 
-def test_spread_round_robins_over_functions() -> None:
-    rows: list[dict[str, object]] = [{"name": f"{fn}{i}", "function": fn} for fn in "aab" for i in range(3)]
-    assert [r["name"] for r in spread(rows, 4)] == ["a0", "b0", "a1", "b1"]
+def test_bug_classes_of_python_operators() -> None:
+    assert bug_class(_diff("if x < lo:", "if x <= lo:")) == "boundary"
+    assert bug_class(_diff("if x == lo:", "if x != lo:")) == "comparison"
+    assert bug_class(_diff("s = 'abc'", "s = 'XXabcXX'")) == "sentinel"
+    assert bug_class(_diff("v = compute(x)", "v = None")) == "stub"
+    assert bug_class(_diff("return a + b", "return a - b")) == "arithmetic"
+    assert bug_class(_diff("y = x.upper()", "y = x.lower()")) == "variable"
 
 
 @pytest.mark.slow
