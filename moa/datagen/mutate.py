@@ -362,17 +362,20 @@ def print_table(rows: list[dict[str, Any]], metrics: dict[str, float]) -> None:
     from rich.table import Table
 
     table = Table(title=f"mutate: {int(metrics.get('kept', 0))} pairs kept from {len(rows)} source(s)")
-    for col in ("source", "status", "total", *STATUSES, "kept", "yield", "mut/min", "seconds"):
-        table.add_column(col, justify="left" if col in ("source", "status") else "right")
+    columns = ("source", "status", "drawn", *STATUSES, "verified", "named", "dropped", "mut/min", "seconds")
+    for col in columns:
+        table.add_column(col, justify="left" if col in ("source", "status", "dropped") else "right")
     for r in rows:
         c = r.get("counts", {})
+        kept = r.get("kept", 0)
         table.add_row(
             r["source"],
             r["status"] + (f" ({r['reason'][:40]})" if r["status"] != "done" else ""),
             str(r.get("total", "")),
             *(str(c.get(s, "")) for s in STATUSES),
-            str(r.get("kept", "")),
-            f"{r['yield']:.2f}" if r.get("yield") is not None else "",
+            str(r.get("verified", "")),
+            f"{r.get('naming_a_test', 0) / kept:.0%}" if kept else "",
+            ", ".join(f"{k} {v}" for k, v in sorted(r.get("dropped", {}).items())),
             f"{r['mutants_per_minute']:.1f}" if r.get("mutants_per_minute") else "",
             f"{r.get('seconds', {}).get('total', 0):.0f}",
         )
