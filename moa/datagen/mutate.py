@@ -280,7 +280,7 @@ def mutate_source(cfg: MutateConfig, ref: SourceRef) -> dict[str, Any]:
         function_scoped=sum(r.function_scoped for r in kept),
         verify_reused=reused,
         dropped=dict(dropped),
-        operators=dict(Counter(r.operator.split(":")[0] for r in kept)),
+        operators=dict(Counter(operator_class(r) for r in kept)),
         **{"yield": round(counts["caught"] / total, 4) if total else None},
         mutants_per_minute=round(total / (secs["run"] / 60), 2) if secs["run"] > 0 and total else None,
         seconds={k: round(v, 2) for k, v in secs.items()},
