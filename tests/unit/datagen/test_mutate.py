@@ -175,7 +175,7 @@ def test_flaky_test_found_and_verification_rule(prepared: tuple[object, Path]) -
 
 
 def _mutate(source: Path, out: Path) -> subprocess.Popen[str]:
-    cmd = [str(Path(sys.executable).with_name("moa")), "datagen", "mutate", "--language", "python", "--source", f"path:{source}", "--output", str(out), "--timeout", "120"]  # fmt: skip
+    cmd = [str(Path(sys.executable).with_name("moa")), "datagen", "mutate", "--language", "python", "--source", f"path:{source}", "--output", str(out), "--timeout", "120", "--min-green-tests", "1", "--all-operators"]  # fmt: skip
     return subprocess.Popen(
         cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True
     )
