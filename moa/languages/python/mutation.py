@@ -68,6 +68,7 @@ _NOT_PACKAGE = {
 }
 # Projects' addopts often name plugins we do not install (--cov=...); the suite runs without them.
 _NO_ADDOPTS = "--override-ini=addopts="
+_MUTMUT_CLI = "import sys; from mutmut.__main__ import cli; sys.argv[0] = 'mutmut'; sys.exit(cli())"
 _PASSED_RE = re.compile(r"(\d+) passed")
 _FAILED_RE = re.compile(r"^(?:FAILED|ERROR) (\S+?)(?: - .*)?$", re.MULTILINE)
 
@@ -308,6 +309,18 @@ class MutmutRunner(RunnerBase):
         counts = _PASSED_RE.findall(output)
         return int(counts[-1]) if counts else None
 
+    def raw_command(self, repo: Path) -> tuple[list[str], dict[str, str]]:
+        """`mutmut run` as a person runs it on every mutant (bench/datagen_overhead.py)."""
+        self._write_config(repo.resolve(), [])
+        return [
+            str(repo.resolve() / VENV / "bin" / "python"),
+            "-c",
+            _MUTMUT_CLI,
+            "run",
+            "--max-children",
+            str(self.jobs),
+        ], {}
+
     def _write_config(self, repo: Path, exclude_tests: Sequence[str]) -> None:
         """mutmut reads [tool.mutmut] from pyproject.toml, else [mutmut] from setup.cfg."""
         meta = json.loads((repo / VENV / ".prepared").read_text())
@@ -352,8 +365,7 @@ class MutmutRunner(RunnerBase):
             picked = {str(r["name"]) for r in chosen}
             names = [str(r["name"]) for r in chosen if r["exit_code"] is None]
         if picked is None or names:
-            cli = "import sys; from mutmut.__main__ import cli; sys.argv[0] = 'mutmut'; sys.exit(cli())"
-            cmd = [py, "-c", cli, "run", "--max-children", str(self.jobs), *names]
+            cmd = [py, "-c", _MUTMUT_CLI, "run", "--max-children", str(self.jobs), *names]
             res = run(cmd, repo, limits=Limits(timeout_s=timeout_s))
             if not res.ok:
                 why = "timed out" if res.timed_out else f"exit {res.returncode}"

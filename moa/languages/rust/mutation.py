@@ -127,6 +127,11 @@ class RustMutationRunner(RunnerBase):
         counts = _PASSED.findall(output)
         return sum(map(int, counts)) if counts else None
 
+    def raw_command(self, repo: Path) -> tuple[list[str], dict[str, str]]:
+        """cargo-mutants as a person runs it on the whole crate (bench/datagen_overhead.py): its
+        own build folders, every mutant."""
+        return [str(self.tool_path()), "mutants", "--no-shuffle", "-j", str(self.jobs)], dict(ENV)
+
     def list_mutants(self, repo: Path) -> list[dict[str, Any]]:
         res = self._cargo(
             repo, [str(self.tool_path()), "mutants", "--list", "--json", "--no-shuffle"], 600, direct=True

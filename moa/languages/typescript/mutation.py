@@ -183,23 +183,7 @@ class TypeScriptMutationRunner(RunnerBase):
         _exclude(repo, exclude_tests)
         with tempfile.TemporaryDirectory(prefix="moa-stryker-") as out_dir:
             report_path = Path(out_dir) / "mutation.json"
-            config: dict[str, Any] = {
-                "testRunner": "vitest",
-                "plugins": [
-                    (tool / "node_modules/@stryker-mutator/vitest-runner/dist/src/index.js").as_uri()
-                ],
-                "reporters": ["json", "progress-append-only"],
-                "jsonReporter": {"fileName": str(report_path)},
-                "mutate": self.mutate,
-                "coverageAnalysis": "perTest",
-                "concurrency": max(1, self.jobs),
-                "timeoutMS": int(mutant_timeout(self.baseline_s, timeout_s) * 1000),
-                "tempDirName": ".stryker-tmp",
-                "mutator": {"excludedMutations": self._excluded_mutators()},
-                "cleanTempDir": "always",
-            }
-            if (repo / _VITEST_CONFIG).is_file():
-                config["vitest"] = {"configFile": _VITEST_CONFIG}
+            config = self._config(repo, report_path, mutant_timeout(self.baseline_s, timeout_s))
             (repo / _STRYKER_CONFIG).write_text(json.dumps(config, indent=1))
             stryker = tool / "node_modules" / "@stryker-mutator" / "core" / "bin" / "stryker.js"
             res = sandbox.run(
@@ -219,6 +203,35 @@ class TypeScriptMutationRunner(RunnerBase):
         records = normalise(report, source, self.tool, self.rejected)
         # Stryker cannot run a chosen subset, so the draw is from its results (all of one class mix).
         return self.draw(records, max_mutations, lambda r: (r.file, r.function or "", r.operator_class))
+
+    def raw_command(self, repo: Path) -> tuple[list[str], dict[str, str]]:
+        """Stryker as a person runs it on the whole package (bench/datagen_overhead.py): every
+        mutant, no draw, its own timeout rule; the report goes to reports/ in the tree."""
+        config = self._config(repo, repo / "reports" / "mutation.json", None)
+        (repo / _STRYKER_CONFIG).write_text(json.dumps(config, indent=1))
+        stryker = self.tool_path() / "node_modules" / "@stryker-mutator" / "core" / "bin" / "stryker.js"
+        return ["node", str(stryker), "run", _STRYKER_CONFIG], {"CI": "1", "NO_COLOR": "1"}
+
+    def _config(self, repo: Path, report_path: Path, timeout_s: float | None) -> dict[str, Any]:
+        """Stryker's configuration: the Vitest runner from the tool folder, a JSON report."""
+        tool = self.tool_path()
+        config: dict[str, Any] = {
+            "testRunner": "vitest",
+            "plugins": [(tool / "node_modules/@stryker-mutator/vitest-runner/dist/src/index.js").as_uri()],
+            "reporters": ["json", "progress-append-only"],
+            "jsonReporter": {"fileName": str(report_path)},
+            "mutate": self.mutate,
+            "coverageAnalysis": "perTest",
+            "concurrency": max(1, self.jobs),
+            "tempDirName": ".stryker-tmp",
+            "cleanTempDir": "always",
+            "mutator": {"excludedMutations": self._excluded_mutators()},
+        }
+        if timeout_s is not None:
+            config["timeoutMS"] = int(timeout_s * 1000)
+        if (repo / _VITEST_CONFIG).is_file():
+            config["vitest"] = {"configFile": _VITEST_CONFIG}
+        return config
 
     def _excluded_mutators(self) -> list[str]:
         allowed = self.operator_classes
