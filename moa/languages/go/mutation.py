@@ -16,6 +16,7 @@ recorded as `missed` without running anything.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import queue
@@ -132,14 +133,14 @@ class GoMutationRunner(RunnerBase):
         check_call(["go", "mod", "download"], repo, env, "go mod download")
         # Module zips carry no go.sum for their dependencies; record them while the network is up.
         check_call(["go", "mod", "tidy", "-e"], repo, env, "go mod tidy")
-        self._go_test(repo, ["-run", "^$", "./..."], 900.0)
+        self._go_test(repo, ["-run", "^$", "./..."], 900.0)  # warms the build cache; baseline judges
 
     def baseline(self, repo: Path, timeout_s: float, exclude_tests: Sequence[str] = ()) -> tuple[bool, str]:
-        res = self._go_test(repo, [*_skip(exclude_tests), "./..."], timeout_s)
+        res, _ = self._go_test(repo, [*_skip(exclude_tests), "./..."], timeout_s)
         return self.baseline_result(res, limit=4000)
 
     def failing_tests(self, output: str) -> list[str]:
-        """The tests `go test` reported as failed (its `--- FAIL: Name` lines), subtests included."""
+        """The tests a baseline's report (the text of its `go test -json` events) names as failed."""
         return list(dict.fromkeys(_FAIL.findall(output)))
 
     def run(
@@ -241,23 +242,26 @@ class GoMutationRunner(RunnerBase):
         pkg = "./" + (str(Path(m.file).parent) if Path(m.file).parent != Path(".") else "")
         path.write_text(buggy)
         try:
-            res = self._go_test(
+            res, failed = self._go_test(
                 repo, ["-failfast", "-timeout", f"{int(timeout_s) + 2}s", *skip, pkg], timeout_s + 30
             )
         finally:
             path.write_text(fixed)
-        record.status, record.failing_tests = classify(res)
+        record.status, record.failing_tests = classify(res, failed)
         record.timings = {"test_s": round(res.seconds, 3)}
         return record
 
-    def _go_test(self, repo: Path, args: list[str], timeout_s: float) -> sandbox.Result:
-        return sandbox.run(
-            ["go", "test", "-count=1", *args],
+    def _go_test(self, repo: Path, args: list[str], timeout_s: float) -> tuple[sandbox.Result, list[str]]:
+        """`go test -json`: the result with the report's text as output, and the failed tests."""
+        res = sandbox.run(
+            ["go", "test", "-json", "-count=1", *args],
             repo,
             writable=self._caches(),
             env=self._env(offline=True),
             limits=sandbox.Limits(timeout_s=timeout_s),
         )
+        text, failed = read_events(res.output)
+        return dataclasses.replace(res, output=text), failed
 
     def _caches(self) -> list[Path]:
         # The build cache is written by every build; the module cache only read, but Go takes
@@ -315,16 +319,35 @@ def _skip(tests: Sequence[str]) -> list[str]:
     return ["-skip", "^(" + "|".join(re.escape(t) for t in tests) + ")$"] if tests else []
 
 
-def classify(res: sandbox.Result) -> tuple[MutationStatus, list[FailingTest]]:
-    """A mutated package's `go test` result -> status and the tests that failed."""
+def read_events(output: str) -> tuple[str, list[str]]:
+    """`go test -json` output -> (the report as `go test` prints it, the tests that failed).
+
+    Lines that are not events (the go command's own errors on stderr) are kept as text."""
+    text: list[str] = []
+    failed: list[str] = []
+    for line in output.splitlines(keepends=True):
+        try:
+            event = json.loads(line)
+        except ValueError:
+            event = None
+        if not isinstance(event, dict):
+            text.append(line)
+        elif event.get("Action") in ("output", "build-output"):
+            text.append(str(event.get("Output", "")))
+        elif event.get("Action") == "fail" and event.get("Test"):
+            failed.append(str(event["Test"]))
+    return "".join(text), list(dict.fromkeys(failed))
+
+
+def classify(res: sandbox.Result, failed: list[str]) -> tuple[MutationStatus, list[FailingTest]]:
+    """A mutated package's `go test -json` result (as text) and failed tests -> status, tests."""
     if res.timed_out or "panic: test timed out" in res.output:
         return "timeout", []
     if res.ok:
         return "missed", []
-    if _BUILD_FAILED.search(res.output) and not _FAIL.search(res.output):
+    if _BUILD_FAILED.search(res.output) and not failed:
         return "unviable", []
-    names = list(dict.fromkeys(_FAIL.findall(res.output)))
     text = excerpt(res.output, 1500)
-    return "caught", [FailingTest(name=n, excerpt=text) for n in names] or [
+    return "caught", [FailingTest(name=n, excerpt=text) for n in failed] or [
         FailingTest(name=SUITE_FAILURE, excerpt=text)
     ]

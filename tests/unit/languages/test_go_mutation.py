@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -9,10 +11,10 @@ from mutation_checks import check_records, working_copy
 
 from moa.api.records import SourceRef
 from moa.datagen.sources import fetch
-from moa.languages import registry
+from moa.languages import registry, sandbox
 from moa.languages.base import enclosing
 from moa.languages.go.functions import functions
-from moa.languages.go.mutation import GoMutationRunner, Mutant, apply_mutant
+from moa.languages.go.mutation import GoMutationRunner, Mutant, apply_mutant, classify, read_events
 
 SOURCE = SourceRef.parse("go:github.com/google/uuid@v1.6.0")
 
@@ -70,3 +72,23 @@ def test_apply_mutant_swaps_the_token_gremlins_names() -> None:
     assert enclosing(functions("p.go", text), 4) == "T.Less"
     with pytest.raises(Exception, match="no ARITHMETIC_BASE token"):
         apply_mutant(text, Mutant("p.go", 4, 2, "ARITHMETIC_BASE", True))
+
+
+def test_failing_tests_from_go_test_json(tmp_path: Path) -> None:
+    (tmp_path / "go.mod").write_text("module example.com/m\n\ngo 1.21\n")
+    (tmp_path / "m.go").write_text("package m\n\nfunc Add(a, b int) int { return a - b }\n")
+    (tmp_path / "m_test.go").write_text(
+        'package m\n\nimport "testing"\n\nfunc TestAdd(t *testing.T) {\n\tif Add(1, 2) != 3 {\n\t\tt.Fatal("bad sum")\n\t}\n}\n\n'
+        'func TestTable(t *testing.T) {\n\tt.Run("zero", func(t *testing.T) {\n\t\tif Add(0, 1) != 1 {\n\t\t\tt.Error("zero")\n\t\t}\n\t})\n}\n\n'
+        "func TestFine(t *testing.T) {}\n"
+    )
+    env = {**os.environ, "GOFLAGS": "-mod=mod", "GOTOOLCHAIN": "local", "GOPROXY": "off"}
+    proc = subprocess.run(
+        ["go", "test", "-json", "-count=1", "./..."], cwd=tmp_path, capture_output=True, text=True, env=env
+    )
+    text, failed = read_events(proc.stdout + proc.stderr)
+    assert failed == ["TestAdd", "TestTable/zero", "TestTable"], failed
+    assert "--- FAIL: TestAdd" in text and "bad sum" in text and '"Action"' not in text
+    assert GoMutationRunner().failing_tests(text) == failed
+    status, tests = classify(sandbox.Result(1, text, 1.0), failed)
+    assert status == "caught" and [t.name for t in tests] == failed
