@@ -31,7 +31,7 @@ from typing import Any
 from moa.api.records import FailingTest, MutationRecord, MutationStatus, SourceRef
 from moa.languages import sandbox
 from moa.languages.base import enclosing
-from moa.languages.sampling import operator_swap_class
+from moa.languages.sampling import operator_swap_class, stratified
 from moa.languages.tools import (
     DiffError,
     RunnerBase,
@@ -184,6 +184,8 @@ class TypeScriptMutationRunner(RunnerBase):
         with tempfile.TemporaryDirectory(prefix="moa-stryker-") as out_dir:
             report_path = Path(out_dir) / "mutation.json"
             config = self._config(repo, report_path, mutant_timeout(self.baseline_s, timeout_s))
+            if max_mutations is not None and self.mutate == DEFAULT_MUTATE:  # not narrowed by the caller
+                config["mutate"] = self._function_ranges(repo, max_mutations)
             (repo / _STRYKER_CONFIG).write_text(json.dumps(config, indent=1))
             stryker = tool / "node_modules" / "@stryker-mutator" / "core" / "bin" / "stryker.js"
             res = sandbox.run(
@@ -201,8 +203,26 @@ class TypeScriptMutationRunner(RunnerBase):
                 )
             report = json.loads(report_path.read_text())
         records = normalise(report, source, self.tool, self.rejected)
-        # Stryker cannot run a chosen subset, so the draw is from its results (all of one class mix).
+        # Stryker cannot run chosen mutants, only chosen lines: the final draw is from its results.
         return self.draw(records, max_mutations, lambda r: (r.file, r.function or "", r.operator_class))
+
+    def _function_ranges(self, repo: Path, n: int) -> list[str]:
+        """Stryker `mutate` entries (`file:START-END`) for functions drawn like mutants (seeded,
+        spread over files), about one function per two wanted mutants: what keeps a capped run
+        from testing every mutant of a package."""
+        spans = [
+            (str(path.relative_to(repo)), span)
+            for path in _mutable_files(repo)
+            for span in functions(str(path.relative_to(repo)), path.read_text(errors="replace"))
+        ]
+        # nested functions lie inside their parents' ranges: draw among the outermost only
+        outer = [
+            (f, s)
+            for f, s in spans
+            if not any(g == f and o != s and o.start <= s.start and s.end <= o.end for g, o in spans)
+        ]
+        drawn = stratified(outer, max(1, (n + 1) // 2), self.seed, lambda fs: (fs[0], fs[1].name))
+        return [f"{f}:{s.start}-{s.end}" for f, s in drawn] or self.mutate
 
     def raw_command(self, repo: Path) -> tuple[list[str], dict[str, str]]:
         """Stryker as a person runs it on the whole package (bench/datagen_overhead.py): every
@@ -364,6 +384,23 @@ def _manifest(repo: Path) -> dict[str, Any]:
         )
     data: dict[str, Any] = json.loads(path.read_text())
     return data
+
+
+def _mutable_files(repo: Path) -> list[Path]:
+    """The files DEFAULT_MUTATE selects (its globs, read in Python), in a stable order."""
+    suffixes = {".ts", ".mts", ".cts", ".tsx", ".js", ".mjs", ".cjs"}
+    out = []
+    for top in ("src", "lib"):
+        for path in sorted((repo / top).rglob("*")) if (repo / top).is_dir() else []:
+            name = path.name
+            if (
+                path.is_file()
+                and path.suffix in suffixes
+                and not re.search(r"\.d\.[mc]?ts$|\.(spec|test)\.", name)
+                and "__tests__" not in path.relative_to(repo).parts
+            ):
+                out.append(path)
+    return out
 
 
 def _own_vitest_config(repo: Path) -> bool:

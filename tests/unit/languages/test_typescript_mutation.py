@@ -86,3 +86,20 @@ def test_replace_span_and_jest_config() -> None:
     config = vitest_config({"jest": {"moduleNameMapper": {"^ts-dedent$": "<rootDir>/src/index.ts"}}})
     assert 'new RegExp("^@jest/globals$"), replacement: "vitest"' in config
     assert 'replacement: root + "src/index.ts"' in config
+
+
+def test_a_capped_run_mutates_drawn_functions_across_files(tmp_path: Path) -> None:
+    for name in ("a", "b", "c"):
+        body = "\n".join(
+            f"export function {name}{i}(x: number): number {{\n  return x + {i};\n}}" for i in range(10)
+        )
+        (tmp_path / "src" / name).mkdir(parents=True)
+        (tmp_path / "src" / name / "index.ts").write_text(body + "\n")
+    (tmp_path / "src" / "a" / "index.test.ts").write_text("export function notMutated() {}\n")
+    runner = TypeScriptMutationRunner(seed=3)
+    ranges = runner._function_ranges(tmp_path, 6)
+    assert len(ranges) == 3 and {r.split("/")[1] for r in ranges} == {"a", "b", "c"}, ranges
+    assert all(
+        r.endswith(("-3", "-6", "-9", "-12", "-15", "-18", "-21", "-24", "-27", "-30")) for r in ranges
+    )
+    assert runner._function_ranges(tmp_path, 6) == ranges and not any("test" in r for r in ranges)
