@@ -213,13 +213,16 @@ def span_offsets(text: str, line1: int, col1: int, line2: int, col2: int) -> tup
     return offsets[line1 - 1] + col1 - 1, offsets[line2 - 1] + col2 - 1
 
 
+TIMEOUT_FACTOR = 5.0  # a mutant's tests may take this multiple of the green baseline
+
+
 def mutant_timeout(baseline_s: float | None, budget_s: float) -> float:
-    """Seconds one mutant's tests may take: five times the green baseline (at least 30 s).
+    """Seconds one mutant's tests may take: TIMEOUT_FACTOR times the green baseline (at least 30 s).
 
     Why: a mutant that loops forever must not eat the whole source's budget, while a slow but
     honest suite must not be cut short. Without a measured baseline, 300 s; never over budget.
     """
-    guess = 300.0 if baseline_s is None else max(30.0, 5.0 * baseline_s)
+    guess = 300.0 if baseline_s is None else max(30.0, TIMEOUT_FACTOR * baseline_s)
     return min(budget_s, guess)
 
 

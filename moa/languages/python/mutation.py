@@ -26,7 +26,15 @@ from pathlib import Path
 from moa.api.records import MutationRecord, MutationStatus, SourceRef
 from moa.languages.sampling import operator_swap_class
 from moa.languages.sandbox import Limits, Result, run
-from moa.languages.tools import DiffError, RunnerBase, apply_unified, cache_dir, check_call, install_once
+from moa.languages.tools import (
+    TIMEOUT_FACTOR,
+    DiffError,
+    RunnerBase,
+    apply_unified,
+    cache_dir,
+    check_call,
+    install_once,
+)
 
 MUTMUT_VERSION = "3.8.1"
 VENV = ".moa-venv"
@@ -328,6 +336,8 @@ class MutmutRunner(RunnerBase):
         lines += ["pytest_add_cli_args_test_selection=", *(f"    {t}" for t in meta["tests"])]
         lines += ["pytest_add_cli_args=", "    -p", "    no:cacheprovider", f"    {_NO_ADDOPTS}"]
         lines += [f"    --deselect={t}" for t in exclude_tests]
+        # mutmut's own per-mutant limit is (estimated test time + 1 s) x this; its default is 15.
+        lines += [f"timeout_multiplier={TIMEOUT_FACTOR}"]
         lines += ["do_not_mutate=", "    */tests/*", "    */test_*.py", "    *conftest.py"]
         cfg = repo / "setup.cfg"
         text = cfg.read_text() if cfg.is_file() else ""
