@@ -38,6 +38,7 @@ from moa.datagen.sources import fetch
 from moa.datagen.verify import Verdict, apply_verdict, find_flaky, recover, verify
 from moa.languages import registry
 from moa.languages.base import MutationRunner
+from moa.languages.sampling import stratified
 from moa.languages.tools import RunnerBase, cache_dir, mutant_timeout
 
 RECORDS = "mutations.jsonl"
@@ -234,6 +235,9 @@ def mutate_source(cfg: MutateConfig, ref: SourceRef) -> dict[str, Any]:
         else:
             checked.append(rec.model_copy(update={"function_scoped": scoped}))
     caught, dups = dedup(checked)
+    # Runners return records in file order; the caps below keep the first ones, so order them as
+    # the draw did (seeded, round-robin over files, functions, bug classes) for the cut to spread.
+    caught = stratified(caught, None, cfg.seed, lambda r: (r.file, r.function or "", operator_class(r)))
     dropped.update({"duplicate": dups} if dups else {})
     # A mutant's suite may take a small multiple of the green baseline, not the whole test budget.
     per_mutant_s = mutant_timeout(getattr(runner, "baseline_s", None), cfg.test_timeout_s)
