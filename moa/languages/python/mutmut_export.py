@@ -44,19 +44,21 @@ def _original(orig: cst.Module, function: str, cls: str | None) -> cst.FunctionD
     return found[-1] if found else None  # a later definition replaces an earlier one, as in Python
 
 
-def _start(text: str, function: str, cls: str | None) -> int | None:
-    """0-based line where that function starts (its first decorator), from `ast`."""
-    body = ast.parse(text).body
-    if cls:
-        owner = [n for n in body if isinstance(n, ast.ClassDef) and n.name == cls]
-        body = owner[-1].body if owner else []
-    found = [n for n in body if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef) and n.name == function]
-    if not found:
-        return None
-    return min([found[-1].lineno] + [d.lineno for d in found[-1].decorator_list]) - 1
+def function_starts(text: str) -> dict[tuple[str | None, str], int]:
+    """0-based first line (first decorator) of every module-level function and method, by
+    (class or None, name), from one `ast` parse of the file; a later definition wins, as in Python."""
+    starts: dict[tuple[str | None, str], int] = {}
+    for node in ast.parse(text).body:
+        owner = node.name if isinstance(node, ast.ClassDef) else None
+        for fn in node.body if isinstance(node, ast.ClassDef) else [node]:
+            if isinstance(fn, ast.FunctionDef | ast.AsyncFunctionDef):
+                starts[(owner, fn.name)] = min([fn.lineno] + [d.lineno for d in fn.decorator_list]) - 1
+    return starts
 
 
-def mutated_source(orig: cst.Module, text: str, path: Path, name: str) -> str:
+def mutated_source(
+    orig: cst.Module, text: str, starts: dict[tuple[str | None, str], int], path: Path, name: str
+) -> str:
     """The file with mutant `name` applied: the changed lines spliced into that function's own
     block, found by class and name (fast: libcst's deep_replace walks the whole module per
     mutant); deep_replace of that same node when its text is not where `ast` says."""
@@ -71,7 +73,7 @@ def mutated_source(orig: cst.Module, text: str, path: Path, name: str) -> str:
     old = cst.Module([bare]).code.splitlines(keepends=True)
     new = cst.Module([mutant.with_changes(leading_lines=())]).code.splitlines(keepends=True)
     lines = text.splitlines(keepends=True)
-    start = _start(text, function, cls)
+    start = starts.get((cls or None, function))
     indent = lines[start][: len(lines[start]) - len(lines[start].lstrip())] if start is not None else ""
     window = lines[start : start + len(old)] if start is not None else []
     # Lines inside multi-line strings keep their own indentation in libcst's code: either form.
@@ -113,6 +115,7 @@ def main() -> None:
             continue
         text = Path(path).read_text()
         orig = cst.parse_module(text)
+        starts = function_starts(text)
         for name, code in data.exit_code_by_key.items():
             function, cls = orig_function_and_class_names_from_key(name)
             row = {
@@ -124,7 +127,7 @@ def main() -> None:
                 "seconds": data.durations_by_key.get(name),
             }
             try:
-                buggy = mutated_source(orig, text, Path(path), name)
+                buggy = mutated_source(orig, text, starts, Path(path), name)
             except Exception as exc:  # one unreadable mutant must not lose the others
                 row["error"] = f"{type(exc).__name__}: {exc}"
             else:
