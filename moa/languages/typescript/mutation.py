@@ -89,7 +89,9 @@ _VITEST_CONFIG = ".moa-vitest.config.mjs"
 _STRYKER_CONFIG = ".moa-stryker.json"
 _JEST_COMPAT = ".moa-jest-compat.mjs"
 _VITEST_PASSED = re.compile(r"^\s*Tests\s+(?:.*?\|\s*)?(\d+) passed", re.MULTILINE)
-_VITEST_FAIL = re.compile(r"^\s*FAIL\s+\S+ > (.+?)\s*$", re.MULTILINE)
+# A failed test in Vitest's report: its "Failed Tests" section (`FAIL  file > describe > test`) or
+# its per-file list (`× describe > test 12ms`); the section may be cut from an excerpt's tail.
+_VITEST_FAIL = re.compile(r"^\s*(?:FAIL\s+\S+ > |× )(.+?)(?: \d+ms)?\s*$", re.MULTILINE)
 
 
 def _tool_ready(folder: Path) -> bool:
@@ -158,7 +160,7 @@ class TypeScriptMutationRunner(RunnerBase):
 
     def failing_tests(self, output: str) -> list[str]:
         """Full names ("describe test", as Stryker and `testNamePattern` name them) of the tests
-        Vitest's report lists as `FAIL  file > describe > test`."""
+        Vitest's report lists as failed."""
         return list(dict.fromkeys(" ".join(m.split(" > ")) for m in _VITEST_FAIL.findall(output)))
 
     def passed_tests(self, output: str) -> int | None:

@@ -76,9 +76,10 @@ def test_failing_tests_from_vitest_report() -> None:
     out = (
         " ✓ src/a.test.ts (2 tests) 3ms\n FAIL  src/index.test.ts > dedent > keeps blank lines\n"
         "AssertionError: expected 'a' to be 'b'\n FAIL  src/b.test.ts > top level\n"
+        " ❯ src/c.test.ts (2 tests | 1 failed) 7607ms\n   × parse > compiles 7605ms\n     → Test timed out in 5000ms.\n"
     )
     names = TypeScriptMutationRunner().failing_tests(out)
-    assert names == ["dedent keeps blank lines", "top level"]
+    assert names == ["dedent keeps blank lines", "top level", "parse compiles"]
 
 
 def test_replace_span_and_jest_config() -> None:
