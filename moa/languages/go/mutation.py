@@ -188,10 +188,11 @@ class GoMutationRunner(RunnerBase):
             for copy in copies[1:]:
                 shutil.rmtree(copy.parent, ignore_errors=True)
 
-    def raw_command(self, repo: Path) -> tuple[list[str], dict[str, str]]:
-        """Gremlins as a person runs it on the whole module (bench/datagen_overhead.py)."""
+    def raw_command(self, repo: Path) -> tuple[list[str], dict[str, str], tuple[int, ...]]:
+        """Gremlins as a person runs it on the whole module (bench/datagen_overhead.py): argv,
+        environment, the exit codes of a finished run."""
         cmd = [str(self.tool_path()), "unleash", *_ENABLE_ALL, "--workers", str(self.jobs), "."]
-        return cmd, self._env(offline=True)
+        return cmd, self._env(offline=True), (0,)
 
     def find_mutants(self, repo: Path) -> list[Mutant]:
         """Gremlins' dry run: every mutant position and whether a test covers it."""

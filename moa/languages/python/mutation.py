@@ -317,17 +317,12 @@ class MutmutRunner(RunnerBase):
         counts = _PASSED_RE.findall(output)
         return int(counts[-1]) if counts else None
 
-    def raw_command(self, repo: Path) -> tuple[list[str], dict[str, str]]:
-        """`mutmut run` as a person runs it on every mutant (bench/datagen_overhead.py)."""
+    def raw_command(self, repo: Path) -> tuple[list[str], dict[str, str], tuple[int, ...]]:
+        """`mutmut run` as a person runs it on every mutant (bench/datagen_overhead.py): argv,
+        environment, the exit codes of a finished run."""
         self._write_config(repo.resolve(), [])
-        return [
-            str(repo.resolve() / VENV / "bin" / "python"),
-            "-c",
-            _MUTMUT_CLI,
-            "run",
-            "--max-children",
-            str(self.jobs),
-        ], {}
+        python = str(repo.resolve() / VENV / "bin" / "python")
+        return [python, "-c", _MUTMUT_CLI, "run", "--max-children", str(self.jobs)], {}, (0,)
 
     def _write_config(self, repo: Path, exclude_tests: Sequence[str]) -> None:
         """mutmut reads [tool.mutmut] from pyproject.toml, else [mutmut] from setup.cfg."""

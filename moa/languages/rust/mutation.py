@@ -127,10 +127,11 @@ class RustMutationRunner(RunnerBase):
         counts = _PASSED.findall(output)
         return sum(map(int, counts)) if counts else None
 
-    def raw_command(self, repo: Path) -> tuple[list[str], dict[str, str]]:
+    def raw_command(self, repo: Path) -> tuple[list[str], dict[str, str], tuple[int, ...]]:
         """cargo-mutants as a person runs it on the whole crate (bench/datagen_overhead.py): its
-        own build folders, every mutant."""
-        return [str(self.tool_path()), "mutants", "--no-shuffle", "-j", str(self.jobs)], dict(ENV)
+        own build folders, every mutant; argv, environment, the exit codes of a finished run."""
+        # exit 2 and 3 say that mutants were missed or timed out: a finished run
+        return [str(self.tool_path()), "mutants", "--no-shuffle", "-j", str(self.jobs)], dict(ENV), (0, 2, 3)
 
     def list_mutants(self, repo: Path) -> list[dict[str, Any]]:
         res = self._cargo(

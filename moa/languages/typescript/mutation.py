@@ -226,13 +226,14 @@ class TypeScriptMutationRunner(RunnerBase):
         drawn = stratified(outer, max(1, (n + 1) // 2), self.seed, lambda fs: (fs[0], fs[1].name))
         return [f"{f}:{s.start}-{s.end}" for f, s in drawn] or self.mutate
 
-    def raw_command(self, repo: Path) -> tuple[list[str], dict[str, str]]:
+    def raw_command(self, repo: Path) -> tuple[list[str], dict[str, str], tuple[int, ...]]:
         """Stryker as a person runs it on the whole package (bench/datagen_overhead.py): every
-        mutant, no draw, its own timeout rule; the report goes to reports/ in the tree."""
+        mutant, no draw, its own timeout rule, the report in reports/; argv, environment, the exit
+        codes of a finished run."""
         config = self._config(repo, repo / "reports" / "mutation.json", None)
         (repo / _STRYKER_CONFIG).write_text(json.dumps(config, indent=1))
         stryker = self.tool_path() / "node_modules" / "@stryker-mutator" / "core" / "bin" / "stryker.js"
-        return ["node", str(stryker), "run", _STRYKER_CONFIG], {"CI": "1", "NO_COLOR": "1"}
+        return ["node", str(stryker), "run", _STRYKER_CONFIG], {"CI": "1", "NO_COLOR": "1"}, (0,)
 
     def _config(self, repo: Path, report_path: Path, timeout_s: float | None) -> dict[str, Any]:
         """Stryker's configuration: the Vitest runner from the tool folder, a JSON report."""
