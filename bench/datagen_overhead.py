@@ -40,11 +40,13 @@ BIG = "1000000"
 CORES = os.cpu_count() or 1
 
 
-def timed(cmd: list[str], cwd: Path, env: dict[str, str] | None = None, what: str = "") -> float:
+def timed(
+    cmd: list[str], cwd: Path, env: dict[str, str] | None = None, what: str = "", ok: tuple[int, ...] = (0,)
+) -> float:
     """Run `cmd` to the end; its wall seconds."""
     start = time.monotonic()
     proc = subprocess.run(cmd, cwd=cwd, env={**os.environ, **(env or {})}, capture_output=True, text=True)
-    if proc.returncode != 0:
+    if proc.returncode not in ok:
         sys.exit(f"{what or cmd[0]} failed (exit {proc.returncode}): {(proc.stdout + proc.stderr)[-1500:]}")
     return time.monotonic() - start
 
@@ -60,9 +62,9 @@ def raw(language: str, ref: SourceRef, work: Path) -> float:
     shutil.copytree(fetch(ref), repo, symlinks=True)
     start = time.monotonic()
     runner.prepare(repo)
-    cmd, env = runner.raw_command(repo)  # type: ignore[attr-defined]
+    cmd, env, ok = runner.raw_command(repo)  # type: ignore[attr-defined]
     prepared = time.monotonic() - start
-    return prepared + timed(cmd, repo, env, f"{runner.tool} on {ref}")
+    return prepared + timed(cmd, repo, env, f"{runner.tool} on {ref}", ok)
 
 
 def moa(language: str, ref: SourceRef, out: Path, *extra: str) -> tuple[float, dict[str, object]]:
