@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import ast
 import difflib
+import functools
 import hashlib
 import json
 import sys
@@ -56,6 +57,13 @@ def function_starts(text: str) -> dict[tuple[str | None, str], int]:
     return starts
 
 
+@functools.cache
+def _mutants_module(path: Path) -> cst.Module:
+    """mutmut's trampolined copy of a file, parsed once: it holds every mutant of every function,
+    so parsing it per mutant took minutes on a module with one long function."""
+    return read_mutants_module(path)
+
+
 def mutated_source(
     orig: cst.Module, text: str, starts: dict[tuple[str | None, str], int], path: Path, name: str
 ) -> str:
@@ -67,7 +75,7 @@ def mutated_source(
     if original is None:
         raise LookupError(f"{path}: function {cls + '.' if cls else ''}{function} of {name} not found")
     pair = read_functions_from_index(name, path)
-    mutant = pair[1] if pair is not None else read_mutant_function(read_mutants_module(path), name)
+    mutant = pair[1] if pair is not None else read_mutant_function(_mutants_module(path), name)
     mutant = mutant.with_changes(name=cst.Name(function), leading_lines=original.leading_lines)
     bare = original.with_changes(leading_lines=())
     old = cst.Module([bare]).code.splitlines(keepends=True)
