@@ -30,8 +30,8 @@ import time
 from pathlib import Path
 
 from moa.api.records import SourceRef
-from moa.datagen.sources import fetch
 from moa.languages import registry
+from moa.languages.sources import fetch
 
 SEED_TARGET = 3000  # verified caught pairs per language the seed dataset needs
 BIG = "1000000"

@@ -3,9 +3,9 @@ them, rank them into IPO preference pairs.
 
 For each training task (data/{lang}/core_agent/train: the trajectories' tasks, whose
 repository states are known) the SFT policy (base + {lang}_core_agent) runs `samples` full
-agent episodes at the spec's temperature through the real executor (`moa.trainer.rollout`);
+agent episodes at the spec's temperature through the real executor (`moa.agent.rollout`);
 what each episode left in its repository is executed by the language's evaluator; the
-episodes are ranked by `moa.datagen.ranking` (hard outcome tiers, then idioms, then size)
+episodes are ranked by `moa.agent.ranking` (hard outcome tiers, then idioms, then size)
 and its informative pairs are written as
 
     data/{lang}/ipo/train/pairs.jsonl   {"prompt", "chosen", "rejected", "id", "reason",
@@ -35,9 +35,10 @@ from typing import Any
 
 import click
 
+from moa.agent import ranking
 from moa.api.records import EvalOutcome
 from moa.api.stages import StageConfig, StageSummary
-from moa.datagen import ranking
+from moa.stage import Progress, StageDirs, already_done, config_option, exit_with, overrides, setup_logging
 
 log = logging.getLogger("moa.datagen")
 
@@ -51,20 +52,21 @@ class PreferencesRun:
     tasks: Path
     adapter: Path
     output: Path
+    samples: int
     max_tasks: int | None = None
-    samples: int | None = None
     max_pairs_per_task: int = 4
 
     @classmethod
-    def from_config(cls, config: StageConfig, **overrides: Any) -> PreferencesRun:
-        layout = config.layout
+    def from_config(cls, config: StageConfig, **given: Any) -> PreferencesRun:
+        layout, stage = config.layout, config.spec.stages.preferences
         defaults: dict[str, Any] = {
             "tasks": layout.core_agent_train,
             "adapter": layout.sft_adapter,
             "output": layout.ipo,
+            "samples": stage.samples,
+            "max_tasks": stage.max_tasks,
         }
-        defaults.update({k: v for k, v in overrides.items() if v is not None})
-        return cls(config=config, **defaults)
+        return cls(config=config, **overrides(defaults, given))
 
 
 def task_row(task: Any, episodes: list[Any], outcomes: list[EvalOutcome], max_pairs: int) -> dict[str, Any]:
@@ -101,7 +103,7 @@ def task_row(task: Any, episodes: list[Any], outcomes: list[EvalOutcome], max_pa
 
 
 def summarize_rows(rows: list[dict[str, Any]], seconds: float) -> StageSummary:
-    from moa.trainer.rollout import outcome_shares, reward_stats
+    from moa.agent.judge import outcome_shares, reward_stats
 
     rewards = [r for row in rows for r in row["rewards"]]
     samples = len(rewards)
@@ -131,21 +133,21 @@ def summarize_rows(rows: list[dict[str, Any]], seconds: float) -> StageSummary:
 
 
 def run_preferences(run: PreferencesRun, echo: Any = click.echo) -> StageSummary:
-    from moa.datagen.executor import Caps
-    from moa.trainer import loading
-    from moa.trainer.rollout import Judge, Policy, read_tasks, run_episodes
-    from moa.trainer.stage import StageDirs
+    from moa.agent.executor import Caps
+    from moa.agent.judge import Judge
+    from moa.agent.policy import Policy, limit_cpu_threads, load_adapter, load_base
+    from moa.agent.rollout import run_episodes
+    from moa.agent.tasks import read_tasks
 
     dirs = StageDirs(run.output)
-    done_summary = dirs.completed()
+    done_summary = already_done("preferences", dirs.output, echo)
     if done_summary is not None:
-        echo(f"preferences already complete at {run.output} ({done_summary.status}): nothing to do")
         return done_summary
 
     spec = run.config.spec
     stage = spec.stages.preferences
-    samples = run.samples or stage.samples
-    tasks = read_tasks(run.tasks, spec.language, run.max_tasks or stage.max_tasks)
+    samples = run.samples
+    tasks = read_tasks(run.tasks, spec.language, run.max_tasks)
     if not tasks:
         raise click.ClickException(
             f"no {spec.language} tasks under {run.tasks}: run `moa datagen trajectories`"
@@ -160,27 +162,27 @@ def run_preferences(run: PreferencesRun, echo: Any = click.echo) -> StageSummary
     todo = [t for t in tasks if t.id not in done]
 
     if todo:
-        loading.limit_cpu_threads()
-        model, tokenizer, backend = loading.load_base(
-            run.config.layout.base_model(spec.base_model), spec.lora
-        )
-        model = loading.load_adapter(model, run.adapter, trainable=False)
+        limit_cpu_threads()
+        model, tokenizer, backend = load_base(run.config.layout.base_model(spec.base_model), spec.lora)
+        model = load_adapter(model, run.adapter, trainable=False)
         policy = Policy(model, tokenizer, stage.temperature, stage.max_new_tokens, spec.lora.max_seq_length)
         timeout = float(spec.data.limits.timeouts.test_seconds)
         echo(
             f"sampling {samples} episodes x {len(todo)} tasks with {run.adapter.name} ({backend.describe()})"
         )
-        with Judge(spec.stages.grpo.rewards, timeout) as judge, progress.open("a") as fh:
-            for n, task in enumerate(todo, len(done) + 1):
+        with (
+            Judge(spec.stages.grpo.rewards, timeout) as judge,
+            progress.open("a") as fh,
+            Progress("preferences", len(tasks), len(done), echo) as tick,
+        ):
+            for task in todo:
                 episodes = run_episodes(policy, task, samples, stage.max_turns, Caps(test_timeout_s=timeout))
                 row = task_row(task, episodes, judge.judge_episodes(task, episodes), run.max_pairs_per_task)
                 fh.write(json.dumps(row, ensure_ascii=False) + "\n")
                 fh.flush()
                 os.fsync(fh.fileno())
                 done[task.id] = row
-                echo(
-                    f"task {n}/{len(tasks)} {task.id}: rewards {row['rewards']} -> {len(row['pairs'])} pairs"
-                )
+                tick(f"task {task.id}: rewards {row['rewards']} -> {len(row['pairs'])} pairs")
 
     rows = [done[t.id] for t in tasks if t.id in done]
     out = dirs.result / "train" / FILE
@@ -196,13 +198,7 @@ def run_preferences(run: PreferencesRun, echo: Any = click.echo) -> StageSummary
 
 
 @click.command("preferences")
-@click.option(
-    "--config",
-    "config_path",
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    required=True,
-    help="StageConfig YAML (the AdapterTraining spec plus stage and artifact root).",
-)
+@config_option()
 @click.option(
     "--tasks", type=click.Path(path_type=Path), default=None, help="Task rows (default: SFT train)."
 )
@@ -221,8 +217,6 @@ def preferences_cmd(
     samples: int | None,
 ) -> None:
     """Sample agent episodes with the SFT policy, execute and rank them into IPO pairs."""
-    from moa.trainer.stage import setup_logging
-
     setup_logging()
     run = PreferencesRun.from_config(
         StageConfig.load(config_path),
@@ -232,5 +226,4 @@ def preferences_cmd(
         max_tasks=max_tasks,
         samples=samples,
     )
-    summary = run_preferences(run)
-    raise SystemExit(summary.exit_code)
+    exit_with(run_preferences(run), run.output)

@@ -20,16 +20,18 @@ from pathlib import Path
 import click
 
 from moa.api.stages import StageConfig
-from moa.trainer import gates, history, plots
-from moa.trainer.stage import (
+from moa.stage import (
     StageDirs,
+    already_done,
     exit_with,
+    overrides,
     setup_logging,
     stage_options,
     summarize,
-    trainer_kwargs,
     write_report,
 )
+from moa.trainer import gates, history, plots
+from moa.trainer.arguments import trainer_kwargs
 
 log = logging.getLogger("moa.trainer")
 
@@ -42,39 +44,41 @@ class SftRun:
     train_data: Path
     eval_data: Path
     output: Path
+    format_prompts: int  # held-out prompts for tool-call format accuracy
+    max_new_tokens: int
     max_steps: int | None = None
-    format_prompts: int = 64  # held-out prompts for tool-call format accuracy
-    max_new_tokens: int = 256
 
     @classmethod
-    def from_config(cls, config: StageConfig, **overrides: object) -> SftRun:
-        layout = config.layout
+    def from_config(cls, config: StageConfig, **given: object) -> SftRun:
+        layout, stage = config.layout, config.spec.stages.core_agent
         defaults = {
             "train_data": layout.core_agent_train,
             "eval_data": layout.core_agent_eval,
             "output": layout.sft_adapter,
+            "format_prompts": stage.tool_call_prompts,
+            "max_new_tokens": stage.max_new_tokens,
         }
-        defaults.update({k: v for k, v in overrides.items() if v is not None})
-        return cls(config=config, **defaults)  # type: ignore[arg-type]
+        return cls(config=config, **overrides(defaults, given))  # type: ignore[arg-type]
 
 
 def run_sft(run: SftRun):  # -> StageSummary
     """Train (resuming from the last checkpoint of a killed run), measure, gate, publish."""
     dirs = StageDirs(run.output)
-    done = dirs.already_done("sft")
+    done = already_done("sft", dirs.output)
     if done is not None:
         return done
 
     from datasets import Dataset
     from trl import SFTConfig, SFTTrainer
 
+    from moa.agent.policy import limit_cpu_threads, load_base
     from moa.trainer import data, loading
     from moa.trainer.callbacks import progress_callbacks
     from moa.trainer.toolcalls import format_accuracy
 
     spec = run.config.spec
     stage = spec.stages.core_agent
-    loading.limit_cpu_threads()
+    limit_cpu_threads()
     train_convs = data.read_trajectories(run.train_data)
     eval_convs = data.read_trajectories(run.eval_data)
     log.info("sft: %d train / %d eval trajectories", len(train_convs), len(eval_convs))
@@ -88,7 +92,7 @@ def run_sft(run: SftRun):  # -> StageSummary
                 "spec.data.sources needs at least two packages (and data.evalFraction > 0)"
             )
 
-    model, tokenizer, backend = loading.load_base(run.config.layout.base_model(spec.base_model), spec.lora)
+    model, tokenizer, backend = load_base(run.config.layout.base_model(spec.base_model), spec.lora)
     model = loading.add_lora(model, spec.lora)
     trainable, total = loading.trainable_parameters(model)
     log.info("trainable parameters: %d of %d (%.2f%%)", trainable, total, 100 * trainable / total)
@@ -179,15 +183,13 @@ def sft_cmd(
 ) -> None:
     """Supervised fine-tuning on the Harmony agent trajectories (exit 3 when a gate fails)."""
     setup_logging()
-    config = StageConfig.load(config_path)
-    sft = config.spec.stages.core_agent
     run = SftRun.from_config(
-        config,
+        StageConfig.load(config_path),
         train_data=data,
         eval_data=eval_data,
         output=output,
         max_steps=max_steps,
-        format_prompts=format_prompts or sft.tool_call_prompts,
-        max_new_tokens=max_new_tokens or sft.max_new_tokens,
+        format_prompts=format_prompts,
+        max_new_tokens=max_new_tokens,
     )
     exit_with(run_sft(run), run.output)

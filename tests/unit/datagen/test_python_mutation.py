@@ -14,10 +14,10 @@ from python_mutations import local_package
 
 from moa.api.records import SourceRef
 from moa.datagen.diffcheck import DiffChecker
-from moa.datagen.sources import fetch
 from moa.languages.python.functions import functions
 from moa.languages.python.mutation import VENV, MutmutRunner, bug_class, classify, first_changed_line, layout
 from moa.languages.sandbox import run
+from moa.languages.sources import fetch
 from moa.languages.tools import apply_unified, changed_lines
 
 SOURCE = SourceRef.parse("pypi:inflection@0.5.1")

@@ -10,11 +10,11 @@ import pytest
 from mutation_checks import check_records, working_copy
 
 from moa.api.records import SourceRef
-from moa.datagen.sources import fetch
 from moa.languages import registry, sandbox
 from moa.languages.base import enclosing
 from moa.languages.go.functions import functions
 from moa.languages.go.mutation import GoMutationRunner, Mutant, apply_mutant, classify, read_events
+from moa.languages.sources import fetch
 
 SOURCE = SourceRef.parse("go:github.com/google/uuid@v1.6.0")
 
