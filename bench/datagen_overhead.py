@@ -119,7 +119,7 @@ def main() -> None:
 
 def print_table(rows: list[dict[str, object]]) -> None:
     print(
-        "\n| language | source | mutants | raw s | moa s | moa/raw | verified | caught/CPU-min | CPU-h for 3,000 |"
+        "\n| language | source | mutants | raw s | moa s | moa/raw | verified | caught/core-min | core-h for 3,000 |"
     )
     print("|---|---|---|---|---|---|---|---|---|")
     for r in rows:
