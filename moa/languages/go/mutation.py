@@ -32,7 +32,7 @@ from functools import cache
 from pathlib import Path
 
 from moa.api.records import SUITE_FAILURE, FailingTest, MutationRecord, MutationStatus, SourceRef
-from moa.languages import sandbox
+from moa.languages import go, sandbox
 from moa.languages.base import FunctionSpan, enclosing
 from moa.languages.go.functions import functions
 from moa.languages.tools import (
@@ -84,7 +84,6 @@ _ALL_TYPES = ("invert-assignments", "invert-bitwise", "invert-bwassign", "invert
 _ENABLE_ALL = [f"--{flag}" for flag in _ALL_TYPES] + ["--remove-self-assignments"]
 # Longest first, so `<<=` is read as one token and not as `<`.
 _TOKENS = sorted({tok for swaps in SWAPS.values() for tok in swaps}, key=len, reverse=True)
-_FAIL = re.compile(r"^\s*--- FAIL: (\S+)", re.MULTILINE)
 _BUILD_FAILED = re.compile(r"\[(build|setup) failed\]|^# \S+\n", re.MULTILINE)
 
 
@@ -141,7 +140,7 @@ class GoMutationRunner(RunnerBase):
 
     def failing_tests(self, output: str) -> list[str]:
         """The tests a baseline's report (the text of its `go test -json` events) names as failed."""
-        return list(dict.fromkeys(_FAIL.findall(output)))
+        return list(dict.fromkeys(n for p in go.plugin.failing_test_patterns for n in p.findall(output)))
 
     def run(
         self,

@@ -24,6 +24,7 @@ from io import StringIO
 from pathlib import Path
 
 from moa.api.records import MutationRecord, MutationStatus, SourceRef
+from moa.languages import python
 from moa.languages.sampling import operator_swap_class
 from moa.languages.sandbox import Limits, Result, run
 from moa.languages.tools import (
@@ -78,7 +79,6 @@ _NOT_PACKAGE = {
 _NO_ADDOPTS = "--override-ini=addopts="
 _MUTMUT_CLI = "import sys; from mutmut.__main__ import cli; sys.argv[0] = 'mutmut'; sys.exit(cli())"
 _PASSED_RE = re.compile(r"(\d+) passed")
-_FAILED_RE = re.compile(r"^(?:FAILED|ERROR) (\S+?)(?: - .*)?$", re.MULTILINE)
 
 
 def base_python() -> str:
@@ -310,7 +310,7 @@ class MutmutRunner(RunnerBase):
 
     def failing_tests(self, output: str) -> list[str]:
         """Test ids pytest reported as failed or errored (from its -rfE short summary)."""
-        return sorted(set(_FAILED_RE.findall(output)))
+        return sorted({n for p in python.plugin.failing_test_patterns for n in p.findall(output)})
 
     def passed_tests(self, output: str) -> int | None:
         """How many tests passed, from pytest's last summary line (`12 passed, 2 deselected in 0.3s`)."""
