@@ -22,6 +22,7 @@ import click
 from moa import harmony as h
 from moa.api.gates import GateResult
 from moa.api.layout import METRICS, Layout
+from moa.api.records import SUITE_FAILURE, MutationRecord
 from moa.api.stages import StageConfig, StageSummary
 from moa.api.training import DataGates
 from moa.datagen.dedup import diff_hash
@@ -112,12 +113,32 @@ def measure(mutations: Path, train: Path, evals: Path) -> Measured:
         "duplicate_pairs": float(duplicates),
         "eval_overlap": float(len(overlap)),
     }
+    metrics |= pair_quality(loaded.records)
     if n:  # absent, not zero, when there is nothing to measure: an absent value fails its gate
         metrics["valid_harmony_fraction"] = valid / n
     if valid:
         metrics["multi_tool_fraction"] = multi / valid
         metrics["average_turns"] = turns / valid
     return Measured(metrics, examples)
+
+
+# Bug classes no developer writes (moa.api.training.BugClass): sentinel strings, deleted blocks, stubs.
+STUB_CLASSES = {"sentinel", "block", "stub"}
+
+
+def pair_quality(records: list[MutationRecord]) -> dict[str, float]:
+    """What the caught pairs are worth as training data: do they name a failing test, are they
+    bugs a developer makes, were their diffs checked against the function they name."""
+    caught = [r for r in records if r.status == "caught"]
+    metrics = {"timeout_pairs": float(sum(r.status == "timeout" for r in records))}
+    if caught:
+        named = sum(any(t.name != SUITE_FAILURE for t in r.failing_tests) for r in caught)
+        metrics["named_test_fraction"] = named / len(caught)
+        metrics["stub_operator_fraction"] = sum(r.operator_class in STUB_CLASSES for r in caught) / len(
+            caught
+        )
+        metrics["function_scoped_fraction"] = sum(r.function_scoped for r in caught) / len(caught)
+    return metrics
 
 
 def table(results: list[GateResult]) -> str:
