@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 Registry = Literal["pypi", "crates", "npm", "go", "git", "path"]
 MutationStatus = Literal["caught", "missed", "timeout", "unviable"]
@@ -80,6 +80,12 @@ class MutationRecord(BaseModel):
     tool: str = ""
     timings: dict[str, float] = Field(default_factory=dict)
     diff_hash: str = ""
+
+    @field_validator("source")
+    @classmethod
+    def _source_parses(cls, value: str) -> str:
+        SourceRef.parse(value)  # a record whose source cannot be split by package is unusable
+        return value
 
 
 class EvalOutcome(BaseModel):

@@ -1,0 +1,31 @@
+"""Malformed input records: a stage skips them and says which, instead of crashing.
+
+Every skipped record is named `file:line: why`. All of them go to `bad-records.txt` in the
+stage's report folder (the place a user looks after a run); the first few are printed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+REPORT = "bad-records.txt"
+SHOWN = 5
+
+
+def report(bad: Sequence[str], folder: Path, echo: Callable[[str], object] = print) -> Path | None:
+    """Write every bad record to `folder/bad-records.txt` (atomically) and print the first few.
+    Returns the report's path, or None when there is nothing to report (a stale report is removed)."""
+    path = folder / REPORT
+    if not bad:
+        path.unlink(missing_ok=True)
+        return None
+    folder.mkdir(parents=True, exist_ok=True)
+    tmp = folder / f".{REPORT}.tmp"
+    tmp.write_text("".join(f"{line}\n" for line in bad), encoding="utf-8", errors="backslashreplace")
+    tmp.replace(path)
+    for line in bad[:SHOWN]:
+        echo(f"skipped malformed record: {line}")
+    if len(bad) > SHOWN:
+        echo(f"... and {len(bad) - SHOWN} more malformed records: all {len(bad)} are listed in {path}")
+    return path
