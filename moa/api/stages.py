@@ -19,6 +19,7 @@ from typing import Literal
 import yaml
 from pydantic import Field
 
+from moa.api import kube_yaml
 from moa.api.common import API_VERSION, Model
 from moa.api.gates import GateResult
 from moa.api.layout import Layout
@@ -96,7 +97,7 @@ class StageConfig(Model):
 
     @classmethod
     def load(cls, path: str | Path) -> StageConfig:
-        data = yaml.safe_load(Path(path).read_text())
+        data = kube_yaml.load_file(path)
         if not isinstance(data, dict) or data.get("kind") != "StageConfig":
             raise ValueError(f"{path}: not a StageConfig (expected kind: StageConfig)")
         return cls.model_validate(data)
