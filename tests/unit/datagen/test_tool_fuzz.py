@@ -98,7 +98,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Executor, 
     ws.close()
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(call=CALLS)
 def test_no_tool_call_raises_or_writes_outside(
     world: tuple[Executor, Path, Path], call: tuple[str, object]
