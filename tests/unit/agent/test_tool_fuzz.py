@@ -14,8 +14,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from moa.datagen.executor import Executor
-from moa.datagen.workspace import RepoState, Workspace
+from moa.agent.executor import Executor
+from moa.agent.workspace import RepoState, Workspace
 from moa.harmony.patch import MAX_PATCH_CHARS
 
 ANY_CHAR = st.characters(min_codepoint=0, max_codepoint=0x10FFFF, exclude_categories=())
