@@ -9,6 +9,8 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from moa.api import atomic
+
 REPORT = "bad-records.txt"
 SHOWN = 5
 
@@ -20,10 +22,7 @@ def report(bad: Sequence[str], folder: Path, echo: Callable[[str], object] = pri
     if not bad:
         path.unlink(missing_ok=True)
         return None
-    folder.mkdir(parents=True, exist_ok=True)
-    tmp = folder / f".{REPORT}.tmp"
-    tmp.write_text("".join(f"{line}\n" for line in bad), encoding="utf-8", errors="backslashreplace")
-    tmp.replace(path)
+    atomic.write_text(path, "".join(f"{line}\n" for line in bad), errors="backslashreplace")
     for line in bad[:SHOWN]:
         echo(f"skipped malformed record: {line}")
     if len(bad) > SHOWN:

@@ -19,7 +19,7 @@ from typing import Literal
 import yaml
 from pydantic import Field
 
-from moa.api import kube_yaml
+from moa.api import atomic, kube_yaml
 from moa.api.common import API_VERSION, Model
 from moa.api.gates import GateResult
 from moa.api.layout import Layout
@@ -186,9 +186,4 @@ class StageSummary(Model):
 
     def write(self, path: str | Path) -> Path:
         """Write atomically (temporary name, then rename): metrics.json marks a completed stage."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(self.to_json())
-        tmp.replace(path)
-        return path
+        return atomic.write_text(Path(path), self.to_json())

@@ -22,7 +22,7 @@ from typing import Any
 import click
 
 from moa import harmony as h
-from moa.api import bad_records
+from moa.api import atomic, bad_records
 from moa.api.gates import GateResult
 from moa.api.layout import METRICS, Layout
 from moa.api.records import SourceRef
@@ -169,9 +169,7 @@ def run_gate(
     output.mkdir(parents=True, exist_ok=True)
     bad_records.report(measured.examples["malformed_records"], output, echo)
     report = table(results) + "\n\n" + "\n".join(f"- {n}" for n in notes) + "\n"
-    tmp = output / ".gates.md.tmp"
-    tmp.write_text(report)
-    tmp.replace(output / "gates.md")
+    atomic.write_text(output / "gates.md", report)
     finish(summary, output)
     return summary
 
