@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 Registry = Literal["pypi", "crates", "npm", "go", "git", "path"]
 MutationStatus = Literal["caught", "missed", "timeout", "unviable"]
@@ -89,6 +89,12 @@ class MutationRecord(BaseModel):
     function_scoped: bool = False
     # The tool's operator mapped by the language plugin to a bug class (moa.api.training.BugClass).
     operator_class: str = ""
+
+    @field_validator("source")
+    @classmethod
+    def _source_parses(cls, value: str) -> str:
+        SourceRef.parse(value)  # a record whose source cannot be split by package is unusable
+        return value
 
 
 class EvalOutcome(BaseModel):

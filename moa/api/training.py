@@ -13,9 +13,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any, Final, Literal
 
-import yaml
 from pydantic import Field, field_validator
 
+from moa.api import kube_yaml
 from moa.api.common import (
     API_VERSION,
     DNS_LABEL,
@@ -735,7 +735,7 @@ def _check_all(
 def load_training(path: str | Path) -> AdapterTraining:
     """Read one AdapterTraining from a YAML file (the first AdapterTraining document in it)."""
     text = Path(path).read_text()
-    for doc in yaml.safe_load_all(text):
+    for doc in kube_yaml.load_all(text):
         if isinstance(doc, dict) and doc.get("kind") == KIND:
             return AdapterTraining.model_validate(doc)
     raise ValueError(f"{path}: no document with kind: {KIND}")
