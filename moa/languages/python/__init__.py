@@ -3,6 +3,7 @@
 import re
 
 from moa.languages.base import Idiom, LanguagePlugin, lazy
+from moa.languages.python.functions import functions
 from moa.languages.python.sources import DEFAULT_SOURCES
 
 plugin = LanguagePlugin(
@@ -17,6 +18,7 @@ plugin = LanguagePlugin(
     },
     evaluator=lazy("moa.languages.python.evaluator:PythonEvaluator"),
     mutation_runner=lazy("moa.languages.python.mutation:MutmutRunner"),
+    functions=functions,
     default_sources=DEFAULT_SOURCES,
     failing_test_patterns=(
         re.compile(r"^(?:FAILED|ERROR) (\S+?)(?: - .*)?$", re.M),  # pytest summary
