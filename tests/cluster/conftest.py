@@ -89,13 +89,16 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 def pytest_collection_finish(session: pytest.Session) -> None:
     """Build missing binaries before the first test: a cold build (~20 min on 2 busy cores) must not
     count against one test's timeout. A failure is re-raised by the fixtures, so cluster tests ERROR."""
-    if session.config.option.collectonly or not any(i.get_closest_marker("cluster") for i in session.items):
+    active = [
+        i for i in session.items if i.get_closest_marker("cluster") and not i.get_closest_marker("skip")
+    ]
+    if session.config.option.collectonly or not active:
         return
     from moa.dev.k8s_build import BINARIES, NODE_BINARIES, ensure_binaries
 
     reporter = session.config.pluginmanager.get_plugin("terminalreporter")
     names = ["kubectl"] if given_kubeconfig(session.config) else list(BINARIES)
-    if any(i.get_closest_marker("real_node") and not i.get_closest_marker("skip") for i in session.items):
+    if any(i.get_closest_marker("real_node") for i in active):
         names += NODE_BINARIES
     try:
         ensure_binaries(names, say=lambda msg: reporter.write_line(f"moa: {msg}") if reporter else print(msg))
