@@ -28,6 +28,22 @@ class CuratedSource:
     note: str = ""
 
 
+@dataclass(frozen=True)
+class RoutingMarkers:
+    """What sends a prompt to this language's adapter in `moa serve` (moa/serving/detect.py),
+    beyond file extensions and `markers`: a new plugin is routed with no server change.
+
+    fences: info strings of fenced code blocks (```rust);
+    manifests: project file names (Cargo.toml);
+    patterns: regexes (multiline) of idioms the `markers` miss and of this toolchain's
+    stack traces and error messages, with weights.
+    """
+
+    fences: tuple[str, ...] = ()
+    manifests: tuple[str, ...] = ()
+    patterns: dict[str, float] = field(default_factory=dict)
+
+
 @runtime_checkable
 class MutationRunner(Protocol):
     """Runs the language's mutation-testing tool on an unpacked source tree.
@@ -72,6 +88,7 @@ class LanguagePlugin:
     mutation_runner: Callable[[], MutationRunner] | None = None
     evaluator: Callable[[], Evaluator] | None = None
     default_sources: Sequence[CuratedSource] = ()
+    routing: RoutingMarkers | None = None
 
     def detect(self, text: str, filename: str | None = None) -> float:
         """A score in [0, 1]: how much `text` (or its file name) looks like this language."""
@@ -88,4 +105,5 @@ class LanguagePlugin:
             "mutate": self.mutation_runner is not None,
             "evaluate": self.evaluator is not None,
             "sources": bool(self.default_sources),
+            "route": self.routing is not None,
         }
