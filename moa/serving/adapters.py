@@ -133,6 +133,15 @@ def _from_export(doc: dict[str, Any], root: Path) -> list[Wanted]:
     return out
 
 
+class NoRegistry:
+    """No registry: only adapters loaded at run time (`--allow-runtime-lora`) are served."""
+
+    description = "no registry (runtime adapters only)"
+
+    def wanted(self) -> list[Wanted]:
+        return []
+
+
 class ClusterSource:
     """`Adapter` resources of a namespace, read through the Kubernetes API (read-only RBAC)."""
 

@@ -303,7 +303,8 @@ def create_app(engine: Engine, adapters: AdapterSet, metrics: Metrics, settings:
                 "description": "routes each request to its language's production adapter",
             }
         ]
-        for name, wanted in sorted(adapters.table.served.items()):
+        production = [(n, w) for n, w in sorted(adapters.table.served.items()) if w.variant == "production"]
+        for name, wanted in production:  # a canary is reached through its language, never by name
             info = adapters.infos.get(name)
             data.append(
                 {
@@ -314,7 +315,6 @@ def create_app(engine: Engine, adapters: AdapterSet, metrics: Metrics, settings:
                     "root": str(wanted.artifact),
                     "parent": engine.base,
                     "language": wanted.language,
-                    "variant": wanted.variant,
                     "digest": info.digest if info else None,
                     "checks": info.checks if info else [],
                 }

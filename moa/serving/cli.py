@@ -5,12 +5,9 @@ from __future__ import annotations
 import json
 import logging
 from pathlib import Path
-from typing import TYPE_CHECKING, TextIO
+from typing import TextIO
 
 import click
-
-if TYPE_CHECKING:
-    from moa.serving.adapters import Source
 
 
 @click.command()
@@ -74,7 +71,7 @@ def serve(
     print_vllm_args: bool,
 ) -> None:
     """Serve the production adapters over the OpenAI API (chat completions, models, metrics)."""
-    from moa.serving.adapters import ClusterSource, LocalSource
+    from moa.serving.adapters import ClusterSource, LocalSource, NoRegistry, Source
 
     chosen = [x for x in (workdir, registry_file, cluster or None) if x]
     if len(chosen) > 1:
@@ -91,7 +88,7 @@ def serve(
             "give --workdir, --registry or --cluster (or --allow-runtime-lora with --base)"
         )
     else:
-        source = LocalSource(Path(".moa-no-registry"))
+        source = NoRegistry()
     wanted = source.wanted()
     bases = sorted({w.base_model for w in wanted})
     base = base or (bases[0] if bases else None)
@@ -102,39 +99,9 @@ def serve(
     if print_vllm_args:
         from moa.serving.upstream import vllm_args
 
-        production = {w.name: w.artifact for w in wanted}
-        click.echo("vllm serve " + " ".join(vllm_args(base, production)))
+        served = {w.name: w.artifact for w in wanted}  # production and canaries
+        click.echo("vllm serve " + " ".join(vllm_args(base, served)))
         return
-    _serve(
-        source,
-        engine_name,
-        base,
-        upstream_url,
-        upstream_api_key,
-        host,
-        port,
-        poll_interval,
-        window_ms,
-        max_batch,
-        default_language,
-        allow_runtime_lora,
-    )
-
-
-def _serve(
-    source: Source,
-    engine_name: str,
-    base: str,
-    upstream_url: str | None,
-    upstream_api_key: str | None,
-    host: str,
-    port: int,
-    poll_interval: float,
-    window_ms: float,
-    max_batch: int,
-    default_language: str | None,
-    allow_runtime_lora: bool,
-) -> None:
     import uvicorn
 
     from moa.serving.adapters import AdapterSet

@@ -63,6 +63,9 @@ class Engine(Protocol):
 
     async def unload(self, name: str) -> None: ...
 
+    def loaded(self) -> list[str]:
+        """The adapters the engine holds (to show that retirement really unloads)."""
+
     def generate(self, adapter: str, prompt: str, sampling: Sampling) -> AsyncIterator[Piece]: ...
 
     async def close(self) -> None: ...

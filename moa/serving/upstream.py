@@ -37,6 +37,7 @@ class UpstreamEngine:
         self.client = httpx.AsyncClient(
             base_url=self.url, headers=headers, timeout=httpx.Timeout(600, connect=10)
         )
+        self._loaded: set[str] = set()
         self._tokenizer: Any = None
         if (Path(base) / "tokenizer.json").exists():
             from tokenizers import Tokenizer
@@ -58,10 +59,15 @@ class UpstreamEngine:
                 f"{self.url} refused to load {name} from {path}: {reply.status_code} {reply.text[:300]}"
             )
         info.checks.append(f"loaded by {self.url}")
+        self._loaded.add(name)
         return info
 
     async def unload(self, name: str) -> None:
         await self.client.post("/v1/unload_lora_adapter", json={"lora_name": name})
+        self._loaded.discard(name)
+
+    def loaded(self) -> list[str]:
+        return sorted(self._loaded)
 
     async def generate(self, adapter: str, prompt: str, sampling: Sampling) -> AsyncIterator[Piece]:
         body = {
