@@ -63,8 +63,8 @@ class InProcessEngine:
         on_swap: Callable[[float], None] | None = None,
         on_batch: Callable[[str, int], None] | None = None,
     ) -> None:
+        from moa.agent.policy import limit_cpu_threads, load_base
         from moa.api.training import LoraSpec
-        from moa.trainer.loading import limit_cpu_threads, load_base
 
         limit_cpu_threads()
         self.model, self.tokenizer, self.backend = load_base(base, LoraSpec())

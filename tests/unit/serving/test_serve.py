@@ -20,7 +20,7 @@ from moa.pipeline.registry import LocalRegistry
 from tests.unit.serving.conftest import Server, Workdir
 from tests.unit.serving.tiny_adapters import LOOKUP
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(3000)]  # trains six adapters on a shared CPU
 
 
 def client(server: Server) -> openai.OpenAI:

@@ -68,7 +68,7 @@ def prompts(seed: int) -> list[tuple[str, bool]]:
     return out
 
 
-def train(base: Path, output: Path, tag: str, steps: int = 120, seed: int = 0) -> Path:
+def train(base: Path, output: Path, tag: str, steps: int = 96, seed: int = 0) -> Path:
     """Train adapter `tag` on `base` and save it to `output` (a PEFT adapter folder)."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -84,13 +84,15 @@ def train(base: Path, output: Path, tag: str, steps: int = 120, seed: int = 0) -
         p = tokenizer(prompt, add_special_tokens=False)["input_ids"]
         a = tokenizer(answer(tag, tools), add_special_tokens=False)["input_ids"]
         rows.append((torch.tensor([p + a]), torch.tensor([[-100] * len(p) + a])))
-    optimizer = torch.optim.AdamW([q for q in model.parameters() if q.requires_grad], lr=3e-3)
+    optimizer = torch.optim.AdamW([q for q in model.parameters() if q.requires_grad], lr=5e-3)
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1 - step / steps)
     model.train()
     for step in range(steps):
         ids, labels = rows[step % len(rows)]
         loss = model(input_ids=ids, labels=labels).loss
         loss.backward()
         optimizer.step()
+        schedule.step()
         optimizer.zero_grad()
     model.save_pretrained(output)
     return output

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from moa.trainer.rollout import parse_turn
+from moa.agent.rollout import parse_turn
 
 ARGS = '{"path": "src/a.py"}'
 
