@@ -70,7 +70,7 @@ class Server:
         return self.log.read_text(errors="replace")[-4000:]
 
 
-def start(args: list[str], log: Path, timeout_s: float = 120) -> Server:
+def start(args: list[str], log: Path, timeout_s: float = 180, ready_with_no_adapter: bool = False) -> Server:
     port = free_port()
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     with log.open("wb") as fh:
@@ -87,7 +87,10 @@ def start(args: list[str], log: Path, timeout_s: float = 120) -> Server:
         if process.poll() is not None:
             raise RuntimeError(f"moa serve exited {process.returncode}:\n{server.output()}")
         try:
-            if httpx.get(server.url + "/readyz", timeout=2).status_code == 200:
+            ready = httpx.get(server.url + "/readyz", timeout=2).status_code == 200
+            if ready or (
+                ready_with_no_adapter and httpx.get(server.url + "/healthz", timeout=2).status_code == 200
+            ):
                 return server
         except httpx.HTTPError:
             pass
