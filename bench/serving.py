@@ -172,27 +172,30 @@ def bench_router(base: Path, root: Path, engine: object, requests: int, tokens: 
             "max_tokens": tokens,
             "temperature": 0,
         }
-        served = []
+        # Interleaved, so that both sides see the same load on a shared machine; the bare side
+        # generates exactly as many tokens as the server just did.
+        peft.set_adapter("python-coding")
+        ids = tok(prompt, return_tensors="pt", add_special_tokens=False)
+        served, bare = [], []
         for _ in range(requests):
             started = time.perf_counter()
             reply = httpx.post(url + "/v1/chat/completions", json=body, timeout=120)
             served.append(time.perf_counter() - started)
             reply.raise_for_status()
-        got = reply.json()["usage"]["completion_tokens"]
+            got = reply.json()["usage"]["completion_tokens"]
+            started = time.perf_counter()
+            with torch.no_grad():
+                peft.generate(
+                    **ids,
+                    max_new_tokens=got,
+                    min_new_tokens=got,
+                    do_sample=False,
+                    pad_token_id=tok.pad_token_id,
+                )
+            bare.append(time.perf_counter() - started)
     finally:
         server.terminate()
         server.wait(30)
-    # The bare baseline generates exactly as many tokens as the server did.
-    peft.set_adapter("python-coding")
-    ids = tok(prompt, return_tensors="pt", add_special_tokens=False)
-    bare = []
-    for _ in range(requests):
-        started = time.perf_counter()
-        with torch.no_grad():
-            peft.generate(
-                **ids, max_new_tokens=got, min_new_tokens=got, do_sample=False, pad_token_id=tok.pad_token_id
-            )
-        bare.append(time.perf_counter() - started)
     b, s = statistics.median(bare), statistics.median(served)
     print(
         f"router: median {s * 1000:.1f} ms through moa serve vs {b * 1000:.1f} ms bare generate "
