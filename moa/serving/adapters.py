@@ -187,6 +187,7 @@ class AdapterSet:
         *,
         default_language: str | None = None,
         on_change: Callable[[AdapterSet], None] | None = None,
+        grace_s: float = 5.0,
     ) -> None:
         self.engine, self.source = engine, source
         self.default_language = default_language
@@ -197,6 +198,11 @@ class AdapterSet:
         self._refused_as: dict[str, tuple[str, Path, str | None]] = {}  # not retried every poll
         self.created: dict[str, int] = {}
         self._inflight: Counter[str] = Counter()
+        # A production adapter that left the registry with no successor yet keeps serving its
+        # language for this long: `moa registry promote` retires, then promotes (two writes), and
+        # a poll between them must not leave the language without an adapter.
+        self.grace_s = grace_s
+        self._leaving: dict[str, float] = {}
         self._lock = asyncio.Lock()  # one sync at a time
 
     # --- routing ---------------------------------------------------------------------
@@ -267,6 +273,7 @@ class AdapterSet:
                 self.created[w.name] = int(time.time())
                 ready[w.name] = w
             kept = {n: w for n, w in ready.items() if n in wanted}
+            self._keep_until_replaced(current, kept, wanted)
             removed = [n for n in current if n not in kept]
             changed = kept.keys() != current.keys() or any(kept[n] is not current.get(n) for n in kept)
             if changed:
@@ -279,6 +286,19 @@ class AdapterSet:
                 await self._drain_and_unload(name)
             if changed or removed:
                 self.on_change(self)
+
+    def _keep_until_replaced(
+        self, current: dict[str, Wanted], kept: dict[str, Wanted], wanted: dict[str, Wanted]
+    ) -> None:
+        now = time.monotonic()
+        for name, w in current.items():
+            if name in kept or w.variant != "production":
+                continue
+            successor = any(k.language == w.language and k.variant == "production" for k in kept.values())
+            until = self._leaving.setdefault(name, now + self.grace_s)
+            if not successor and now < until:
+                kept[name] = w
+        self._leaving = {n: t for n, t in self._leaving.items() if n in kept and n not in wanted}
 
     def _check_base(self, w: Wanted) -> None:
         if not _same_model(w.base_model, self.engine.base):
