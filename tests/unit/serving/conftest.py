@@ -46,7 +46,10 @@ def trained(base: Path, output: Path, tag: str) -> Path:
     if not cached.exists():
         partial = cached.with_name(cached.name + f".partial{os.getpid()}")
         tiny_adapters.train(base, partial, tag)
-        partial.rename(cached)
+        try:
+            partial.rename(cached)
+        except OSError:  # another run cached the same adapter meanwhile: keep theirs
+            shutil.rmtree(partial)
     shutil.copytree(cached, output)
     return output
 
