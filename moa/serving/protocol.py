@@ -140,7 +140,8 @@ def conversation(request: ChatRequest) -> h.Conversation:
             if m.reasoning_content:
                 messages.append(h.analysis(m.reasoning_content))
             if m.text():
-                messages.append(h.final(m.text()))
+                # Text next to tool calls is a preamble (commentary); alone it is the answer.
+                messages.append(h.preamble(m.text()) if m.tool_calls else h.final(m.text()))
             for call in m.tool_calls or []:
                 call_names[call.id] = call.function.name
                 messages.append(_tool_call(call, i))

@@ -14,6 +14,7 @@ from click.testing import CliRunner
 
 from moa.serving.cli import serve
 from tests.unit.serving.conftest import Server, Workdir, start, stop
+from tests.unit.serving.tiny_adapters import LOOKUP
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(3000)]
 
@@ -65,8 +66,8 @@ def test_upstream_routes_and_loads_adapters_on_the_generator(chain: tuple[Server
     assert raw.parse().choices[0].message.content == "adapter rust"
     stream = client.chat.completions.create(
         model="typescript",
-        messages=[{"role": "user", "content": "hi"}],
-        tools=[{"type": "function", "function": {"name": "lookup", "parameters": {"type": "object"}}}],
+        messages=[{"role": "user", "content": "How do I reverse a list?"}],
+        tools=[LOOKUP],
         temperature=0,
         max_tokens=40,
         stream=True,
