@@ -9,6 +9,8 @@
     out = h.parse_output(sampled)          # what a model generated: tolerant (see output.py)
 
 `moa.harmony.patch` holds the apply_patch format the agent edits files with.
+
+Imports nothing else of moa.
 """
 
 from moa.harmony.errors import HarmonyError
