@@ -379,6 +379,7 @@ def create_app(engine: Engine, adapters: AdapterSet, metrics: Metrics, settings:
         body = {
             "ready": bool(served),
             "adapters": served,
+            "loaded": engine.loaded(),  # what the engine holds: a retired adapter leaves this list
             "refused": adapters.refused,
             "registry": adapters.source.description,
         }
