@@ -6,7 +6,6 @@ adapter generated it. The promotion test changes the registry, so it runs last.
 
 from __future__ import annotations
 
-import json
 import re
 import threading
 import time
