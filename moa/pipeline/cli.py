@@ -17,7 +17,7 @@ from moa.api.layout import Layout
 from moa.api.training import load_training
 from moa.pipeline.local import LocalRun
 from moa.pipeline.planner import Plan
-from moa.pipeline.registry import LocalRegistry, adapter_for, export
+from moa.pipeline.registry import LocalRegistry, adapter_for, export, publish
 
 _ICON = {"Succeeded": "[green]✓[/]", "Running": "[yellow]▶[/]", "Failed": "[red]✗[/]", "Pending": "[dim]·[/]"}
 
@@ -125,7 +125,7 @@ def run(spec_file: Path, workdir: Path | None, rerun: tuple[str, ...], plain: bo
     layout = Layout(root, training.spec.language)
     if final.phase == "Succeeded":
         eval_stage = next(st for st in final.stages if st.name == "eval")
-        adapter = adapter_for(training, eval_stage.metrics, eval_stage.gates)
+        adapter = publish(adapter_for(training, eval_stage.metrics, eval_stage.gates), root)
         path = LocalRegistry(root).save(adapter)
         console.print(f"[green]adapter {adapter.metadata.name}[/] → {root / adapter.spec.artifact}")
         console.print(f"registered in {path}; report: {layout.reports}")

@@ -237,11 +237,10 @@ def humaneval_pass_at_1(policy: Policy, problems: int, timeout_s: float = 10.0) 
 
 def answer_text(completion: str) -> str:
     """The answer a completion gives: its final message when it parses, else the raw text."""
-    try:
-        messages = h.parse_completion(completion).messages
-        return next((m.content for m in reversed(messages) if m.channel == "final"), messages[-1].content)
-    except (h.HarmonyError, IndexError):
+    messages = h.parse_output(completion).messages
+    if not messages:
         return re.sub(r"<\|[a-z]+\|>", "", completion)
+    return next((m.content for m in reversed(messages) if m.channel == "final"), messages[-1].content)
 
 
 def humaneval_program(problem: dict[str, Any], completion: str) -> str:
