@@ -72,6 +72,9 @@ class LanguagePlugin:
     mutation_runner: Callable[[], MutationRunner] | None = None
     evaluator: Callable[[], Evaluator] | None = None
     default_sources: Sequence[CuratedSource] = ()
+    # A few short, idiomatic code snippets: part of the tiny test model's tokenizer and
+    # pretraining text (`moa dev tiny-model`), so that it has seen the language's syntax.
+    code_samples: Sequence[str] = ()
 
     def detect(self, text: str, filename: str | None = None) -> float:
         """A score in [0, 1]: how much `text` (or its file name) looks like this language."""

@@ -84,16 +84,20 @@ class EvalRun:
     mmlu: Path | None = None
     max_tasks: int | None = None
     humaneval_problems: int | None = None
-    max_new_tokens: int = 512
-    format_prompts: int = 64
+    max_new_tokens: int | None = None  # default: the spec's stages.eval.maxNewTokens
+    format_prompts: int | None = None  # default: the spec's stages.eval.formatPrompts
 
     @classmethod
     def from_config(cls, config: StageConfig, **overrides: Any) -> EvalRun:
         layout = config.layout
+        stage = config.spec.stages.eval
         defaults: dict[str, Any] = {
             "tasks": layout.core_agent_eval,
             "adapter": layout.final_adapter,
             "output": layout.stage_dir("eval"),
+            "mmlu": layout.artifact(stage.mmlu_data) if stage.mmlu_data else None,
+            "max_new_tokens": stage.max_new_tokens,
+            "format_prompts": stage.format_prompts,
         }
         defaults.update({k: v for k, v in overrides.items() if v is not None})
         return cls(config=config, **defaults)
@@ -368,7 +372,7 @@ def other_adapters(run: EvalRun) -> dict[str, Path]:
 
 
 NOT_MEASURED_NOTES = {
-    "mmlu_accuracy": "MMLU: not measured (no --mmlu FILE given)",
+    "mmlu_accuracy": "MMLU: not measured (mmluQuestions is 0, or no stages.eval.mmluData / --mmlu FILE)",
     "hallucinated_api_rate": "hallucinated API rate: not measured (Python only, and needs an applied patch)",
     "lint_clean_rate": "lint clean rate: not measured (no task ended with passing tests)",
     "median_iterations": "median iterations to green: not measured (no task ended green)",
@@ -446,7 +450,9 @@ def run_eval(run: EvalRun, echo: Any = click.echo) -> StageSummary:
             metrics[name], metrics[f"base_{name}"], metrics[drops[name]] = mine, theirs, theirs - mine
     metrics["tool_call_prompts"] = float(len(fitting))
     metrics["seconds"] = round(time.monotonic() - started, 2)
-    not_measured = [note for key, note in NOT_MEASURED_NOTES.items() if key not in metrics]
+    not_measured = stage.not_configured() + [
+        note for key, note in NOT_MEASURED_NOTES.items() if key not in metrics
+    ]
     summary = summarize("eval", metrics, stage.evaluate(metrics))
     summary = summary.model_copy(update={"message": "; ".join([summary.message, *not_measured]).strip("; ")})
 
@@ -508,11 +514,18 @@ def run_eval(run: EvalRun, echo: Any = click.echo) -> StageSummary:
 @click.option("--adapter", type=click.Path(path_type=Path), default=None, help="Adapter (default: final).")
 @click.option("--output", type=click.Path(path_type=Path), default=None, help="Report folder.")
 @click.option("--mmlu", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
-              help="MMLU questions (JSONL: question, choices, answer); without it MMLU is not measured.")  # fmt: skip
+              help="MMLU questions (JSONL: question, choices, answer); default: the spec's stages.eval.mmluData.")  # fmt: skip
 @click.option("--max-tasks", type=int, default=None, help="At most N eval tasks.")
 @click.option("--humaneval-problems", type=int, default=None, help="Override the spec's count.")
-@click.option("--max-new-tokens", type=int, default=512, show_default=True, help="Per model turn.")
-@click.option("--format-prompts", type=int, default=64, show_default=True, help="Held-out tool-call prompts.")
+@click.option(
+    "--max-new-tokens", type=int, default=None, help="Per model turn (default: stages.eval.maxNewTokens)."
+)
+@click.option(
+    "--format-prompts",
+    type=int,
+    default=None,
+    help="Held-out tool-call prompts (default: stages.eval.formatPrompts).",
+)
 def eval_cmd(
     config_path: Path,
     tasks: Path | None,
@@ -521,8 +534,8 @@ def eval_cmd(
     mmlu: Path | None,
     max_tasks: int | None,
     humaneval_problems: int | None,
-    max_new_tokens: int,
-    format_prompts: int,
+    max_new_tokens: int | None,
+    format_prompts: int | None,
 ) -> None:
     """Evaluate the final adapter on held-out tasks, against the base (exit 3 when a gate fails)."""
     setup_logging()

@@ -1,11 +1,14 @@
 """Load the base checkpoint and the one LoRA adapter carried through SFT -> IPO -> GRPO.
 
-Two backends, chosen once per process and logged:
-  - `unsloth`: CUDA present -> Unsloth loads the base in 4-bit (bitsandbytes) when the spec asks
-    for it; the LoRA itself is plain PEFT so the expert tensors get adapters the same way.
-    Untested here (no GPU on the development machines); `unsloth` is imported only on this path.
+Two backends, chosen once per process and logged with the reason:
+  - `unsloth`: CUDA present and `unsloth` imports (the `cuda` extra) -> Unsloth loads the base
+    as its GPT-OSS guide does (`FastLanguageModel.from_pretrained(..., dtype=None,
+    load_in_4bit=..., full_finetuning=False)`: QLoRA in 4-bit through bitsandbytes when the spec
+    asks for it); the LoRA itself is plain PEFT so the expert tensors get adapters the same way.
+    Not run on the development machines (no GPU); `unsloth` is imported only on this path.
   - `hf`: plain transformers + PEFT in fp32 on CPU (bf16 on a GPU without Unsloth).
-`MOA_BACKEND=hf` forces the plain path on a GPU.
+`MOA_BACKEND=hf` forces the plain path on a GPU; a GPU where `unsloth` does not import falls
+back to it with the import error logged.
 
 GPT-OSS's MoE experts are fused 3-D parameters (`mlp.experts.gate_up_proj`, `down_proj`), not
 Linear modules, so PEFT adapts them through `target_parameters`. PEFT gives every expert its own
@@ -45,14 +48,56 @@ class Backend:
         return f"{self.name} on {self.device} ({self.dtype}{quant})"
 
 
+def unsloth_missing() -> str | None:
+    """Why Unsloth cannot be used here (None: it imports)."""
+    try:
+        import unsloth  # noqa: F401  (CUDA only; patches transformers on import)
+    except Exception as exc:  # ImportError, or its own refusal (no GPU, unsupported torch)
+        return f"{type(exc).__name__}: {exc}"
+    return None
+
+
+def bitsandbytes_missing() -> str | None:
+    """Why 8-bit optimizers and 4-bit loading cannot be used here (None: bitsandbytes imports)."""
+    try:
+        import bitsandbytes  # noqa: F401
+    except Exception as exc:
+        return f"{type(exc).__name__}: {exc}"
+    return None
+
+
 def choose_backend(lora: LoraSpec) -> Backend:
     import torch
 
-    if torch.cuda.is_available():
-        if os.environ.get("MOA_BACKEND", "") != "hf":
-            return Backend("unsloth", "cuda", "bfloat16", lora.load_in_4bit)
+    if not torch.cuda.is_available():
+        return Backend("hf", "cpu", "float32", False)
+    if os.environ.get("MOA_BACKEND", "") == "hf":
+        log.info("backend hf: MOA_BACKEND=hf")
         return Backend("hf", "cuda", "bfloat16", False)
-    return Backend("hf", "cpu", "float32", False)
+    reason = unsloth_missing()
+    if reason is not None:
+        log.warning("backend hf: unsloth does not import (%s); install the `cuda` extra", reason)
+        return Backend("hf", "cuda", "bfloat16", False)
+    quantized = lora.load_in_4bit and bitsandbytes_missing() is None
+    if lora.load_in_4bit and not quantized:
+        log.warning("loadIn4bit: bitsandbytes does not import (%s); loading in bf16", bitsandbytes_missing())
+    return Backend("unsloth", "cuda", "bfloat16", quantized)
+
+
+def optimizer_for(requested: str, backend: Backend) -> str:
+    """The spec's optimizer, or plain AdamW with a notice where it cannot run: the 8-bit optimizers
+    need bitsandbytes on CUDA."""
+    if "8bit" not in requested:
+        return requested
+    if backend.device != "cuda":
+        reason = f"needs CUDA (running on {backend.device})"
+    else:
+        missing = bitsandbytes_missing()
+        if missing is None:
+            return requested
+        reason = f"needs bitsandbytes ({missing}; install the `cuda` extra)"
+    log.warning("optimizer %s %s: using adamw_torch", requested, reason)
+    return "adamw_torch"
 
 
 def load_base(path: str | Path, lora: LoraSpec, backend: Backend | None = None) -> tuple[Any, Any, Backend]:
@@ -72,7 +117,8 @@ def load_base(path: str | Path, lora: LoraSpec, backend: Backend | None = None) 
             model_name=str(path),
             max_seq_length=lora.max_seq_length,
             load_in_4bit=backend.load_in_4bit,
-            dtype=None,
+            dtype=None,  # Unsloth picks bf16 where the GPU has it
+            full_finetuning=False,  # LoRA / QLoRA, as its GPT-OSS guide loads it
         )
     else:
         import torch

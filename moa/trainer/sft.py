@@ -24,9 +24,11 @@ from moa.trainer import gates, history, plots
 from moa.trainer.stage import (
     StageDirs,
     exit_with,
+    mirror_report,
     setup_logging,
     stage_options,
     summarize,
+    trackers,
     trainer_kwargs,
     write_report,
 )
@@ -97,7 +99,7 @@ def run_sft(run: SftRun):  # -> StageSummary
         return Dataset.from_list([data.tokenize_with_mask(tokenizer, c) for c in convs])
 
     args = SFTConfig(
-        **trainer_kwargs(stage, backend, dirs, run.max_steps),
+        **trainer_kwargs(stage, backend, dirs, run.max_steps, trackers(run.config)),
         num_train_epochs=stage.epochs,
         max_length=spec.lora.max_seq_length,
         packing=stage.packing,
@@ -150,6 +152,7 @@ def run_sft(run: SftRun):  # -> StageSummary
     )
     write_report(result / "report.md", spec.language, backend.describe(), summary, fmt.samples)
     dirs.publish(summary)
+    mirror_report(run.output, run.config.layout.reports / "sft")
     return summary
 
 

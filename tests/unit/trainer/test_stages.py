@@ -46,12 +46,7 @@ IPO = {
 
 @pytest.fixture(scope="module")
 def root(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("artifacts")
-    layout = Layout(root, "python")
-    fx.write_trajectories(layout.core_agent_train, 32, seed=0)
-    fx.write_trajectories(layout.core_agent_eval, 3, seed=1)
-    fx.write_pairs(layout.ipo_train, 16, seed=2)
-    return root
+    return fx.write_stage_data(tmp_path_factory.mktemp("artifacts"))
 
 
 def config(root: Path, tiny_model: Path, stage: str, name: str, **stages: object) -> Path:
