@@ -429,7 +429,8 @@ def run_eval(run: EvalRun, echo: Any = click.echo) -> StageSummary:
         metrics.update(outcome_shares([r.outcome.outcome for r in results]))
         cross: dict[str, dict[str, float]] = {}
         for other, path in other_adapters(run).items():
-            model.load_adapter(path, adapter_name=other, is_trainable=False)
+            with loading.expert_patterns_accepted():
+                model.load_adapter(path, adapter_name=other, is_trainable=False)
             model.set_adapter(other)
             cross[other] = agent_metrics(agent_results(policy, tasks, judge, stage.max_turns, echo), spec.language, judge, tasks)  # fmt: skip
             model.set_adapter(loading.ADAPTER_NAME)

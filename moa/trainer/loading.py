@@ -20,10 +20,12 @@ expert tensor costs about what one attention projection does.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import os
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -152,14 +154,22 @@ def lora_config(lora: LoraSpec, model_config: Any) -> Any:
     )
 
 
+@contextlib.contextmanager
+def expert_patterns_accepted() -> Iterator[None]:
+    """Silence PEFT's false alarm about our rank/alpha patterns, on creation and on every reload:
+    PEFT applies them to target_parameters but checks them against target_modules only (the
+    adapter weights' shapes show they apply; tests/unit/trainer/test_stages.py)."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="The following (rank|alpha)_pattern keys did not match")
+        yield
+
+
 def add_lora(model: Any, lora: LoraSpec) -> Any:
     """A fresh trainable adapter on the base (the start of SFT)."""
     from peft import get_peft_model
 
     config = lora_config(lora, model.config)
-    with warnings.catch_warnings():
-        # PEFT applies rank/alpha patterns to target_parameters but checks them against target_modules only
-        warnings.filterwarnings("ignore", message="The following (rank|alpha)_pattern keys did not match")
+    with expert_patterns_accepted():
         model = get_peft_model(model, config, adapter_name=ADAPTER_NAME)
     log.info(
         "new LoRA r=%d alpha=%g on %s + %s",
@@ -180,7 +190,8 @@ def load_adapter(model: Any, adapter: str | Path, trainable: bool) -> Any:
         raise FileNotFoundError(
             f"no adapter at {adapter} (adapter_config.json missing): run the previous stage first"
         )
-    model = PeftModel.from_pretrained(model, adapter, adapter_name=ADAPTER_NAME, is_trainable=trainable)
+    with expert_patterns_accepted():
+        model = PeftModel.from_pretrained(model, adapter, adapter_name=ADAPTER_NAME, is_trainable=trainable)
     log.info("loaded adapter %s (%s)", adapter, "trainable" if trainable else "frozen")
     return model
 

@@ -12,9 +12,9 @@ task it can learn, once as built and once with its signal flipped inside the tes
 - IPO (the stage's own `run_ipo`) widens the chosen-over-rejected log-ratio margin against the SFT
   reference while the true per-token KL to it stays bounded; with chosen and rejected swapped
   the margin goes the other way.
-- GRPO (TRL's GRPOTrainer with the arguments the stage builds) raises the mean reward of a
-  reward the policy can reach (call the tool the task asks for); with the reward negated it
-  falls.
+- GRPO (TRL's GRPOTrainer with the arguments the stage builds, `grpo_args`) makes a reward the
+  SFT policy can reach (address the tool the task asks for) likelier than the alternatives,
+  against the SFT policy; with the reward negated it makes it less likely.
 
 Each learned figure is measured independently of what the trainer logs, on the original
 (unflipped) data.
@@ -36,6 +36,10 @@ from moa.trainer import data
 
 pytestmark = pytest.mark.slow
 
+# The flipped run of each test must fail its learning assertion (strict: passing is an error).
+FLIPPED = pytest.mark.xfail(
+    strict=True, raises=AssertionError, reason="the inverted learning signal must not learn"
+)
 CONSTANT = {"lrScheduler": "constant", "warmupRatio": 0.0, "gradientAccumulation": 1, "saveSteps": 1000}
 SFT_STEPS = 120
 FORMAT_PROMPTS = 8
@@ -99,7 +103,7 @@ def sft_adapter(root: Path, tiny_model: Path) -> Path:
     return root / "sft_learned"
 
 
-@pytest.mark.parametrize("signal", ["assistant tokens", pytest.param("inverted mask", marks=pytest.mark.xfail(strict=True, reason="the flipped signal must not learn"))])  # fmt: skip
+@pytest.mark.parametrize("signal", ["assistant tokens", pytest.param("inverted mask", marks=FLIPPED)])  # fmt: skip
 def test_sft_raises_tool_call_accuracy(
     signal: str, root: Path, tiny_model: Path, sft_adapter: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -130,7 +134,7 @@ IPO_MIN_MARGIN = 2.0
 IPO_KL_BOUND = 2.0  # nats per completion token; measured about 1.15 after these 16 steps
 
 
-@pytest.mark.parametrize("signal", ["chosen over rejected", "swapped"])  # fmt: skip
+@pytest.mark.parametrize("signal", ["chosen over rejected", pytest.param("swapped", marks=FLIPPED)])  # fmt: skip
 def test_ipo_widens_the_margin_with_bounded_kl(
     signal: str, root: Path, tiny_model: Path, sft_adapter: Path
 ) -> None:
@@ -184,7 +188,7 @@ def calls_run_tests(completion: str) -> bool:
     return completion.startswith(call_header("run_tests"))
 
 
-@pytest.mark.parametrize("signal", ["reward", "negated reward"])  # fmt: skip
+@pytest.mark.parametrize("signal", ["reward", pytest.param("negated reward", marks=FLIPPED)])  # fmt: skip
 def test_grpo_raises_a_reachable_reward(signal: str, root: Path, tiny_model: Path, sft_adapter: Path) -> None:
     """The task: at each tool-call point of the held-out trajectories, call run_tests. The SFT
     policy samples it sometimes (it has seen run_tests, read_file and apply_patch there), so the
