@@ -35,7 +35,9 @@ PRETRAIN_EPISODES = 400
     default=None,
     help="AdapterTraining whose language and sources give the pretraining code (needed with --pretrain).",
 )
-@click.option("--steps", type=int, default=300, show_default=True, help="Pretraining steps.")
+@click.option(
+    "--steps", type=int, default=120, show_default=True, help="Pretraining steps (4 x 512 tokens each)."
+)
 def tiny_model_cmd(
     output: Path,
     seed: int,

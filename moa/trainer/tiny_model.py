@@ -178,7 +178,7 @@ def build(
 
 @dataclass(frozen=True)
 class Pretraining:
-    steps: int = 300
+    steps: int = 120
     seq_len: int = 512
     batch: int = 4
     learning_rate: float = 3e-3
@@ -212,6 +212,9 @@ def pretrain(
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    from moa.trainer.loading import limit_cpu_threads
+
+    limit_cpu_threads()
     torch.manual_seed(plan.seed)
     tokenizer = AutoTokenizer.from_pretrained(path)
     model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32, attn_implementation="eager")
