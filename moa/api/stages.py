@@ -34,16 +34,37 @@ EXIT_GATE_FAILED = 3
 
 
 @dataclass(frozen=True)
+class Ratio:
+    """A metric that is NUMERATOR / DENOMINATOR of two count metrics of the same stage."""
+
+    name: str
+    numerator: str
+    denominator: str
+
+
+@dataclass(frozen=True)
 class Stage:
     name: StageName
     command: tuple[str, ...]  # argv after `moa`, before `--config FILE`
     gpu: bool  # needs an accelerator (a training workload)
     sandboxed: bool  # executes untrusted code (mutants, model-written patches)
     fan_out: bool = False  # one run per source (shard)
+    # Across shards counts add up, ratios never do: a fanned-out stage's ratios are recomputed
+    # from the summed counts, and its rates (per unit of one shard's time) are left out.
+    ratios: tuple[Ratio, ...] = ()
+    rates: frozenset[str] = frozenset()
 
 
 STAGES: tuple[Stage, ...] = (
-    Stage("mutate", ("datagen", "mutate"), gpu=False, sandboxed=True, fan_out=True),
+    Stage(
+        "mutate",
+        ("datagen", "mutate"),
+        gpu=False,
+        sandboxed=True,
+        fan_out=True,
+        ratios=(Ratio("yield", "caught", "total"),),
+        rates=frozenset({"mutants_per_minute"}),
+    ),
     Stage("trajectories", ("datagen", "trajectories"), gpu=False, sandboxed=True),
     Stage("datagate", ("datagen", "gate"), gpu=False, sandboxed=False),
     Stage("sft", ("train", "sft"), gpu=True, sandboxed=False),

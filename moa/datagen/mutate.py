@@ -32,10 +32,10 @@ from moa.api.layout import METRICS
 from moa.api.records import MutationRecord, SourceRef
 from moa.api.stages import StageConfig, StageSummary
 from moa.datagen.dedup import diff_hash
-from moa.datagen.sources import fetch
 from moa.datagen.verify import Verdict, apply_verdict, find_flaky, recover, verify
 from moa.languages import registry
 from moa.languages.base import MutationRunner
+from moa.languages.sources import fetch
 from moa.languages.tools import cache_dir
 
 RECORDS = "mutations.jsonl"

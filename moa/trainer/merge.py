@@ -21,7 +21,7 @@ import click
 
 from moa.api.layout import METRICS, Layout
 from moa.api.stages import StageConfig, StageSummary
-from moa.trainer.stage import StageDirs, exit_with, setup_logging, summarize
+from moa.stage import StageDirs, exit_with, setup_logging, summarize
 
 log = logging.getLogger("moa.trainer")
 
@@ -92,7 +92,7 @@ def merge_full(base: Path, adapter: Path, target: Path) -> None:
 
     dtype = torch.bfloat16 if torch.cuda.is_available() else torch.float32
     model = AutoModelForCausalLM.from_pretrained(base, dtype=dtype)
-    from moa.trainer.loading import expert_patterns_accepted
+    from moa.agent.policy import expert_patterns_accepted
 
     with expert_patterns_accepted():
         merged = PeftModel.from_pretrained(model, adapter).merge_and_unload()

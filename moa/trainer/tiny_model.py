@@ -212,7 +212,7 @@ def pretrain(
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from moa.trainer.loading import limit_cpu_threads
+    from moa.agent.policy import limit_cpu_threads
 
     limit_cpu_threads()
     torch.manual_seed(plan.seed)

@@ -77,6 +77,29 @@ def test_next_stage_starts_when_all_shards_succeeded_and_metrics_are_summed() ->
     assert mutate.state == "Succeeded" and mutate.metrics == {"caught": 30.0}
 
 
+def test_mutation_yield_across_two_sources_is_recomputed_from_counts_and_stays_at_most_one() -> None:
+    # Two shards each caught most of their mutants: adding their yields would show 1.7.
+    attempts = {
+        ("mutate", SOURCES[0]): [ok("mutate", caught=9, total=10, **{"yield": 0.9}, mutants_per_minute=30)],
+        ("mutate", SOURCES[1]): [ok("mutate", caught=24, total=30, **{"yield": 0.8}, mutants_per_minute=50)],
+    }
+    s = spec(data={"sources": SOURCES[:2], "limits": {"concurrency": 2}})
+    mutate = plan("py", s, Observed(now=T0, attempts=attempts)).stages[0]
+    assert mutate.metrics == {"caught": 33.0, "total": 40.0, "yield": 0.825}
+    assert mutate.metrics["yield"] <= 1  # mutants_per_minute is one shard's rate: left out, not added
+
+
+def test_one_shard_keeps_its_own_ratios_and_an_empty_total_has_no_yield() -> None:
+    one = {
+        ("mutate", SOURCES[0]): [ok("mutate", caught=9, total=10, **{"yield": 0.9}, mutants_per_minute=30)]
+    }
+    s = spec(data={"sources": SOURCES[:1], "limits": {"concurrency": 2}})
+    assert plan("py", s, Observed(now=T0, attempts=one)).stages[0].metrics["mutants_per_minute"] == 30
+    empty = {("mutate", src): [ok("mutate", caught=0, total=0)] for src in SOURCES[:2]}
+    s2 = spec(data={"sources": SOURCES[:2], "limits": {"concurrency": 2}})
+    assert "yield" not in plan("py", s2, Observed(now=T0, attempts=empty)).stages[0].metrics
+
+
 def test_failed_attempt_waits_for_exponential_backoff_then_retries() -> None:
     s = spec()
     attempts = done_until("sft", s)

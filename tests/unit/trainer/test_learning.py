@@ -83,7 +83,7 @@ def run_sft(root: Path, tiny_model: Path, name: str) -> StageSummary:
 
 
 def base_format_accuracy(root: Path, tiny_model: Path) -> float:
-    from moa.trainer.loading import load_base
+    from moa.agent.policy import load_base
     from moa.trainer.toolcalls import format_accuracy
 
     layout = Layout(root, "python")
@@ -138,6 +138,7 @@ IPO_KL_BOUND = 2.0  # nats per completion token; measured about 1.15 after these
 def test_ipo_widens_the_margin_with_bounded_kl(
     signal: str, root: Path, tiny_model: Path, sft_adapter: Path
 ) -> None:
+    from moa.agent import policy as policy_loading
     from moa.trainer import divergence, loading
     from moa.trainer.ipo import IpoRun, run_ipo
 
@@ -158,10 +159,10 @@ def test_ipo_widens_the_margin_with_bounded_kl(
 
     # Measured afresh on the original pairs: the IPO adapter as policy, the SFT adapter as reference.
     spec = run.config.spec
-    model, tokenizer, _ = loading.load_base(tiny_model, spec.lora)
-    model = loading.load_adapter(model, run.output, trainable=False)
+    model, tokenizer, _ = policy_loading.load_base(tiny_model, spec.lora)
+    model = policy_loading.load_adapter(model, run.output, trainable=False)
     model.load_adapter(str(sft_adapter), adapter_name=loading.REFERENCE_ADAPTER)
-    model.set_adapter(loading.ADAPTER_NAME)
+    model.set_adapter(policy_loading.ADAPTER_NAME)
     originals = data.read_pairs(layout.ipo_train)
     margin = divergence.margin(
         model, tokenizer, originals, loading.REFERENCE_ADAPTER, spec.lora.max_seq_length
@@ -197,11 +198,12 @@ def test_grpo_raises_a_reachable_reward(signal: str, root: Path, tiny_model: Pat
     from datasets import Dataset
     from trl import GRPOTrainer
 
+    from moa.agent import policy as policy_loading
+    from moa.agent.policy import decode
     from moa.api.training import GrpoStage
-    from moa.trainer import divergence, loading
+    from moa.stage import StageDirs
+    from moa.trainer import divergence
     from moa.trainer.grpo import grpo_args
-    from moa.trainer.rollout import decode
-    from moa.trainer.stage import StageDirs
 
     layout = Layout(root, "python")
     prompts = data.tool_call_prompts(data.read_trajectories(layout.core_agent_train), limit=12)
@@ -214,8 +216,8 @@ def test_grpo_raises_a_reachable_reward(signal: str, root: Path, tiny_model: Pat
         CONSTANT | {"learningRate": 1e-3, "numGenerations": 4, "temperature": 0.7, "beta": 0.0}
     )
     config = StageConfig.load(fx.stage_config(root, tiny_model, "grpo", root / "grpo.yaml"))
-    model, tokenizer, backend = loading.load_base(tiny_model, config.spec.lora)
-    model = loading.load_adapter(model, sft_adapter, trainable=True)
+    model, tokenizer, backend = policy_loading.load_base(tiny_model, config.spec.lora)
+    model = policy_loading.load_adapter(model, sft_adapter, trainable=True)
     dirs = StageDirs(root / f"grpo_{'up' if sign > 0 else 'down'}")
     trainer = GRPOTrainer(
         model=model,
@@ -228,7 +230,7 @@ def test_grpo_raises_a_reachable_reward(signal: str, root: Path, tiny_model: Pat
 
     policy = trainer.model
     policy.load_adapter(str(sft_adapter), adapter_name="sft")
-    policy.set_adapter(loading.ADAPTER_NAME)
+    policy.set_adapter(policy_loading.ADAPTER_NAME)
 
     def mean_log_ratio(tool: str) -> float:
         completion = tokenizer(call_header(tool), add_special_tokens=False)["input_ids"]

@@ -9,23 +9,17 @@ previous stage's outputs are only ever read.
 
 from __future__ import annotations
 
-import importlib.util
 import logging
-import os
 import shutil
 import sys
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import click
 
 from moa.api.gates import GateResult, blocking
 from moa.api.layout import METRICS
-from moa.api.stages import StageConfig, StageName, StageSummary
-from moa.api.training import Training
-from moa.trainer.loading import Backend, optimizer_for
+from moa.api.stages import StageName, StageSummary
 
 log = logging.getLogger("moa.trainer")
 
@@ -108,70 +102,14 @@ def setup_logging() -> None:
         logging.getLogger("moa").setLevel(logging.INFO)
 
 
-def trackers(config: StageConfig) -> list[str]:
-    """The spec's `stages.reportTo` for TRL's report_to; unset: TensorBoard when it is installed.
-
-    TensorBoard writes under reports/{lang}/tensorboard/{stage} of the artifact root (transformers
-    reads the folder from TENSORBOARD_LOGGING_DIR), so `tensorboard --logdir reports/` shows every
-    stage of every language side by side."""
-    chosen = config.spec.stages.report_to
-    if chosen is None:
-        chosen = ["tensorboard"] if importlib.util.find_spec("tensorboard") is not None else []
-    if "tensorboard" in chosen:
-        folder = config.layout.reports / "tensorboard" / config.stage
-        os.environ["TENSORBOARD_LOGGING_DIR"] = str(folder)
-        log.info("tensorboard logs: %s", folder)
-    return list(chosen)
-
-
 def mirror_report(output: Path, reports: Path) -> None:
     """Copy a published stage's report.md and plots to reports/{lang}/{stage}/ (DESIGN's layout),
-    where the other stages' reports are; the adapter folder keeps its own copy."""
+    where the other stages' reports are; the output folder keeps its own copy."""
     reports.mkdir(parents=True, exist_ok=True)
     if (output / "report.md").exists():
         shutil.copy2(output / "report.md", reports / "report.md")
     if (output / "plots").is_dir():
         shutil.copytree(output / "plots", reports / "plots", dirs_exist_ok=True)
-
-
-def trainer_kwargs(
-    training: Training,
-    backend: Backend,
-    dirs: StageDirs,
-    max_steps: int | None,
-    report_to: Sequence[str] = (),
-) -> dict[str, Any]:
-    """TrainingArguments shared by the training stages, from the spec's hyper-parameters.
-
-    8-bit optimizers need bitsandbytes on CUDA; elsewhere the same AdamW runs in 32 bits.
-    Eval runs ten times per run (`eval_steps` as a ratio), so the eval-loss trend gate has
-    points whatever the run's length.
-    """
-    optim = optimizer_for(training.optimizer, backend)
-    return {
-        "output_dir": str(dirs.checkpoints),
-        "max_steps": max_steps if max_steps else -1,
-        "per_device_train_batch_size": training.batch_size,
-        "per_device_eval_batch_size": training.batch_size,
-        "gradient_accumulation_steps": training.gradient_accumulation,
-        "learning_rate": training.learning_rate,
-        "lr_scheduler_type": training.lr_scheduler,
-        "warmup_steps": training.warmup_ratio,
-        "weight_decay": training.weight_decay,
-        "optim": optim,
-        "logging_steps": 1,
-        "eval_strategy": "steps",
-        "eval_steps": 0.1,
-        "save_strategy": "steps",
-        "save_steps": training.save_steps,
-        "save_total_limit": 2,
-        "seed": training.seed,
-        "use_cpu": backend.device == "cpu",
-        "bf16": backend.dtype == "bfloat16",
-        "report_to": list(report_to),
-        "disable_tqdm": not sys.stderr.isatty(),
-        "dataloader_num_workers": 0,
-    }
 
 
 def write_report(
