@@ -25,10 +25,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from moa import harmony as h
+from moa.agent.tasks import INSTRUCTIONS
 from moa.api.records import SourceRef
-from moa.datagen.sources import fetch
-from moa.datagen.teachers import INSTRUCTIONS
 from moa.languages.registry import get as get_plugin
+from moa.languages.sources import fetch
 
 WINDOW_CHARS = 1500  # a code window: about what one read_file of a function shows
 MAX_FILE_CHARS = 60_000  # generated or vendored giants teach nothing about code
