@@ -221,20 +221,36 @@ def hallucinated_api_rate(
     return hallucinated / applied if applied else None
 
 
-def call_accuracy(policy: Any, prompts: Sequence[str]) -> float | None:
+PROGRESS_CHUNK = 8  # prompts generated between two progress lines
+
+
+def complete_showing_progress(policy: Any, prompts: Sequence[str], label: str, echo: Any) -> list[str]:
+    """policy.complete in chunks, with a progress line after each (generation is the slow part)."""
+    out: list[str] = []
+    started = time.monotonic()
+    for i in range(0, len(prompts), PROGRESS_CHUNK):
+        out += policy.complete(prompts[i : i + PROGRESS_CHUNK])
+        echo(f"{label}: {len(out)}/{len(prompts)} prompts ({time.monotonic() - started:.0f}s)")
+    return out
+
+
+def call_accuracy(policy: Any, prompts: Sequence[str], echo: Any = log.info, label: str = "tool-call probe") -> float | None:  # fmt: skip
     """Share of held-out tool-call prompts on which the policy writes a valid tool call (the
     SFT gate's check, `moa.trainer.data.is_valid_tool_call`); None without prompts."""
     from moa.trainer.data import is_valid_tool_call
 
     if not prompts:
         return None
-    return sum(is_valid_tool_call(c) for c in policy.complete(prompts)) / len(prompts)
+    completions = complete_showing_progress(policy, prompts, label, echo)
+    return sum(is_valid_tool_call(c) for c in completions) / len(prompts)
 
 
 # ------------------------------------------------------------------------------ regression checks
 
 
-def humaneval_pass_at_1(policy: Policy, problems: int, timeout_s: float = 10.0) -> float | None:
+def humaneval_pass_at_1(
+    policy: Policy, problems: int, timeout_s: float = 10.0, echo: Any = log.info, label: str = "HumanEval"
+) -> float | None:
     """pass@1 (greedy) on the first `problems` HumanEval problems, each executed sandboxed."""
     if problems <= 0:
         return None
@@ -253,7 +269,8 @@ def humaneval_pass_at_1(policy: Policy, problems: int, timeout_s: float = 10.0) 
         for p in chosen
     ]
     passed = 0
-    for problem, completion in zip(chosen, policy.complete(prompts), strict=True):
+    completions = complete_showing_progress(policy, prompts, label, echo)
+    for problem, completion in zip(chosen, completions, strict=True):
         program = humaneval_program(problem, completion)
         with tempfile.TemporaryDirectory(prefix="moa-humaneval-") as tmp:
             (Path(tmp) / "solution.py").write_text(program)
@@ -428,10 +445,11 @@ def run_eval(run: EvalRun, echo: Any = click.echo) -> StageSummary:
         )
 
     def both(measure: Any) -> tuple[Any, Any]:
-        """(adapter, base) values of one measure; the base is the same weights with the adapter off."""
-        adapter_value = measure()
+        """(adapter, base) values of one measure; the base is the same weights with the adapter off.
+        `measure(who)` names whose figure it is in its progress lines."""
+        adapter_value = measure("adapter")
         with model.disable_adapter():
-            return adapter_value, measure()
+            return adapter_value, measure("base")
 
     metrics: dict[str, float] = {}
     with Judge(spec.stages.grpo.rewards, timeout) as judge:
@@ -448,9 +466,11 @@ def run_eval(run: EvalRun, echo: Any = click.echo) -> StageSummary:
             model.delete_adapter(other)
             metrics.update({f"cross_{other}_{k}": v for k, v in cross[other].items() if k.endswith("_rate")})
 
-    calls, base_calls = both(lambda: call_accuracy(policy, fitting))
-    he, base_he = both(lambda: humaneval_pass_at_1(policy, problems))
-    mmlu, base_mmlu = both(lambda: mmlu_accuracy(model, tokenizer, questions))
+    calls, base_calls = both(lambda who: call_accuracy(policy, fitting, echo, f"tool-call probe ({who})"))
+    he, base_he = both(
+        lambda who: humaneval_pass_at_1(policy, problems, echo=echo, label=f"HumanEval ({who})")
+    )
+    mmlu, base_mmlu = both(lambda who: mmlu_accuracy(model, tokenizer, questions))
     pairs = {
         "tool_call_accuracy": (calls, base_calls),
         "humaneval_pass_at_1": (he, base_he),
