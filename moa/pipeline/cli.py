@@ -179,6 +179,32 @@ def list_cmd(workdir: Path) -> None:
     Console().print(table)
 
 
+@registry.command("compare")
+@_workdir
+@click.option(
+    "--output",
+    "-o",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Also write the table (Markdown).",
+)
+def compare_cmd(workdir: Path, output: Path | None) -> None:
+    """The cross-language table over the registry's adapters, with the roadmap's flags (exit 3 when
+    any language is flagged: > 15 % below the best test pass rate, tool-call accuracy < 95 %)."""
+    from moa.pipeline.compare import compare, markdown
+
+    rows = compare(LocalRegistry(workdir).list())
+    if not rows:
+        raise click.ClickException(f"no adapters in the registry under {workdir}: run `moa run` first")
+    text = markdown(rows)
+    click.echo(text, nl=False)
+    if output:
+        output.write_text(text)
+        click.echo(f"wrote {output}")
+    if any(r.flags for r in rows):
+        sys.exit(3)
+
+
 @registry.command("export")
 @_workdir
 @click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path), default=None)
