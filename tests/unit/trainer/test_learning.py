@@ -30,6 +30,7 @@ import pytest
 import trainer_fixtures as fx
 
 from moa import harmony as h
+from moa.agent.records import read_records
 from moa.api.layout import Layout
 from moa.api.stages import StageConfig, StageSummary
 from moa.trainer import data
@@ -120,7 +121,7 @@ def test_sft_raises_tool_call_accuracy(
 
 def swapped(pairs: Path, out: Path) -> Path:
     out.parent.mkdir(parents=True, exist_ok=True)
-    rows = [json.loads(line) for f in data.jsonl_files(pairs) for line in f.read_text().splitlines()]
+    rows = [r for _, r in read_records(pairs, ("prompt", "chosen", "rejected"))]
     out.write_text(
         "".join(json.dumps(r | {"chosen": r["rejected"], "rejected": r["chosen"]}) + "\n" for r in rows)
     )
