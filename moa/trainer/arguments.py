@@ -18,6 +18,17 @@ from moa.trainer.loading import optimizer_for
 log = logging.getLogger("moa.trainer")
 
 
+# transformers >= 5 (pinned in pyproject.toml) reads a float `warmup_steps` below 1 as a share
+# of the run's optimizer steps, and 5.2 removed `warmup_ratio`. A share of exactly 1 would read
+# as one step, so it is taken just below 1: ceil(n * WHOLE_RUN) is n for any run under 10^6 steps.
+WHOLE_RUN = 1.0 - 1e-6
+
+
+def warmup(ratio: float) -> float:
+    """The spec's warmup ratio as transformers' `warmup_steps`."""
+    return min(ratio, WHOLE_RUN)
+
+
 def trackers(config: StageConfig) -> list[str]:
     """The spec's `stages.reportTo` for TRL's report_to; unset: TensorBoard when it is installed.
 
@@ -56,7 +67,7 @@ def trainer_kwargs(
         "gradient_accumulation_steps": training.gradient_accumulation,
         "learning_rate": training.learning_rate,
         "lr_scheduler_type": training.lr_scheduler,
-        "warmup_steps": training.warmup_ratio,
+        "warmup_steps": warmup(training.warmup_ratio),
         "weight_decay": training.weight_decay,
         "optim": optim,
         "logging_steps": 1,

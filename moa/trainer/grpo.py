@@ -48,8 +48,10 @@ from moa.api.stages import StageConfig, StageSummary
 from moa.api.training import GrpoStage
 from moa.stage import (
     StageDirs,
+    already_done,
     exit_with,
     mirror_report,
+    overrides,
     setup_logging,
     stage_options,
     summarize,
@@ -75,7 +77,7 @@ class GrpoRun:
     max_tasks: int | None = None
 
     @classmethod
-    def from_config(cls, config: StageConfig, **overrides: Any) -> GrpoRun:
+    def from_config(cls, config: StageConfig, **given: Any) -> GrpoRun:
         layout = config.layout
         start = (
             layout.ipo_adapter
@@ -87,9 +89,9 @@ class GrpoRun:
             "adapter": start,
             "reference": layout.sft_adapter,
             "output": layout.grpo_adapter,
+            "max_steps": config.spec.stages.grpo.max_steps,
         }
-        defaults.update({k: v for k, v in overrides.items() if v is not None})
-        return cls(config=config, **defaults)
+        return cls(config=config, **overrides(defaults, given))
 
 
 def grpo_prompt(task: RepairTask, timeout_s: float) -> str:
@@ -264,9 +266,8 @@ def grpo_args(
 
 def run_grpo(run: GrpoRun) -> StageSummary:
     dirs = StageDirs(run.output)
-    done = dirs.completed()
+    done = already_done("grpo", dirs.output)
     if done is not None:
-        log.info("grpo already complete at %s (%s): nothing to do", run.output, done.status)
         return done
 
     from datasets import Dataset
@@ -301,7 +302,7 @@ def run_grpo(run: GrpoRun) -> StageSummary:
     dataset = Dataset.from_dict({"row": list(range(len(tasks)))})
     dataset.set_transform(row)
 
-    max_steps = run.max_steps or stage.max_steps
+    max_steps = run.max_steps
     args = grpo_args(stage, backend, dirs, max_steps, curriculum.completion_tokens, trackers(run.config))
     trainer_ref: list[Any] = []
     with Judge(stage.rewards, timeout) as judge:
