@@ -10,7 +10,7 @@ import pytest
 from moa.api.adapter import Adapter, AdapterStatus
 from moa.api.layout import Layout
 from moa.api.training import EvalStage, load_training
-from moa.pipeline.registry import promotion_blockers
+from moa.pipeline.promotion import decide, unmet_targets
 
 SAMPLE = Path(__file__).parents[3] / "manifests" / "samples" / "python.yaml"
 
@@ -46,8 +46,10 @@ def test_unconfigured_mmlu_is_reported_and_blocks_promotion_not_training() -> No
         {"metadata": {"name": "python-1"}, "spec": {"language": "python", "baseModel": "b", "artifact": "a"}}
     )
     adapter.status = AdapterStatus(stage="trained", metrics={}, gates=gates)
-    assert promotion_blockers(adapter, "production") == ["eval.mmlu_drop: absent <= 0.01 failed (warn)"]
-    assert promotion_blockers(adapter, "staging") == []
+    assert unmet_targets(adapter) == ["eval.mmlu_drop: absent <= 0.01 failed (warn)"]
+    refused = decide(adapter, "production", [])
+    assert (refused.stage, refused.blocked) == ("trained", "TargetsNotMet")
+    assert decide(adapter, "evaluating", []).stage == "evaluating"
 
 
 @pytest.mark.parametrize(("choice", "severities"), [("blockTraining", ["abort"]), ("ignore", [])])
