@@ -189,6 +189,10 @@ class LanguagePlugin:
         name = re.escape(function.split(".")[-1].split("::")[-1])
         return self.definition_pattern.replace("{name}", name) if self.definition_pattern else rf"\b{name}\b"
 
+    # A few short, idiomatic code snippets: part of the tiny test model's tokenizer and
+    # pretraining text (`moa dev tiny-model`), so that it has seen the language's syntax.
+    code_samples: Sequence[str] = ()
+
     def detect(self, text: str, filename: str | None = None) -> float:
         """A score in [0, 1]: how much `text` (or its file name) looks like this language."""
         if filename and Path(filename).suffix in self.extensions:

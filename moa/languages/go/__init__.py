@@ -4,6 +4,7 @@ import re
 
 from moa.languages.base import Idiom, LanguagePlugin, RoutingMarkers, lazy
 from moa.languages.go.functions import functions
+from moa.languages.go.samples import CODE_SAMPLES
 from moa.languages.go.sources import SOURCES
 
 plugin = LanguagePlugin(
@@ -54,4 +55,5 @@ plugin = LanguagePlugin(
         Idiom(re.compile(r"\bpanic\("), "panic instead of an error"),
     ),
     dependency_dirs=("vendor",),
+    code_samples=CODE_SAMPLES,
 )

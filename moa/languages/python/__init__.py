@@ -4,6 +4,7 @@ import re
 
 from moa.languages.base import Idiom, LanguagePlugin, RoutingMarkers, lazy
 from moa.languages.python.functions import functions
+from moa.languages.python.samples import CODE_SAMPLES
 from moa.languages.python.sources import DEFAULT_SOURCES
 
 plugin = LanguagePlugin(
@@ -71,4 +72,5 @@ plugin = LanguagePlugin(
         "build",
         "dist",
     ),
+    code_samples=CODE_SAMPLES,
 )

@@ -4,6 +4,7 @@ import re
 
 from moa.languages.base import Idiom, LanguagePlugin, RoutingMarkers, lazy
 from moa.languages.rust.functions import functions
+from moa.languages.rust.samples import CODE_SAMPLES
 from moa.languages.rust.sources import SOURCES
 
 plugin = LanguagePlugin(
@@ -54,4 +55,5 @@ plugin = LanguagePlugin(
     ),
     build_dirs=("target", "mutants"),
     incremental_dirs=("target",),
+    code_samples=CODE_SAMPLES,
 )
