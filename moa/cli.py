@@ -20,13 +20,15 @@ COMMANDS: dict[str, str] = {
     "run": "moa.pipeline.cli:run",
     "datagen": "moa.datagen.cli:datagen",
     "train": "moa.trainer.cli:train",
-    "eval": "moa.trainer.cli:eval_cmd",
-    "merge": "moa.trainer.cli:merge",
+    "eval": "moa.trainer.evaluate:eval_cmd",
+    "merge": "moa.trainer.merge:merge_cmd",
     "registry": "moa.pipeline.cli:registry",
     "serve": "moa.serving.cli:serve",
+    "detect": "moa.serving.cli:detect",
     "operator": "moa.operator.cli:operator",
     "manifests": "moa.operator.install:manifests",  # api's crds/validate + install
     "languages": "moa.languages.cli:languages",
+    "sandbox": "moa.languages.sandbox_cli:sandbox_group",
     "dev": "moa.dev.cli:dev",
 }
 
@@ -57,11 +59,19 @@ class MoaCLI(LazyGroup):
 
 @click.group(cls=MoaCLI, lazy=COMMANDS, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--debug", is_flag=True, help="Show full tracebacks on errors.")
+@click.option(
+    "--unsafe-no-sandbox",
+    is_flag=True,
+    help="Where bubblewrap is unusable, run untrusted code (mutants, model patches) UNSANDBOXED "
+    "with your privileges instead of refusing. Inherited by every stage (MOA_UNSAFE_NO_SANDBOX=1).",
+)
 @click.version_option(package_name="moa", prog_name="moa")
-def cli(debug: bool) -> None:
+def cli(debug: bool, unsafe_no_sandbox: bool) -> None:
     """moa — train and serve per-language LoRA adapters for a GPT-OSS coding agent."""
     if debug:
         os.environ["MOA_DEBUG"] = "1"
+    if unsafe_no_sandbox:
+        os.environ["MOA_UNSAFE_NO_SANDBOX"] = "1"
 
 
 def main() -> None:

@@ -26,10 +26,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from moa.agent.workspace import HIDDEN_DIRS, Workspace, WorkspaceError, inside
+from moa.agent.workspace import Workspace, WorkspaceError, hidden_dirs, inside
 from moa.harmony import patch as harmony_patch
 from moa.harmony.model import Message
 from moa.harmony.tools import AGENT_TOOLS, parse_call
+from moa.languages import registry
 
 
 @dataclass(frozen=True)
@@ -61,27 +62,19 @@ class Caps:
     search_file_bytes: int = 1_000_000
     output_chars: int = 8000  # test output kept (head + tail)
     test_timeout_s: float = 300.0
+    call_chars: int = 1 << 20  # arguments of one call (a patch included); larger calls are refused
 
 
-# Test-name lines of the common runners, in the order they are tried. Each pattern's group 1
-# is the test name.
-FAILING_TEST_PATTERNS = (
-    re.compile(r"^(?:FAILED|ERROR) (\S+?)(?: - .*)?$", re.M),  # pytest summary
-    re.compile(r"^test (\S+) \.\.\. FAILED$", re.M),  # cargo test
-    re.compile(r"^\s*--- FAIL: (\S+)", re.M),  # go test
-    re.compile(r"^not ok \d+ - (.+?)\s*(?:#.*)?$", re.M),  # TAP (node --test, tape)
-    re.compile(r"^\s*● (.+?)\s*$", re.M),  # jest
-    re.compile(r"^\s*(?:×|✕|✗) (.+?)(?: \d+ms)?\s*$", re.M),  # vitest / jest / mocha markers
-)
-
-
-def failing_tests(output: str) -> tuple[str, ...]:
-    names: list[str] = []
-    for pattern in FAILING_TEST_PATTERNS:
+def failing_tests(output: str, patterns: Sequence[re.Pattern[str]] | None = None) -> tuple[str, ...]:
+    """Names of failing tests in a runner's output, in the order printed. `patterns` are the
+    language plugin's `failing_test_patterns` (default: every installed plugin's); each
+    pattern's group 1 is a test name."""
+    found: dict[str, int] = {}
+    for pattern in registry.failing_test_patterns() if patterns is None else patterns:
         for m in pattern.finditer(output):
-            if m[1] not in names and not m[1].startswith("["):
-                names.append(m[1])
-    return tuple(names)
+            if not m[1].startswith("["):
+                found[m[1]] = min(found.get(m[1], m.start()), m.start())
+    return tuple(sorted(found, key=found.__getitem__))
 
 
 def glob_match(rel: str, pattern: str) -> bool:
@@ -114,6 +107,7 @@ def test_runner(language: str) -> TestRunner:
     from moa.languages.evaluators import Runner, get_evaluator
 
     evaluator: Any = get_evaluator(language)
+    patterns = registry.get(language).failing_test_patterns
     selectable = "tests" in inspect.signature(evaluator.test).parameters
 
     def run(repo: Path, tests: Sequence[str], timeout_s: float) -> TestRun:
@@ -122,7 +116,9 @@ def test_runner(language: str) -> TestRunner:
         built = evaluator.build(repo, runner)
         if not built.ok:
             output = "build failed:\n" + _relative(built.output, repo)
-            return TestRun(False, failing_tests(output), output, built.timed_out, time.monotonic() - start)
+            return TestRun(
+                False, failing_tests(output, patterns), output, built.timed_out, time.monotonic() - start
+            )
         note = ""
         if tests and selectable:
             result = evaluator.test(repo, runner, tests=list(tests)).result
@@ -131,7 +127,9 @@ def test_runner(language: str) -> TestRunner:
             note = f"[test selection is not supported for {language}; ran the whole suite]\n" if tests else ""
         passed = result.returncode == 0 and not result.timed_out
         output = note + _relative(result.output, repo)
-        return TestRun(passed, failing_tests(output), output, result.timed_out, time.monotonic() - start)
+        return TestRun(
+            passed, failing_tests(output, patterns), output, result.timed_out, time.monotonic() - start
+        )
 
     return run
 
@@ -158,8 +156,17 @@ class Executor:
         }
 
     def call(self, name: str, args_json: str | dict[str, Any]) -> Observation:
+        """Never raises: whatever a model sends (NUL bytes, lone surrogates, paths outside,
+        megabytes of arguments) comes back as an error observation."""
         self.calls += 1
-        text = args_json if isinstance(args_json, str) else json.dumps(args_json)
+        try:
+            text = args_json if isinstance(args_json, str) else json.dumps(args_json)
+        except (TypeError, ValueError) as exc:
+            return self._invalid(f"invalid call to {name}: arguments are not JSON ({exc})")
+        if len(text) > self.caps.call_chars:
+            return self._invalid(
+                f"invalid call to {name}: the arguments are {len(text)} characters; the limit is {self.caps.call_chars}"
+            )
         message = Message(
             "assistant", text, channel="commentary", recipient=f"functions.{name}", content_type="json"
         )
@@ -167,15 +174,20 @@ class Executor:
         if parsed is None or parsed.problems or parsed.arguments is None or name not in self._tools:
             problems = parsed.problems if parsed is not None else ("not a tool call",)
             return self._invalid(f"invalid call to {name}: " + "; ".join(problems))
+        refused = _unusable_text(parsed.arguments)
+        if refused:
+            return self._invalid(f"invalid call to {name}: {refused}")
         try:
             obs = self._tools[name](parsed.arguments)
-        except (WorkspaceError, harmony_patch.PatchError) as exc:
+        except (WorkspaceError, harmony_patch.PatchError, ValueError) as exc:
             return self._invalid(f"{name}: {exc}")
-        return Observation(_defuse(obs.text), obs.ok, obs.invalid)
+        except OSError as exc:  # the file system said no (permissions, a name too long): not the call's fault
+            return Observation(_shown(f"error: {name}: {exc.strerror or exc}"), ok=False)
+        return Observation(_shown(obs.text), obs.ok, obs.invalid)
 
     def _invalid(self, text: str) -> Observation:
         self.invalid_calls += 1
-        return Observation(_defuse(f"error: {text}"), ok=False, invalid=True)
+        return Observation(_shown(f"error: {text}"), ok=False, invalid=True)
 
     def _rel(self, path: Path) -> str:
         return path.relative_to(self.root).as_posix() or "."
@@ -196,7 +208,7 @@ class Executor:
             lines = path.read_bytes().decode("utf-8").splitlines()
         except UnicodeDecodeError:
             return Observation(f"error: {args['path']} is not a UTF-8 text file", ok=False)
-        start = int(args.get("start_line", 1))
+        start = max(1, int(args.get("start_line", 1)))
         end = min(int(args.get("end_line", len(lines))), len(lines), start + self.caps.read_lines - 1)
         if start > max(1, len(lines)):
             return Observation(
@@ -219,11 +231,12 @@ class Executor:
         and not following links out of the tree."""
         found: list[Path] = []
         level = [base]
+        hidden = hidden_dirs()
         for _ in range(max_depth):
             following: list[Path] = []
             for folder in level:
                 for child in sorted(folder.iterdir(), key=lambda p: p.name):
-                    if child.name in HIDDEN_DIRS or child.name.startswith(".moa"):
+                    if child.name in hidden or child.name.startswith(".moa"):
                         continue
                     found.append(child)
                     if child.is_dir() and not child.is_symlink():
@@ -314,10 +327,28 @@ def _relative(output: str, repo: Path) -> str:
     return "\n".join(lines).replace(str(repo) + "/", "").replace(str(repo), ".")
 
 
-def _defuse(text: str) -> str:
-    """Repository text may contain `<|...|>`; a word joiner keeps it from reading as a Harmony
-    special token (which would end the message early or become a control id)."""
-    return text.replace("<|", "<\u2060|")
+def _shown(text: str) -> str:
+    """An observation as the model may see it. Repository text may contain `<|...|>`; a word
+    joiner keeps it from reading as a Harmony special token (which would end the message early
+    or become a control id). A file name that is not UTF-8 (surrogate-escaped by the OS layer)
+    is shown with escapes, so the text encodes anywhere downstream."""
+    return text.replace("<|", "<\u2060|").encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def _unusable_text(value: Any, where: str = "arguments") -> str | None:
+    """Why a decoded argument cannot reach the file system or a file, or None."""
+    if isinstance(value, dict):
+        return next((r for k, v in value.items() if (r := _unusable_text(v, f"{k!r}"))), None)
+    if isinstance(value, list):
+        return next((r for v in value if (r := _unusable_text(v, where))), None)
+    if isinstance(value, str):
+        if "\0" in value and where != "'patch'":  # a NUL may be file content, never a name
+            return f"{where} contains a NUL byte"
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            return f"{where} is not valid Unicode: lone surrogate at character {exc.start}"
+    return None
 
 
 def describe_test_run(run: TestRun, limit: int) -> str:

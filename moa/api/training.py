@@ -13,9 +13,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any, Final, Literal
 
-import yaml
 from pydantic import Field, field_validator
 
+from moa.api import kube_yaml
 from moa.api.common import (
     API_VERSION,
     DNS_LABEL,
@@ -116,6 +116,41 @@ class DataLimits(Model):
     timeouts: Timeouts = Field(default_factory=Timeouts)
 
 
+# The bug classes language plugins map their mutation tools' operators to (moa.languages.sampling).
+BugClass = Literal[
+    "comparison", "boundary", "arithmetic", "boolean", "variable", "call",
+    "constant", "other", "sentinel", "block", "stub",
+]  # fmt: skip
+
+
+DEVELOPER_BUG_CLASSES: list[BugClass] = [
+    "comparison",
+    "boundary",
+    "arithmetic",
+    "boolean",
+    "variable",
+    "call",
+]
+
+
+class MutationSpec(Model):
+    """Which mutants become data: the operator mix, the seed of the draw, the baseline floor."""
+
+    operator_classes: list[Annotated[BugClass, Field(json_schema_extra={"maxLength": 16})]] = Field(
+        default_factory=lambda: list(DEVELOPER_BUG_CLASSES),
+        min_length=1,
+        max_length=11,
+        description="Bug classes to draw mutants from. The default holds the mistakes developers make; "
+        "sentinel strings, block deletions and default-value stubs are left out.",
+    )
+    seed: int = Field(
+        default=0, ge=0, description="Seed of the stratified draw over files, functions, classes."
+    )
+    min_green_tests: int = Field(
+        default=5, ge=1, description="Tests that must stay green after deselecting the ones red at baseline."
+    )
+
+
 TeacherKind = Literal["oracle", "openai", "anthropic"]
 
 
@@ -158,21 +193,40 @@ class DataGates(Model):
         description="Train trajectories sharing a (package, file, function) or a diff with the eval split.",
     )
 
+    # The quality of the mutation pairs themselves (measured over the caught records).
+    min_named_test_fraction: Fraction = Field(
+        default=0.9, description="Caught pairs naming a failing test (not just '(suite)')."
+    )
+    max_stub_operator_fraction: Fraction = Field(
+        default=0.05,
+        description="Caught pairs from sentinel strings, block deletions or default-value stubs.",
+    )
+    min_function_scoped_fraction: Fraction = Field(
+        default=1.0, description="Caught pairs whose diff was checked to touch only their function."
+    )
+    max_timeout_pairs: int = Field(default=0, ge=0, description="Mutants that hung, kept as pairs.")
+
     def evaluate(self, metrics: dict[str, float]) -> list[GateResult]:
         """Metrics: caught_mutations, multi_tool_fraction, duplicate_pairs, average_turns,
-        valid_harmony_fraction, eval_overlap."""
-        return _check_all(
-            "data",
-            metrics,
-            [
-                ("caught_mutations", ">=", self.min_caught_mutations),
-                ("multi_tool_fraction", ">=", self.min_multi_tool_fraction),
-                ("duplicate_pairs", "<=", self.max_duplicate_pairs),
-                ("average_turns", ">=", self.min_average_turns),
-                ("valid_harmony_fraction", ">=", self.min_valid_harmony_fraction),
-                ("eval_overlap", "<=", self.max_eval_overlap),
-            ],
-        )
+        valid_harmony_fraction, eval_overlap; with caught pairs to measure, also named_test_fraction,
+        stub_operator_fraction, function_scoped_fraction and timeout_pairs (left out, never
+        passed, when there is no caught pair: the caught_mutations gate speaks for that)."""
+        checks: list[tuple[str, Op, float]] = [
+            ("caught_mutations", ">=", self.min_caught_mutations),
+            ("multi_tool_fraction", ">=", self.min_multi_tool_fraction),
+            ("duplicate_pairs", "<=", self.max_duplicate_pairs),
+            ("average_turns", ">=", self.min_average_turns),
+            ("valid_harmony_fraction", ">=", self.min_valid_harmony_fraction),
+            ("eval_overlap", "<=", self.max_eval_overlap),
+        ]
+        if metrics.get("caught_mutations"):
+            checks += [
+                ("named_test_fraction", ">=", self.min_named_test_fraction),
+                ("stub_operator_fraction", "<=", self.max_stub_operator_fraction),
+                ("function_scoped_fraction", ">=", self.min_function_scoped_fraction),
+                ("timeout_pairs", "<=", self.max_timeout_pairs),
+            ]
+        return _check_all("data", metrics, checks)
 
 
 # REGISTRY:NAME@VERSION (npm scopes start with @), git:URL#REV, path:DIR -- as records.SourceRef parses.
@@ -189,9 +243,13 @@ class DataSpec(Model):
         "Empty: the language plugin's curated default sources.",
     )
     limits: DataLimits = Field(default_factory=DataLimits)
+    mutation: MutationSpec = Field(default_factory=MutationSpec)
     teacher: TeacherSpec = Field(default_factory=TeacherSpec)
     eval_fraction: Fraction = Field(
         default=0.05, description="Share of trajectories held out for SFT eval loss."
+    )
+    grpo_fraction: Fraction = Field(
+        default=0.1, description="Share of the training bugs kept aside as GRPO tasks (no trajectory)."
     )
     gates: DataGates = Field(default_factory=DataGates)
 
@@ -448,6 +506,12 @@ class RegressionLimits(Model):
     max_humaneval_drop: Fraction = 0.02
     max_mmlu_drop: Fraction = 0.01
     max_tool_call_accuracy_drop: Fraction = 0.02
+    unconfigured: Literal["blockPromotion", "blockTraining", "ignore"] = Field(
+        default="blockPromotion",
+        description="A regression check whose data is not configured (e.g. mmluData unset): "
+        "blockPromotion records it as a failed warn gate (the run finishes; production promotion "
+        "is refused), blockTraining fails the eval stage, ignore leaves it out.",
+    )
 
 
 class EvalStage(Model):
@@ -457,6 +521,16 @@ class EvalStage(Model):
         default=164, ge=0, le=164, description="0: no HumanEval regression check."
     )
     mmlu_questions: int = Field(default=1000, ge=0, description="0: no MMLU regression check.")
+    mmlu_data: str | None = Field(
+        default=None,
+        max_length=1024,
+        description="MMLU questions (JSONL: question, choices, answer) on the artifact store: a path "
+        "relative to the artifact root, or absolute. Unset: the MMLU check is 'not configured'.",
+    )
+    max_new_tokens: int = Field(default=512, ge=1, le=32768, description="Generation limit per agent turn.")
+    format_prompts: int = Field(
+        default=64, ge=1, le=10000, description="Held-out prompts generated on for tool-call accuracy."
+    )
     targets: EvalTargets = Field(default_factory=EvalTargets)
     regression: RegressionLimits = Field(default_factory=RegressionLimits)
 
@@ -476,7 +550,7 @@ class EvalStage(Model):
         ]
         if self.humaneval_problems:
             checks.append(("humaneval_drop", "<=", r.max_humaneval_drop))
-        if self.mmlu_questions:
+        if self.mmlu_questions and self.mmlu_data is not None:
             checks.append(("mmlu_drop", "<=", r.max_mmlu_drop))
         # Targets over a sub-population are checked only when it exists: lint cleanliness and
         # iterations are over the tasks that ended green (none green: test_pass_rate carries the
@@ -488,10 +562,33 @@ class EvalStage(Model):
             "median_iterations": green,
             "hallucinated_api_rate": metrics.get("hallucinated_api_rate") is not None,
         }
-        return _check_all("eval", metrics, [c for c in checks if defined.get(c[0], True)])
+        results = _check_all("eval", metrics, [c for c in checks if defined.get(c[0], True)])
+        if self.not_configured() and r.unconfigured != "ignore":
+            severity: Severity = "abort" if r.unconfigured == "blockTraining" else "warn"
+            results.append(check("eval.mmlu_drop", None, "<=", r.max_mmlu_drop, severity))
+        return results
+
+    def not_configured(self) -> list[str]:
+        """The regression checks the spec asks for whose data it does not name."""
+        if self.mmlu_questions and self.mmlu_data is None:
+            return ["MMLU: not configured (mmluQuestions > 0 but stages.eval.mmluData is unset)"]
+        return []
+
+
+# TRL/transformers report_to integrations.
+Tracker = Annotated[
+    str, Field(pattern=r"^(tensorboard|wandb|mlflow|trackio|comet_ml|clearml)$", max_length=16)
+]
 
 
 class StagesSpec(Model):
+    report_to: list[Tracker] | None = Field(
+        default=None,
+        max_length=6,
+        description="Experiment trackers the training stages log to (TRL's report_to). Unset: "
+        "TensorBoard under reports/{lang}/tensorboard/{stage} when tensorboard is installed; "
+        "[]: none. wandb/mlflow read their usual environment (WANDB_PROJECT, MLFLOW_TRACKING_URI).",
+    )
     core_agent: SftStage = Field(default_factory=SftStage)
     preferences: PreferencesStage = Field(default_factory=PreferencesStage)
     ipo: IpoStage = Field(default_factory=IpoStage)
@@ -677,7 +774,7 @@ def _check_all(
 def load_training(path: str | Path) -> AdapterTraining:
     """Read one AdapterTraining from a YAML file (the first AdapterTraining document in it)."""
     text = Path(path).read_text()
-    for doc in yaml.safe_load_all(text):
+    for doc in kube_yaml.load_all(text):
         if isinstance(doc, dict) and doc.get("kind") == KIND:
             return AdapterTraining.model_validate(doc)
     raise ValueError(f"{path}: no document with kind: {KIND}")

@@ -4,17 +4,26 @@ A plugin is a small object with a name, the file extensions it owns, a detector,
 optional capability hooks (mutation runner, evaluator, default sources). A hook that is
 not built is `None` and reported as absent by `moa languages`; there are no placeholders.
 
+Everything moa knows about a language lives in its plugin, declared as data or as a small
+optional interface (never discovered by reflection): which lines of its test runners name a
+failing test, what a function definition looks like, the idioms a fix should respect, which
+folders hold dependencies or build output; and, as small optional interfaces an evaluator
+may implement (checked with isinstance, like Kueue's optional job interfaces): `Versioned`
+(its toolchain's versions), `LintBaseline` (a state's own lint findings) and `NameChecker`
+(which names a change uses that nothing defines).
+
 Third parties add a language by exposing a `LanguagePlugin` in the `moa.languages`
 entry-point group; moa itself registers rust, python, typescript and go that way.
 """
 
 from __future__ import annotations
 
+import importlib
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 from moa.api.records import EvalOutcome, MutationRecord, SourceRef
 
@@ -26,6 +35,40 @@ class CuratedSource:
     ref: SourceRef
     ships_tests: bool
     note: str = ""
+
+
+@dataclass(frozen=True)
+class FunctionSpan:
+    """A function (or method) of a source file, as the language's parser sees it.
+
+    `name` is qualified the way the plugin's mutation records name functions (`Class.method`,
+    `Type::method`); lines are 1-based and inclusive, decorators/attributes included."""
+
+    name: str
+    start: int
+    end: int
+
+
+def enclosing(spans: Sequence[FunctionSpan], line: int) -> str | None:
+    """The name of the innermost function whose span holds `line`."""
+    inside = [s for s in spans if s.start <= line <= s.end]
+    return max(inside, key=lambda s: (s.start, -s.end)).name if inside else None
+
+
+@dataclass(frozen=True)
+class RoutingMarkers:
+    """What sends a prompt to this language's adapter in `moa serve` (moa/serving/detect.py),
+    beyond file extensions and `markers`: a new plugin is routed with no server change.
+
+    fences: info strings of fenced code blocks (```rust);
+    manifests: project file names (Cargo.toml);
+    patterns: regexes (multiline) of idioms the `markers` miss and of this toolchain's
+    stack traces and error messages, with weights.
+    """
+
+    fences: tuple[str, ...] = ()
+    manifests: tuple[str, ...] = ()
+    patterns: dict[str, float] = field(default_factory=dict)
 
 
 @runtime_checkable
@@ -62,6 +105,51 @@ class Evaluator(Protocol):
     def evaluate(self, repo: Path, timeout_s: float) -> EvalOutcome: ...
 
 
+@runtime_checkable
+class Versioned(Protocol):
+    """Optional on an `Evaluator`: the versions of every tool its verdict depends on (part of
+    the evaluation cache key, so an upgraded toolchain re-evaluates)."""
+
+    def toolchain(self) -> str: ...
+
+
+@runtime_checkable
+class LintBaseline(Protocol):
+    """Optional on an `Evaluator`: a state's lint findings on their own, so an edit is judged
+    only on the findings it adds."""
+
+    def lint_state(self, repo: Path, timeout_s: float = 600.0) -> list[str]: ...
+
+
+@runtime_checkable
+class NameChecker(Protocol):
+    """Optional on an `Evaluator`: the names used but defined nowhere (the hallucinated-API
+    metric compares them before and after a change)."""
+
+    def undefined_names(self, repo: Path, files: Sequence[str], timeout_s: float) -> set[tuple[str, str]]:
+        """(file, message) for each use of an undefined name in `files` (paths relative to `repo`)."""
+
+
+@dataclass(frozen=True)
+class Idiom:
+    """A line a fix in this language should not add, and what it breaks."""
+
+    pattern: re.Pattern[str]
+    breaks: str
+
+
+def lazy(target: str) -> Callable[[], Any]:
+    """A hook factory for `module:Class`: the module is imported on first use, so importing a
+    plugin (every `moa` command does) stays cheap."""
+    module, attr = target.split(":")
+
+    def make() -> Any:
+        return getattr(importlib.import_module(module), attr)()
+
+    make.__qualname__ = make.__name__ = target
+    return make
+
+
 @dataclass
 class LanguagePlugin:
     name: str
@@ -72,6 +160,38 @@ class LanguagePlugin:
     mutation_runner: Callable[[], MutationRunner] | None = None
     evaluator: Callable[[], Evaluator] | None = None
     default_sources: Sequence[CuratedSource] = ()
+    # The functions of a source file (its text), from a real parser: how a mutation record's
+    # diff is checked to touch only the function it names.
+    functions: Callable[[str, str], list[FunctionSpan]] | None = None  # (path, text) -> spans
+    routing: RoutingMarkers | None = None
+    # Knowledge hooks; empty when not known (what needs them then does without, and says so).
+    # Lines of the test runners' output that name a failing test (group 1: the name).
+    failing_test_patterns: tuple[re.Pattern[str], ...] = ()
+    # Starts of test-output lines that say why a test failed (regular expressions), beyond the
+    # generic `assert`, `Error`, `expected`...: what a teacher quotes from a red run.
+    failure_clues: tuple[str, ...] = ()
+    # Where a function `{name}` is defined: a regular expression with that placeholder.
+    definition_pattern: str = ""
+    # Soft criteria for ranking fixes: lines a fix should not add.
+    idioms: tuple[Idiom, ...] = ()
+    # Folders `prepare` fills with dependencies: linked into workspaces, never copied or shown.
+    dependency_dirs: tuple[str, ...] = ()
+    # Files that identify those dependencies (a lock file the installer writes), relative paths.
+    dependency_locks: tuple[str, ...] = ()
+    # Build output and tool caches that a run recreates: never copied, hashed or shown.
+    build_dirs: tuple[str, ...] = ()
+    # Of those, build output an evaluation slot keeps warm (the build tool checks it itself).
+    incremental_dirs: tuple[str, ...] = ()
+
+    def definition(self, function: str) -> str:
+        """A regular expression for the definition of `function` (a qualified name's last part);
+        without a known pattern, any whole-word use of the name."""
+        name = re.escape(function.split(".")[-1].split("::")[-1])
+        return self.definition_pattern.replace("{name}", name) if self.definition_pattern else rf"\b{name}\b"
+
+    # A few short, idiomatic code snippets: part of the tiny test model's tokenizer and
+    # pretraining text (`moa dev tiny-model`), so that it has seen the language's syntax.
+    code_samples: Sequence[str] = ()
 
     def detect(self, text: str, filename: str | None = None) -> float:
         """A score in [0, 1]: how much `text` (or its file name) looks like this language."""
@@ -88,4 +208,5 @@ class LanguagePlugin:
             "mutate": self.mutation_runner is not None,
             "evaluate": self.evaluator is not None,
             "sources": bool(self.default_sources),
+            "route": self.routing is not None,
         }

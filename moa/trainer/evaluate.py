@@ -15,11 +15,10 @@ what the episode left in the repository gives:
   for the adapter and for the base; the agent loop's own share of valid turns is reported
   too (`agent_valid_turn_rate`);
 - hallucinated_api_rate: share of applied patches that introduce a use of a name defined
-  nowhere: a name that is neither a builtin, nor imported, nor bound in the file (ruff's
-  F821 "undefined name", findings already present before the patch do not count). This is
-  conservative (a wrong attribute on a real module is not caught) and Python only: for other
-  languages it is absent ("not measured"), since there the compiler already reports such names
-  and they land in compile_pass_rate;
+  nowhere, as the language plugin's evaluator finds them (its optional `NameChecker`: ruff's
+  F821 for Python; the compiler's unresolved names, methods and imports for Rust, Go and
+  TypeScript); findings already present before the patch do not count. Absent ("not
+  measured") for a language whose evaluator checks no names;
 - median_iterations: among tasks that end green, the model turns until the first passing
   run_tests (or the whole episode, when it never ran them); absent when none ends green;
 - median_diff_lines: changed lines of the final patch, over tasks that changed anything.
@@ -46,7 +45,6 @@ import json
 import logging
 import re
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -65,7 +63,16 @@ from moa.agent.rollout import Episode, run_episodes
 from moa.agent.tasks import RepairTask
 from moa.api.records import EvalOutcome
 from moa.api.stages import StageConfig, StageSummary
-from moa.stage import StageDirs, exit_with, setup_logging, summarize, write_report
+from moa.stage import (
+    StageDirs,
+    already_done,
+    config_option,
+    exit_with,
+    overrides,
+    setup_logging,
+    summarize,
+    write_report,
+)
 
 log = logging.getLogger("moa.trainer")
 
@@ -87,19 +94,22 @@ class EvalRun:
     mmlu: Path | None = None
     max_tasks: int | None = None
     humaneval_problems: int | None = None
-    max_new_tokens: int = 512
-    format_prompts: int = 64
+    max_new_tokens: int | None = None  # default: the spec's stages.eval.maxNewTokens
+    format_prompts: int | None = None  # default: the spec's stages.eval.formatPrompts
 
     @classmethod
-    def from_config(cls, config: StageConfig, **overrides: Any) -> EvalRun:
+    def from_config(cls, config: StageConfig, **given: Any) -> EvalRun:
         layout = config.layout
+        stage = config.spec.stages.eval
         defaults: dict[str, Any] = {
             "tasks": layout.core_agent_eval,
             "adapter": layout.final_adapter,
             "output": layout.stage_dir("eval"),
+            "mmlu": layout.artifact(stage.mmlu_data) if stage.mmlu_data else None,
+            "max_new_tokens": stage.max_new_tokens,
+            "format_prompts": stage.format_prompts,
         }
-        defaults.update({k: v for k, v in overrides.items() if v is not None})
-        return cls(config=config, **defaults)
+        return cls(config=config, **overrides(defaults, given))
 
 
 # ------------------------------------------------------------------------------ the agent table
@@ -154,50 +164,19 @@ def agent_metrics(results: Sequence[TaskResult], language: str, judge: Judge, ta
     return metrics
 
 
-UNDEFINED = "F821"
-
-
-def undefined_names(repo: Path, files: Sequence[str]) -> set[tuple[str, str]]:
-    """(file, message) of ruff's undefined-name findings in `files` (static: nothing runs)."""
-    targets = [f for f in files if f.endswith(".py") and (repo / f).is_file()]
-    if not targets:
-        return set()
-    ruff = Path(sys.executable).with_name("ruff")
-    done = subprocess.run(
-        [
-            str(ruff),
-            "check",
-            "--isolated",
-            "--select",
-            UNDEFINED,
-            "--output-format",
-            "json",
-            "--no-cache",
-            *targets,
-        ],
-        cwd=repo,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    try:
-        found = json.loads(done.stdout or "[]")
-    except ValueError:
-        raise RuntimeError(f"ruff gave no JSON for the undefined-name check: {done.stderr[:300]}") from None
-    return {
-        (Path(f["filename"]).resolve().relative_to(repo.resolve()).as_posix(), f["message"]) for f in found
-    }
-
-
 def hallucinated_api_rate(
     language: str, results: Sequence[TaskResult], judge: Judge, tasks: dict[str, RepairTask]
 ) -> float | None:
-    """Share of applied patches that add an undefined name (Python only; None elsewhere or
-    when no patch applied)."""
-    if language != "python":
-        return None
+    """Share of applied patches that add an undefined name, as the language's evaluator finds
+    them (its optional `NameChecker` interface); None without one, or when no patch applied."""
     from moa.agent.workspace import Workspace
     from moa.harmony.patch import PatchError, apply, parse_patch
+    from moa.languages.base import NameChecker
+    from moa.languages.evaluators import get_evaluator
+
+    checker = get_evaluator(language)
+    if not isinstance(checker, NameChecker):
+        return None
 
     applied = hallucinated = 0
     for r in results:
@@ -205,32 +184,48 @@ def hallucinated_api_rate(
             continue
         task = tasks[r.task]
         files = [op.path for op in parse_patch(r.episode.patch).operations]
-        before = undefined_names(judge.state(task), files)
+        before = checker.undefined_names(judge.state(task), files, judge.timeout_s)
         with Workspace.create(task.state) as ws:
             try:
                 apply(r.episode.patch, ws.root)
             except PatchError:
                 continue
-            after = undefined_names(ws.root, files)
+            after = checker.undefined_names(ws.root, files, judge.timeout_s)
         applied += 1
         hallucinated += bool(after - before)
     return hallucinated / applied if applied else None
 
 
-def call_accuracy(policy: Any, prompts: Sequence[str]) -> float | None:
+PROGRESS_CHUNK = 8  # prompts generated between two progress lines
+
+
+def complete_showing_progress(policy: Any, prompts: Sequence[str], label: str, echo: Any) -> list[str]:
+    """policy.complete in chunks, with a progress line after each (generation is the slow part)."""
+    out: list[str] = []
+    started = time.monotonic()
+    for i in range(0, len(prompts), PROGRESS_CHUNK):
+        out += policy.complete(prompts[i : i + PROGRESS_CHUNK])
+        echo(f"{label}: {len(out)}/{len(prompts)} prompts ({time.monotonic() - started:.0f}s)")
+    return out
+
+
+def call_accuracy(policy: Any, prompts: Sequence[str], echo: Any = log.info, label: str = "tool-call probe") -> float | None:  # fmt: skip
     """Share of held-out tool-call prompts on which the policy writes a valid tool call (the
     SFT gate's check, `moa.trainer.data.is_valid_tool_call`); None without prompts."""
     from moa.trainer.data import is_valid_tool_call
 
     if not prompts:
         return None
-    return sum(is_valid_tool_call(c) for c in policy.complete(prompts)) / len(prompts)
+    completions = complete_showing_progress(policy, prompts, label, echo)
+    return sum(is_valid_tool_call(c) for c in completions) / len(prompts)
 
 
 # ------------------------------------------------------------------------------ regression checks
 
 
-def humaneval_pass_at_1(policy: Policy, problems: int, timeout_s: float = 10.0) -> float | None:
+def humaneval_pass_at_1(
+    policy: Policy, problems: int, timeout_s: float = 10.0, echo: Any = log.info, label: str = "HumanEval"
+) -> float | None:
     """pass@1 (greedy) on the first `problems` HumanEval problems, each executed sandboxed."""
     if problems <= 0:
         return None
@@ -249,7 +244,8 @@ def humaneval_pass_at_1(policy: Policy, problems: int, timeout_s: float = 10.0) 
         for p in chosen
     ]
     passed = 0
-    for problem, completion in zip(chosen, policy.complete(prompts), strict=True):
+    completions = complete_showing_progress(policy, prompts, label, echo)
+    for problem, completion in zip(chosen, completions, strict=True):
         program = humaneval_program(problem, completion)
         with tempfile.TemporaryDirectory(prefix="moa-humaneval-") as tmp:
             (Path(tmp) / "solution.py").write_text(program)
@@ -262,11 +258,10 @@ def humaneval_pass_at_1(policy: Policy, problems: int, timeout_s: float = 10.0) 
 
 def answer_text(completion: str) -> str:
     """The answer a completion gives: its final message when it parses, else the raw text."""
-    try:
-        messages = h.parse_completion(completion).messages
-        return next((m.content for m in reversed(messages) if m.channel == "final"), messages[-1].content)
-    except (h.HarmonyError, IndexError):
+    messages = h.parse_output(completion).messages
+    if not messages:
         return re.sub(r"<\|[a-z]+\|>", "", completion)
+    return next((m.content for m in reversed(messages) if m.channel == "final"), messages[-1].content)
 
 
 def humaneval_program(problem: dict[str, Any], completion: str) -> str:
@@ -371,8 +366,8 @@ def other_adapters(run: EvalRun) -> dict[str, Path]:
 
 
 NOT_MEASURED_NOTES = {
-    "mmlu_accuracy": "MMLU: not measured (no --mmlu FILE given)",
-    "hallucinated_api_rate": "hallucinated API rate: not measured (Python only, and needs an applied patch)",
+    "mmlu_accuracy": "MMLU: not measured (mmluQuestions is 0, or no stages.eval.mmluData / --mmlu FILE)",
+    "hallucinated_api_rate": "hallucinated API rate: not measured (no patch applied, or the language's evaluator checks no names)",
     "lint_clean_rate": "lint clean rate: not measured (no task ended with passing tests)",
     "median_iterations": "median iterations to green: not measured (no task ended green)",
     "median_diff_lines": "median diff size: not measured (no task changed the repository)",
@@ -383,13 +378,18 @@ NOT_MEASURED_NOTES = {
 
 def run_eval(run: EvalRun, echo: Any = click.echo) -> StageSummary:
     dirs = StageDirs(run.output)
-    done = dirs.completed()
+    done = already_done("eval", dirs.output, echo)
     if done is not None:
-        echo(f"eval already complete at {run.output} ({done.status}): nothing to do")
         return done
 
     from moa.agent.judge import outcome_shares
-    from moa.agent.policy import ADAPTER_NAME, limit_cpu_threads, load_adapter, load_base
+    from moa.agent.policy import (
+        ADAPTER_NAME,
+        expert_patterns_accepted,
+        limit_cpu_threads,
+        load_adapter,
+        load_base,
+    )
     from moa.agent.tasks import read_tasks
     from moa.trainer import data
 
@@ -418,10 +418,11 @@ def run_eval(run: EvalRun, echo: Any = click.echo) -> StageSummary:
         )
 
     def both(measure: Any) -> tuple[Any, Any]:
-        """(adapter, base) values of one measure; the base is the same weights with the adapter off."""
-        adapter_value = measure()
+        """(adapter, base) values of one measure; the base is the same weights with the adapter off.
+        `measure(who)` names whose figure it is in its progress lines."""
+        adapter_value = measure("adapter")
         with model.disable_adapter():
-            return adapter_value, measure()
+            return adapter_value, measure("base")
 
     metrics: dict[str, float] = {}
     with Judge(spec.stages.grpo.rewards, timeout) as judge:
@@ -430,16 +431,19 @@ def run_eval(run: EvalRun, echo: Any = click.echo) -> StageSummary:
         metrics.update(outcome_shares([r.outcome.outcome for r in results]))
         cross: dict[str, dict[str, float]] = {}
         for other, path in other_adapters(run).items():
-            model.load_adapter(path, adapter_name=other, is_trainable=False)
+            with expert_patterns_accepted():
+                model.load_adapter(path, adapter_name=other, is_trainable=False)
             model.set_adapter(other)
             cross[other] = agent_metrics(agent_results(policy, tasks, judge, stage.max_turns, echo), spec.language, judge, tasks)  # fmt: skip
             model.set_adapter(ADAPTER_NAME)
             model.delete_adapter(other)
             metrics.update({f"cross_{other}_{k}": v for k, v in cross[other].items() if k.endswith("_rate")})
 
-    calls, base_calls = both(lambda: call_accuracy(policy, fitting))
-    he, base_he = both(lambda: humaneval_pass_at_1(policy, problems))
-    mmlu, base_mmlu = both(lambda: mmlu_accuracy(model, tokenizer, questions))
+    calls, base_calls = both(lambda who: call_accuracy(policy, fitting, echo, f"tool-call probe ({who})"))
+    he, base_he = both(
+        lambda who: humaneval_pass_at_1(policy, problems, echo=echo, label=f"HumanEval ({who})")
+    )
+    mmlu, base_mmlu = both(lambda who: mmlu_accuracy(model, tokenizer, questions))
     pairs = {
         "tool_call_accuracy": (calls, base_calls),
         "humaneval_pass_at_1": (he, base_he),
@@ -451,7 +455,9 @@ def run_eval(run: EvalRun, echo: Any = click.echo) -> StageSummary:
             metrics[name], metrics[f"base_{name}"], metrics[drops[name]] = mine, theirs, theirs - mine
     metrics["tool_call_prompts"] = float(len(fitting))
     metrics["seconds"] = round(time.monotonic() - started, 2)
-    not_measured = [note for key, note in NOT_MEASURED_NOTES.items() if key not in metrics]
+    not_measured = stage.not_configured() + [
+        note for key, note in NOT_MEASURED_NOTES.items() if key not in metrics
+    ]
     summary = summarize("eval", metrics, stage.evaluate(metrics))
     summary = summary.model_copy(update={"message": "; ".join([summary.message, *not_measured]).strip("; ")})
 
@@ -502,22 +508,23 @@ def run_eval(run: EvalRun, echo: Any = click.echo) -> StageSummary:
 
 
 @click.command("eval")
-@click.option(
-    "--config",
-    "config_path",
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    required=True,
-    help="StageConfig YAML (the AdapterTraining spec plus stage and artifact root).",
-)
+@config_option()
 @click.option("--data", "tasks", type=click.Path(path_type=Path), default=None, help="Held-out tasks.")
 @click.option("--adapter", type=click.Path(path_type=Path), default=None, help="Adapter (default: final).")
 @click.option("--output", type=click.Path(path_type=Path), default=None, help="Report folder.")
 @click.option("--mmlu", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
-              help="MMLU questions (JSONL: question, choices, answer); without it MMLU is not measured.")  # fmt: skip
+              help="MMLU questions (JSONL: question, choices, answer); default: the spec's stages.eval.mmluData.")  # fmt: skip
 @click.option("--max-tasks", type=int, default=None, help="At most N eval tasks.")
 @click.option("--humaneval-problems", type=int, default=None, help="Override the spec's count.")
-@click.option("--max-new-tokens", type=int, default=512, show_default=True, help="Per model turn.")
-@click.option("--format-prompts", type=int, default=64, show_default=True, help="Held-out tool-call prompts.")
+@click.option(
+    "--max-new-tokens", type=int, default=None, help="Per model turn (default: stages.eval.maxNewTokens)."
+)
+@click.option(
+    "--format-prompts",
+    type=int,
+    default=None,
+    help="Held-out tool-call prompts (default: stages.eval.formatPrompts).",
+)
 def eval_cmd(
     config_path: Path,
     tasks: Path | None,
@@ -526,8 +533,8 @@ def eval_cmd(
     mmlu: Path | None,
     max_tasks: int | None,
     humaneval_problems: int | None,
-    max_new_tokens: int,
-    format_prompts: int,
+    max_new_tokens: int | None,
+    format_prompts: int | None,
 ) -> None:
     """Evaluate the final adapter on held-out tasks, against the base (exit 3 when a gate fails)."""
     setup_logging()
