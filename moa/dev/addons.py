@@ -43,6 +43,8 @@ class Addon:
     resources: frozenset[tuple[str, str]]  # (apiGroup, resource) whose webhooks are registered; "*" any
     config: Callable[[Path, dict[str, int]], dict[str, Any]]  # (cert dir, ports) -> its Configuration
     extra_flags: tuple[str, ...] = ()
+    # Certificate folders the binary reads at a fixed path whatever its config says.
+    fixed_cert_dirs: tuple[str, ...] = ()
     needs: tuple[str, ...] = ()
 
     @property
@@ -55,9 +57,10 @@ class Addon:
     def flags(self, state: Path, ports: dict[str, int]) -> list[str]:
         """Its config file is written under STATE; --kubeconfig also marks the process as ours."""
         certs = state / "webhook-certs" / self.name
-        certs.mkdir(parents=True, exist_ok=True)
-        for name in ("tls.crt", "tls.key"):
-            shutil.copyfile(state / "pki" / f"webhook-serving.{name.split('.')[1]}", certs / name)
+        for folder in (certs, *map(Path, self.fixed_cert_dirs)):
+            folder.mkdir(parents=True, exist_ok=True)
+            for name in ("tls.crt", "tls.key"):
+                shutil.copyfile(state / "pki" / f"webhook-serving.{name.split('.')[1]}", folder / name)
         config = state / f"{self.name}-config.yaml"
         config.write_text(yaml.safe_dump(self.config(certs, ports)))
         return [
@@ -159,6 +162,9 @@ ADDONS = {
         _kueue_config,
         # Its visibility API server would listen on every interface; moa reads no pending lists.
         extra_flags=("--feature-gates=VisibilityOnDemand=false",),
+        # Without internal cert management Kueue v0.17 loads a metrics certificate from this
+        # path even when metrics are off (cmd/kueue/main.go), and exits when it is missing.
+        fixed_cert_dirs=("/etc/kueue/metrics/certs",),
     ),
     "jobset": Addon(
         "jobset",
