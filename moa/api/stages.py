@@ -25,12 +25,17 @@ from moa.api.layout import Layout
 from moa.api.training import AdapterTraining, AdapterTrainingSpec
 
 StageName = Literal[
-    "mutate", "trajectories", "datagate", "sft", "preferences", "ipo", "grpo", "merge", "eval"
+    "fetch", "mutate", "trajectories", "datagate", "sft", "preferences", "ipo", "grpo", "merge", "eval"
 ]
 
 # Exit codes of the stage contract.
 EXIT_OK = 0
 EXIT_GATE_FAILED = 3
+
+
+# What a stage's pod may reach: nothing; the package registries (fetch: downloads only, before
+# anything untrusted runs); the teacher endpoint of the spec (none for the oracle teacher).
+Network = Literal["none", "registries", "teacher"]
 
 
 @dataclass(frozen=True)
@@ -40,11 +45,22 @@ class Stage:
     gpu: bool  # needs an accelerator (a training workload)
     sandboxed: bool  # executes untrusted code (mutants, model-written patches)
     fan_out: bool = False  # one run per source (shard)
+    network: Network = "none"
+    toolchain: bool = False  # runs the language's toolchain (its sandbox image) without being sandboxed
 
 
 STAGES: tuple[Stage, ...] = (
+    Stage(
+        "fetch",
+        ("datagen", "fetch"),
+        gpu=False,
+        sandboxed=False,
+        fan_out=True,
+        network="registries",
+        toolchain=True,
+    ),
     Stage("mutate", ("datagen", "mutate"), gpu=False, sandboxed=True, fan_out=True),
-    Stage("trajectories", ("datagen", "trajectories"), gpu=False, sandboxed=True),
+    Stage("trajectories", ("datagen", "trajectories"), gpu=False, sandboxed=True, network="teacher"),
     Stage("datagate", ("datagen", "gate"), gpu=False, sandboxed=False),
     Stage("sft", ("train", "sft"), gpu=True, sandboxed=False),
     Stage("preferences", ("datagen", "preferences"), gpu=True, sandboxed=True),

@@ -11,7 +11,7 @@ entry-point group; moa itself registers rust, python, typescript and go that way
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol, runtime_checkable
@@ -44,7 +44,10 @@ class MutationRunner(Protocol):
         """Install the mutation tool into ~/.cache/moa if it is missing (idempotent)."""
 
     def prepare(self, repo: Path) -> None:
-        """Fetch dependencies and make the repo buildable/testable (network allowed here)."""
+        """Fetch dependencies and make the repo buildable/testable.
+
+        The fetch stage runs it with the network; mutate runs it again offline (the plugin's
+        `offline_cache` switches on), where it must find everything already downloaded."""
 
     def baseline(self, repo: Path, timeout_s: float) -> tuple[bool, str]:
         """Run the test suite unmodified: (green, output excerpt)."""
@@ -62,6 +65,20 @@ class Evaluator(Protocol):
     def evaluate(self, repo: Path, timeout_s: float) -> EvalOutcome: ...
 
 
+@dataclass(frozen=True)
+class OfflineCache:
+    """Where the language's toolchain keeps what it downloads, and the switches forbidding more.
+
+    `env(cache)` points the toolchain's download caches into moa's cache (on the artifact volume
+    in a cluster, so the fetch pod and the mutate pods share them); `offline` makes it use those
+    caches only. The fetch stage runs with `env` and the network; mutate with `env` + `offline`
+    and none, so a sandboxed run never needs the network.
+    """
+
+    env: Callable[[Path], dict[str, str]]
+    offline: Mapping[str, str]
+
+
 @dataclass
 class LanguagePlugin:
     name: str
@@ -72,6 +89,7 @@ class LanguagePlugin:
     mutation_runner: Callable[[], MutationRunner] | None = None
     evaluator: Callable[[], Evaluator] | None = None
     default_sources: Sequence[CuratedSource] = ()
+    offline_cache: OfflineCache | None = None
 
     def detect(self, text: str, filename: str | None = None) -> float:
         """A score in [0, 1]: how much `text` (or its file name) looks like this language."""

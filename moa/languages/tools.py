@@ -33,13 +33,15 @@ def cache_dir() -> Path:
 
 
 def tools_dir() -> Path:
-    return cache_dir() / "tools"
+    """Where mutation tools live: MOA_TOOLS when set (an image's baked, read-only tools), else the cache."""
+    baked = os.environ.get("MOA_TOOLS")
+    return Path(baked) if baked else cache_dir() / "tools"
 
 
 @contextlib.contextmanager
 def locked(name: str) -> Iterator[None]:
     """An exclusive, cross-process lock named `name` (held while installing a tool)."""
-    path = tools_dir() / ".locks" / f"{name}.lock"
+    path = cache_dir() / "locks" / f"{name}.lock"  # the cache is writable even where tools are baked
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "a") as fh:
         fcntl.flock(fh, fcntl.LOCK_EX)

@@ -8,14 +8,14 @@ testable and keeps the two orchestrators from drifting apart.
 Rules, in order:
 - `suspend`: nothing new is launched (running workloads finish on their own); phase Suspended.
 - `after`: until every named AdapterTraining has succeeded, phase Waiting.
-- Stages run in DESIGN.md's order; a stage starts when the previous one succeeded. `mutate` fans
-  out one shard per source, at most `data.limits.concurrency` at once.
+- Stages run in DESIGN.md's order; a stage starts when the previous one succeeded. `fetch` and
+  `mutate` fan out one shard per source, at most `data.limits.concurrency` at once.
 - A failed attempt is retried after `backoffSeconds * 2**(attempt-1)` until `maxAttempts`; then
   the training is Failed (Stalled=True, reason AttemptsExhausted).
 - A gate failure is final: Failed, Stalled=True with the gate, value and threshold in the message.
 - A spec change mid-run (new generation) never re-runs a stage that already succeeded; it applies
-  to stages not yet started. Shards of sources added after `mutate` completed are ignored once
-  a later stage has started (the data those stages used stays consistent).
+  to stages not yet started. Sources added mid-mutate are fetched, then mutated; they are
+  ignored once a later stage has started (the data those stages used stays consistent).
 """
 
 from __future__ import annotations
@@ -164,7 +164,8 @@ def plan(
     reached = True  # every earlier stage has succeeded
 
     for index, stage in enumerate(STAGES):
-        frozen = any(started[index + 1 :])
+        # Per-source stages (fetch, mutate) take new sources until a whole-data stage starts.
+        frozen = any(started[j] for j in range(index + 1, len(STAGES)) if not STAGES[j].fan_out)
         keys = [k for k in observed.attempts if k[0] == stage.name]
         shard_ids = [k[1] for k in keys] if frozen else shards_of(spec, stage)
         views = [_ShardView(sh, observed.attempts.get((stage.name, sh), ())) for sh in shard_ids]

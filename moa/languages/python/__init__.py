@@ -1,6 +1,7 @@
 """The Python language plugin."""
 
 from moa.languages.base import Evaluator, LanguagePlugin, MutationRunner
+from moa.languages.python.offline import OFFLINE_CACHE
 from moa.languages.python.sources import DEFAULT_SOURCES
 
 
@@ -29,4 +30,5 @@ plugin = LanguagePlugin(
     evaluator=_evaluator,
     mutation_runner=_mutation_runner,
     default_sources=DEFAULT_SOURCES,
+    offline_cache=OFFLINE_CACHE,
 )

@@ -27,7 +27,7 @@ from pathlib import Path
 
 from moa.api.records import MutationRecord, MutationStatus, SourceRef
 from moa.languages.sandbox import Limits, Result, run
-from moa.languages.tools import cache_dir
+from moa.languages.tools import cache_dir, tools_dir
 
 MUTMUT_VERSION = "3.8.1"
 VENV = ".moa-venv"
@@ -208,7 +208,7 @@ class MutmutRunner:
 
     @property
     def tool_dir(self) -> Path:
-        return moa_cache() / "tools" / "mutmut" / f"{MUTMUT_VERSION}-{_PY}"
+        return tools_dir() / "mutmut" / f"{MUTMUT_VERSION}-{_PY}"
 
     def ensure_tool(self) -> None:
         done = self.tool_dir / ".installed"

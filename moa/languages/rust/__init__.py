@@ -1,6 +1,7 @@
 """The Rust language plugin."""
 
 from moa.languages.base import Evaluator, LanguagePlugin, MutationRunner
+from moa.languages.rust.offline import OFFLINE_CACHE
 from moa.languages.rust.sources import SOURCES
 
 
@@ -30,4 +31,5 @@ plugin = LanguagePlugin(
     evaluator=_evaluator,
     mutation_runner=_mutation_runner,
     default_sources=SOURCES,
+    offline_cache=OFFLINE_CACHE,
 )

@@ -1,6 +1,7 @@
 """The TypeScript language plugin."""
 
 from moa.languages.base import Evaluator, LanguagePlugin, MutationRunner
+from moa.languages.typescript.offline import OFFLINE_CACHE
 from moa.languages.typescript.sources import SOURCES
 
 
@@ -29,4 +30,5 @@ plugin = LanguagePlugin(
     evaluator=_evaluator,
     mutation_runner=_mutation_runner,
     default_sources=SOURCES,
+    offline_cache=OFFLINE_CACHE,
 )
