@@ -55,6 +55,11 @@ demo: install
 	$(BIN)/moa registry list --workdir $(DEMO_DIR)
 	@echo "reports: $(DEMO_DIR)/reports/python   adapter: $(DEMO_DIR)/checkpoints/adapters/python_coding"
 
+# The main job on Kubernetes: local control plane + real node, images imported, the operator
+# from its image, kubectl apply of the demo spec, a live `kubectl get at -w`, the demo summary.
+demo-cluster: install
+	examples/demo-cluster.sh
+
 # moa's container images (images/*/Dockerfile), built without a Docker engine: buildah (vfs,
 # chroot) from a Debian base assembled with debootstrap. Cached by content hash under
 # ~/.cache/moa/images; OCI archives for `ctr -n k8s.io images import` land in ~/.cache/moa/images/oci.

@@ -577,6 +577,13 @@ class ResourcesSpec(Model):
     }
 
 
+class ConfigMapKeyRef(Model):
+    """One key of a ConfigMap in the same namespace."""
+
+    name: Name
+    key: str = Field(default="ca.crt", max_length=253)
+
+
 class Egress(Model):
     """Where one stage that needs the network may connect (NetworkPolicy egress, L3/L4)."""
 
@@ -594,6 +601,11 @@ class Egress(Model):
         max_length=2048,
         pattern=r"^https?://",
         description="An HTTP(S) proxy set as HTTPS_PROXY/HTTP_PROXY in the pod (its address belongs in cidrs).",
+    )
+    ca_bundle: ConfigMapKeyRef | None = Field(
+        default=None,
+        description="CA certificates to trust (PEM; e.g. a TLS-inspecting proxy's, with the public roots), "
+        "mounted read-only and named by SSL_CERT_FILE; each language plugin points its toolchain at it.",
     )
 
     @field_validator("cidrs")

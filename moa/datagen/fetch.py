@@ -60,6 +60,8 @@ def toolchain_env(language: str, *, offline: bool) -> Iterator[None]:
     wanted: dict[str, str | None] = dict(cache.env(cache_dir())) if cache else {}
     if cache:
         wanted.update({k: (v if offline else None) for k, v in cache.offline.items()})
+        if not offline and os.environ.get("SSL_CERT_FILE"):
+            wanted.update(dict.fromkeys(cache.ca_env, os.environ["SSL_CERT_FILE"]))
     saved = {k: os.environ.get(k) for k in wanted}
     for key, value in wanted.items():
         if value is None:

@@ -77,6 +77,9 @@ class OfflineCache:
 
     env: Callable[[Path], dict[str, str]]
     offline: Mapping[str, str]
+    # Variables naming a CA bundle for this toolchain; fetch sets them to SSL_CERT_FILE when that
+    # is set (a cluster's caBundle, a TLS-inspecting proxy), as OpenSSL alone does not reach them.
+    ca_env: tuple[str, ...] = ()
 
 
 @dataclass

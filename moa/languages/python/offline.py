@@ -12,4 +12,6 @@ def _env(cache: Path) -> dict[str, str]:
     return {"PIP_CACHE_DIR": str(cache / "pip")}
 
 
-OFFLINE_CACHE = OfflineCache(env=_env, offline={"PIP_NO_INDEX": "1"})
+OFFLINE_CACHE = OfflineCache(
+    env=_env, ca_env=("PIP_CERT", "REQUESTS_CA_BUNDLE"), offline={"PIP_NO_INDEX": "1"}
+)

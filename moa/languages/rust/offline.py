@@ -12,4 +12,4 @@ def _env(cache: Path) -> dict[str, str]:
     return {"CARGO_HOME": str(cache / "cargo")}
 
 
-OFFLINE_CACHE = OfflineCache(env=_env, offline={"CARGO_NET_OFFLINE": "true"})
+OFFLINE_CACHE = OfflineCache(env=_env, ca_env=("CARGO_HTTP_CAINFO",), offline={"CARGO_NET_OFFLINE": "true"})

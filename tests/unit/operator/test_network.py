@@ -129,3 +129,17 @@ def test_egress_policies_are_owned_by_their_training() -> None:
 def test_bad_cidr_is_refused_naming_the_field(bad: str) -> None:
     with pytest.raises(ValueError, match=r"network\.fetch\.cidrs"):
         training(network={"fetch": {"cidrs": [bad]}})
+
+
+def test_ca_bundle_is_mounted_only_where_there_is_egress() -> None:
+    t = training(network={"fetch": {"caBundle": {"name": "proxy-ca"}}})
+    fetch = render(t, "fetch")
+    env = {e["name"]: e.get("value") for e in container(fetch)["env"]}
+    assert env["SSL_CERT_FILE"] == "/etc/moa/ca/ca.crt"
+    mount = next(m for m in container(fetch)["volumeMounts"] if m["name"] == "ca-bundle")
+    assert mount == {"name": "ca-bundle", "mountPath": "/etc/moa/ca", "readOnly": True}
+    volume = next(v for v in fetch["spec"]["volumes"] if v["name"] == "ca-bundle")
+    assert volume["configMap"] == {"name": "proxy-ca", "items": [{"key": "ca.crt", "path": "ca.crt"}]}
+    mutate = render(t, "mutate")
+    assert "SSL_CERT_FILE" not in {e["name"] for e in container(mutate)["env"]}
+    assert not any(v["name"] == "ca-bundle" for v in mutate["spec"]["volumes"])
