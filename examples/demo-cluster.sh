@@ -5,8 +5,8 @@
 # `make demo` prints. Every stage runs in a real pod from moa's images.
 #
 # The demo spec is examples/demo-python.yaml with what a one-node cluster needs on top (printed
-# before it is applied): gpus: 0 (training on the node's CPU), small CPU/memory requests, and
-# the artifact claim bound to the node's local volume. Its MODEL IS A TINY RANDOM checkpoint,
+# before it is applied): gpus: 0 (training on the node's CPU), small CPU/memory requests, the
+# artifact claim bound to the node's local volume, and the host's CA bundle for the fetch pod. Its MODEL IS A TINY RANDOM checkpoint,
 # written onto that volume by `moa dev tiny-model`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -41,6 +41,10 @@ kubectl apply -f manifests/sandbox/sandbox.yaml
 kubectl -n moa-system rollout status deployment/moa-operator --timeout=300s
 
 phase "kubectl apply the demo spec"
+# The fetch pod trusts what this host trusts (a TLS-inspecting egress proxy, say): its CA bundle
+# goes into a ConfigMap named by spec.network.fetch.caBundle.
+HOST_CA=${HOST_CA:-/etc/ssl/certs/ca-certificates.crt}
+kubectl -n "$NS" create configmap host-ca --from-file=ca.crt="$HOST_CA" --dry-run=client -o yaml | kubectl apply -f -
 spec=$("$PY" - "$NS" "$NAME" "$CLAIM" <<'EOF'
 import sys, yaml
 ns, name, claim = sys.argv[1:]
@@ -48,6 +52,7 @@ doc = yaml.safe_load(open("examples/demo-python.yaml"))
 doc["metadata"] = {"name": name, "namespace": ns}
 spec = doc["spec"]
 spec["storage"] = {**spec.get("storage", {}), "claimName": claim}
+spec["network"] = {"fetch": {"caBundle": {"name": "host-ca"}}}
 spec["resources"] = {**spec.get("resources", {}), "gpus": 0, "cpu": "2", "memory": "6Gi",
                      "sandbox": {"cpu": "1", "memory": "3Gi"}}
 claim_doc = {"apiVersion": "v1", "kind": "PersistentVolumeClaim",

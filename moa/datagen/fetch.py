@@ -164,8 +164,10 @@ def fetch_cmd(
         texts, metrics_path = list(sources), output / "fetch-metrics.json"
     else:
         raise click.UsageError("give --config STAGE.yaml, or --language and --output")
+    if not texts:  # as mutate: the plugin's curated sources that ship their tests
+        texts = [str(s.ref) for s in registry.get(language).default_sources if s.ships_tests]
     if not texts:
-        raise click.UsageError("no sources to fetch: give --source (or sources in the spec)")
+        raise click.UsageError(f"no sources to fetch: give --source ({language} has no default sources)")
     summary = run_stage(language, output, [SourceRef.parse(t) for t in texts], metrics_path)
     if summary.status == "failed":
         raise click.ClickException(f"fetch failed for {summary.message}")
