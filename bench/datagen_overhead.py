@@ -23,9 +23,9 @@ import time
 from pathlib import Path
 
 from moa.api.records import MutationRecord, SourceRef
-from moa.datagen.sources import fetch
 from moa.datagen.verify import verify
 from moa.languages.python.mutation import VENV, MutmutRunner, base_python, layout, moa_cache
+from moa.languages.sources import fetch
 
 
 def sh(cmd: list[str], cwd: Path) -> None:

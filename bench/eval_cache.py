@@ -17,9 +17,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from moa.datagen.sources import fetch
 from moa.harmony.patch import make_patch
 from moa.languages.evaluation import evaluate_many, evaluate_patch
+from moa.languages.sources import fetch
 
 SITE = "            hash = hash ^ (*byte as u64);\n"
 VARIANTS = ["|", "&", "+", "-", "*"]

@@ -31,8 +31,9 @@ from kubernetes import client, config, watch
 
 from moa.api.stages import STAGE_NAMES
 from moa.dev import fake_pods
-from moa.dev.cluster import Cluster, apply_crds
+from moa.dev.cluster import Cluster
 from moa.dev.k8s_build import ensure_binaries
+from moa.dev.kubectl import apply_crds
 
 REPO = Path(__file__).resolve().parents[1]
 

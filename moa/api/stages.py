@@ -39,6 +39,15 @@ Network = Literal["none", "registries", "teacher"]
 
 
 @dataclass(frozen=True)
+class Ratio:
+    """A metric that is NUMERATOR / DENOMINATOR of two count metrics of the same stage."""
+
+    name: str
+    numerator: str
+    denominator: str
+
+
+@dataclass(frozen=True)
 class Stage:
     name: StageName
     command: tuple[str, ...]  # argv after `moa`, before `--config FILE`
@@ -47,6 +56,10 @@ class Stage:
     fan_out: bool = False  # one run per source (shard)
     network: Network = "none"
     toolchain: bool = False  # runs the language's toolchain (its sandbox image) without being sandboxed
+    # Across shards counts add up, ratios never do: a fanned-out stage's ratios are recomputed
+    # from the summed counts, and its rates (per unit of one shard's time) are left out.
+    ratios: tuple[Ratio, ...] = ()
+    rates: frozenset[str] = frozenset()
 
 
 STAGES: tuple[Stage, ...] = (
@@ -59,7 +72,15 @@ STAGES: tuple[Stage, ...] = (
         network="registries",
         toolchain=True,
     ),
-    Stage("mutate", ("datagen", "mutate"), gpu=False, sandboxed=True, fan_out=True),
+    Stage(
+        "mutate",
+        ("datagen", "mutate"),
+        gpu=False,
+        sandboxed=True,
+        fan_out=True,
+        ratios=(Ratio("yield", "caught", "total"),),
+        rates=frozenset({"mutants_per_minute"}),
+    ),
     Stage("trajectories", ("datagen", "trajectories"), gpu=False, sandboxed=True, network="teacher"),
     Stage("datagate", ("datagen", "gate"), gpu=False, sandboxed=False),
     Stage("sft", ("train", "sft"), gpu=True, sandboxed=False),

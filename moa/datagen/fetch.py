@@ -32,8 +32,8 @@ import click
 from moa.api.layout import METRICS
 from moa.api.records import SourceRef
 from moa.api.stages import StageConfig, StageSummary
-from moa.datagen.sources import fetch as fetch_tree
 from moa.languages import registry
+from moa.languages.sources import fetch as fetch_tree
 from moa.languages.tools import cache_dir
 
 FETCHED = ".fetched"

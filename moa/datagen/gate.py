@@ -46,7 +46,7 @@ def turns_and_calls(conversation: h.Conversation) -> tuple[int, int]:
 REQUIRED = ("id", "text", "source", "file", "diff")
 
 
-def read_trajectories(path: Path) -> tuple[list[dict[str, Any]], list[str]]:
+def scan_trajectories(path: Path) -> tuple[list[dict[str, Any]], list[str]]:
     """Rows of a trajectories file, and `file:line: reason` for each line that is not one."""
     rows: list[dict[str, Any]] = []
     bad: list[str] = []
@@ -70,8 +70,8 @@ def read_trajectories(path: Path) -> tuple[list[dict[str, Any]], list[str]]:
 
 def measure(mutations: Path, train: Path, evals: Path) -> Measured:
     loaded = read_mutations(mutations)
-    train_rows, train_bad = read_trajectories(train / FILE)
-    eval_rows, eval_bad = read_trajectories(evals / FILE)
+    train_rows, train_bad = scan_trajectories(train / FILE)
+    eval_rows, eval_bad = scan_trajectories(evals / FILE)
     rows = {"train": train_rows, "eval": eval_rows}
     examples: dict[str, list[str]] = {
         "invalid_harmony": [*train_bad, *eval_bad],

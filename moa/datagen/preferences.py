@@ -3,9 +3,9 @@ them, rank them into IPO preference pairs.
 
 For each training task (data/{lang}/core_agent/train: the trajectories' tasks, whose
 repository states are known) the SFT policy (base + {lang}_core_agent) runs `samples` full
-agent episodes at the spec's temperature through the real executor (`moa.trainer.rollout`);
+agent episodes at the spec's temperature through the real executor (`moa.agent.rollout`);
 what each episode left in its repository is executed by the language's evaluator; the
-episodes are ranked by `moa.datagen.ranking` (hard outcome tiers, then idioms, then size)
+episodes are ranked by `moa.agent.ranking` (hard outcome tiers, then idioms, then size)
 and its informative pairs are written as
 
     data/{lang}/ipo/train/pairs.jsonl   {"prompt", "chosen", "rejected", "id", "reason",
@@ -35,9 +35,9 @@ from typing import Any
 
 import click
 
+from moa.agent import ranking
 from moa.api.records import EvalOutcome
 from moa.api.stages import StageConfig, StageSummary
-from moa.datagen import ranking
 
 log = logging.getLogger("moa.datagen")
 
@@ -101,7 +101,7 @@ def task_row(task: Any, episodes: list[Any], outcomes: list[EvalOutcome], max_pa
 
 
 def summarize_rows(rows: list[dict[str, Any]], seconds: float) -> StageSummary:
-    from moa.trainer.rollout import outcome_shares, reward_stats
+    from moa.agent.judge import outcome_shares, reward_stats
 
     rewards = [r for row in rows for r in row["rewards"]]
     samples = len(rewards)
@@ -131,10 +131,12 @@ def summarize_rows(rows: list[dict[str, Any]], seconds: float) -> StageSummary:
 
 
 def run_preferences(run: PreferencesRun, echo: Any = click.echo) -> StageSummary:
-    from moa.datagen.executor import Caps
-    from moa.trainer import loading
-    from moa.trainer.rollout import Judge, Policy, read_tasks, run_episodes
-    from moa.trainer.stage import StageDirs
+    from moa.agent.executor import Caps
+    from moa.agent.judge import Judge
+    from moa.agent.policy import Policy, limit_cpu_threads, load_adapter, load_base
+    from moa.agent.rollout import run_episodes
+    from moa.agent.tasks import read_tasks
+    from moa.stage import StageDirs
 
     dirs = StageDirs(run.output)
     done_summary = dirs.completed()
@@ -160,11 +162,9 @@ def run_preferences(run: PreferencesRun, echo: Any = click.echo) -> StageSummary
     todo = [t for t in tasks if t.id not in done]
 
     if todo:
-        loading.limit_cpu_threads()
-        model, tokenizer, backend = loading.load_base(
-            run.config.layout.base_model(spec.base_model), spec.lora
-        )
-        model = loading.load_adapter(model, run.adapter, trainable=False)
+        limit_cpu_threads()
+        model, tokenizer, backend = load_base(run.config.layout.base_model(spec.base_model), spec.lora)
+        model = load_adapter(model, run.adapter, trainable=False)
         policy = Policy(model, tokenizer, stage.temperature, stage.max_new_tokens, spec.lora.max_seq_length)
         timeout = float(spec.data.limits.timeouts.test_seconds)
         echo(
@@ -221,7 +221,7 @@ def preferences_cmd(
     samples: int | None,
 ) -> None:
     """Sample agent episodes with the SFT policy, execute and rank them into IPO pairs."""
-    from moa.trainer.stage import setup_logging
+    from moa.stage import setup_logging
 
     setup_logging()
     run = PreferencesRun.from_config(

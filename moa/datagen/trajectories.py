@@ -37,14 +37,14 @@ import click
 from pydantic import ValidationError
 
 from moa import harmony as h
+from moa.agent.executor import Caps, Executor
+from moa.agent.tasks import Bug, grpo_task, prompt_messages
+from moa.agent.workspace import RepoState, Workspace, WorkspaceError, prepared_tree
 from moa.api.layout import METRICS
 from moa.api.records import MutationRecord, SourceRef
 from moa.api.stages import StageConfig, StageSummary
 from moa.datagen.dedup import diff_hash
-from moa.datagen.executor import Caps, Executor
-from moa.datagen.grpo_tasks import grpo_task
-from moa.datagen.teachers import Task, Teacher, make_teacher, prompt_messages
-from moa.datagen.workspace import RepoState, Workspace, WorkspaceError, prepared_tree
+from moa.datagen.teachers import Teacher, make_teacher
 
 PROGRESS = ".progress.jsonl"
 FILE = "trajectories.jsonl"
@@ -166,7 +166,7 @@ def conversation_row(messages: list[h.Message]) -> list[dict[str, Any]]:
     return [{k: v for k, v in asdict(m).items() if v is not None} for m in messages]
 
 
-def run_episode(task: Task, split: str, opts: Options) -> dict[str, Any]:
+def run_episode(task: Bug, split: str, opts: Options) -> dict[str, Any]:
     """One task: a progress row, with the trajectory when it is kept."""
     started = time.monotonic()
     rng = random.Random(f"{opts.seed}:{task.id}")
@@ -175,7 +175,7 @@ def run_episode(task: Task, split: str, opts: Options) -> dict[str, Any]:
         with Workspace.create(RepoState(opts.language, task.record.source, task.record.diff)) as ws:
             executor = Executor(ws, caps=Caps(test_timeout_s=opts.test_timeout_s))
             prompt = prompt_messages(task, variant=rng.randrange(1000))
-            episode = opts.teacher.episode(task, prompt, executor, rng)
+            episode = opts.teacher.demonstrate(task, prompt, executor, rng)
     except (WorkspaceError, OSError, RuntimeError, ValueError) as exc:
         return {**base, "kept": False, "reason": f"{type(exc).__name__}: {exc}"}
     if not episode.passed:
@@ -228,7 +228,7 @@ def generate(opts: Options, echo: Any = print) -> StageSummary:
             seen.add(pair)
             unique[record_id(r)] = r
     held_eval = eval_packages((package_of(r.source) for r in unique.values()), opts.eval_fraction, opts.seed)
-    every = [Task(rid, r) for rid, r in unique.items()]
+    every = [Bug(rid, r) for rid, r in unique.items()]
     evals_work = [(t, "eval") for t in every if package_of(t.record.source) in held_eval]
     train_tasks = sorted(
         (t for t in every if package_of(t.record.source) not in held_eval),

@@ -5,10 +5,11 @@ etcd, kube-apiserver, kube-controller-manager and kube-scheduler are the real up
 lifecycles are simulated (fake_pods.py) while admission, validation, scheduling and every
 controller are real. No Docker is needed.
 
-Each component gets its own client certificate and kubeconfig so RBAC and Pod Security admission
-behave as on a real cluster. State (certs, ports, etcd data, logs, pids) lives under
-``~/.cache/moa/cluster/<name>/``; `up` on a running cluster is a quick no-op and `down` stops every
-process it started and checks that their ports are free again.
+This module owns the cluster's state and lifecycle and the CLI; what each component runs with is
+in components.py, certificates in pki.py, processes and ports in processes.py. State (certs,
+ports, etcd data, logs, pids) lives under ``~/.cache/moa/cluster/<name>/``; `up` on a running
+cluster is a quick no-op and `down` stops every process it started and checks that their ports
+are free again.
 
 kwokctl's binary runtime can use local binaries, but it runs every component as one admin
 identity and disables admission unless asked; this launcher keeps per-component identities and
@@ -17,43 +18,25 @@ the default admission chain (PodSecurity included), and owns idempotency, sharin
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import fcntl
 import json
-import os
 import shutil
-import signal
-import socket
-import ssl
-import subprocess
 import time
-import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
 import click
-import yaml
 
-from moa.dev import fake_pods, upstream_crds
+from moa.dev import components, fake_pods
 from moa.dev.k8s_build import KUBERNETES_VERSION, ToolchainMissing, cache_root, ensure_binaries, file_lock
+from moa.dev.kubectl import install_upstream_crds, run_kubectl
+from moa.dev.pki import IDENTITIES, client_context, write_kubeconfig, write_pki
+from moa.dev.processes import free_port, http_ok, is_ours, port_free, spawn, stop, wait_ready
 
 STARTED_BY_TESTS = "started-by-tests"  # marker: a test session started it, the last one stops it
-COMPONENTS = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok")
-PORTS = ("etcd", "etcd-peer", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok")
-SERVICE_CIDR = "10.96.0.0/16"
-SERVICE_IP = "10.96.0.1"
-START_TIMEOUT_S = 90
-
-# CN / O of each client certificate. KWOK writes status for many nodes and pods, so it is admin.
-IDENTITIES = {
-    "admin": ("moa-admin", "system:masters"),
-    "kube-controller-manager": ("system:kube-controller-manager", None),
-    "kube-scheduler": ("system:kube-scheduler", None),
-    "kwok": ("kwok-controller", "system:masters"),
-}
 
 
 def say(msg: str) -> None:
@@ -85,7 +68,7 @@ class Cluster:
         path = self.dir / "ports.json"
         if path.exists():
             return json.loads(path.read_text())
-        ports = {name: free_port() for name in PORTS}
+        ports = {name: free_port() for name in components.PORTS}
         self.dir.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(ports, indent=2))
         return ports
@@ -114,12 +97,12 @@ class Cluster:
 
     # -- lifecycle ------------------------------------------------------------------------
     def is_up(self) -> bool:
-        return bool(self.pids()) and set(self.running()) == set(COMPONENTS) and self.apiserver_ready()
+        return (
+            bool(self.pids()) and set(self.running()) == set(components.COMPONENTS) and self.apiserver_ready()
+        )
 
     def apiserver_ready(self) -> bool:
-        ctx = ssl.create_default_context(cafile=str(self.pki / "ca.crt"))
-        ctx.load_cert_chain(str(self.pki / "admin.crt"), str(self.pki / "admin.key"))
-        return http_ok(f"https://127.0.0.1:{self.ports()['kube-apiserver']}/readyz", ctx)
+        return http_ok(f"https://127.0.0.1:{self.ports()['kube-apiserver']}/readyz", client_context(self.pki))
 
     def locked(self):
         """Serialises up/down of one cluster across processes (two test sessions, a human)."""
@@ -182,18 +165,20 @@ class Cluster:
         (self.dir / "logs").mkdir(exist_ok=True)
 
         pids: dict[str, int] = {}
-        insecure = ssl._create_unverified_context()  # component health ports use self-signed certs
-        # etcd, then the API server, then everything that talks to it (started together).
-        for batch in (COMPONENTS[:1], COMPONENTS[1:2], COMPONENTS[2:]):
+        for batch in components.START_BATCHES:  # each batch starts together, then is waited for
             for component in batch:
                 say(f"starting {component}")
-                pids[component] = spawn(
-                    [str(binaries[component]), *self.flags(component, ports)], self.log(component)
-                )
+                flags = components.flags(component, self.name, self.dir, ports)
+                pids[component] = spawn([str(binaries[component]), *flags], self.log(component))
             self.save_pids(pids)
             for component in batch:
-                url, ctx = self.health(component, ports, insecure)
-                self.wait(component, pids[component], lambda url=url, ctx=ctx: http_ok(url, ctx))
+                url, ctx = components.health(component, ports, self.pki)
+                wait_ready(
+                    component,
+                    pids[component],
+                    lambda url=url, ctx=ctx: http_ok(url, ctx),
+                    self.log(component),
+                )
 
         kubectl = binaries["kubectl"]
         nodes = resources.files("moa.dev.kwok").joinpath("nodes.yaml").read_text()
@@ -208,27 +193,6 @@ class Cluster:
             kubectl, self.kubeconfig, "wait", "--for=condition=Ready", "node", "--all", "--timeout=60s"
         )
 
-    def health(self, component: str, ports: dict[str, int], insecure: ssl.SSLContext):
-        if component == "etcd":
-            return f"http://127.0.0.1:{ports['etcd']}/health", None
-        if component == "kube-apiserver":
-            ctx = ssl.create_default_context(cafile=str(self.pki / "ca.crt"))
-            ctx.load_cert_chain(str(self.pki / "admin.crt"), str(self.pki / "admin.key"))
-            return f"https://127.0.0.1:{ports[component]}/readyz", ctx
-        if component == "kwok":
-            return f"http://127.0.0.1:{ports[component]}/healthz", None
-        return f"https://127.0.0.1:{ports[component]}/healthz", insecure
-
-    def wait(self, component: str, pid: int, ready) -> None:
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while time.monotonic() < deadline:
-            if not alive(pid):
-                raise RuntimeError(f"{component} exited during start-up:\n{tail(self.log(component))}")
-            if ready():
-                return
-            time.sleep(0.2)
-        raise RuntimeError(f"{component} not healthy after {START_TIMEOUT_S} s:\n{tail(self.log(component))}")
-
     def down(self) -> list[str]:
         """Stop every component, dependents first (TERM, KILL after 15 s); returns ports still bound."""
         with self.locked():
@@ -236,260 +200,15 @@ class Cluster:
 
     def _stop(self) -> list[str]:
         running = self.running()
-        for component in reversed(COMPONENTS):
+        for component in reversed(components.COMPONENTS):
             pid = running.get(component)
             if pid is None:
                 continue
-            say(f"stopping {component} (pid {pid})")
-            os.kill(pid, signal.SIGTERM)
-            deadline = time.monotonic() + 15
-            while is_ours(pid, self.dir) and time.monotonic() < deadline:
-                time.sleep(0.05)
-            if is_ours(pid, self.dir):
-                say(f"{component} ignored SIGTERM; killing it")
-                os.kill(pid, signal.SIGKILL)
-            with contextlib.suppress(ChildProcessError):
-                os.waitpid(pid, os.WNOHANG)  # reap it when this process started it (pytest fixture)
+            stop(component, pid, self.dir, say)
         (self.dir / "pids.json").unlink(missing_ok=True)
         if not (self.dir / "ports.json").exists():
             return []
         return [f"{name}:{port}" for name, port in self.ports().items() if not port_free(port)]
-
-    def flags(self, component: str, ports: dict[str, int]) -> list[str]:
-        pki, d = self.pki, self.dir
-        if component == "etcd":
-            return [
-                f"--name={self.name}",
-                f"--data-dir={d / 'etcd'}",
-                f"--listen-client-urls=http://127.0.0.1:{ports['etcd']}",
-                f"--advertise-client-urls=http://127.0.0.1:{ports['etcd']}",
-                f"--listen-peer-urls=http://127.0.0.1:{ports['etcd-peer']}",
-                f"--initial-advertise-peer-urls=http://127.0.0.1:{ports['etcd-peer']}",
-                f"--initial-cluster={self.name}=http://127.0.0.1:{ports['etcd-peer']}",
-                "--unsafe-no-fsync",  # a throwaway dev store on a shared disk: speed over durability
-                "--log-level=warn",
-            ]
-        if component == "kube-apiserver":
-            return [
-                f"--etcd-servers=http://127.0.0.1:{ports['etcd']}",
-                "--bind-address=127.0.0.1",
-                "--advertise-address=127.0.0.1",
-                f"--secure-port={ports['kube-apiserver']}",
-                f"--tls-cert-file={pki / 'apiserver.crt'}",
-                f"--tls-private-key-file={pki / 'apiserver.key'}",
-                f"--client-ca-file={pki / 'ca.crt'}",
-                f"--service-account-key-file={pki / 'sa.pub'}",
-                f"--service-account-signing-key-file={pki / 'sa.key'}",
-                "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
-                f"--service-cluster-ip-range={SERVICE_CIDR}",
-                "--authorization-mode=Node,RBAC",
-                "--allow-privileged=true",
-                # Aggregation layer (and the extension-apiserver-authentication ConfigMap that
-                # controller-manager and scheduler read): only the front-proxy cert may set headers.
-                f"--requestheader-client-ca-file={pki / 'ca.crt'}",
-                "--requestheader-allowed-names=front-proxy-client",
-                "--requestheader-username-headers=X-Remote-User",
-                "--requestheader-group-headers=X-Remote-Group",
-                "--requestheader-extra-headers-prefix=X-Remote-Extra-",
-                f"--proxy-client-cert-file={pki / 'front-proxy-client.crt'}",
-                f"--proxy-client-key-file={pki / 'front-proxy-client.key'}",
-                "--endpoint-reconciler-type=none",  # a loopback address is not a valid endpoint
-                "--profiling=false",
-                "--v=0",
-            ]
-        common = [
-            f"--kubeconfig={d / f'{component}.kubeconfig'}",
-            f"--authentication-kubeconfig={d / f'{component}.kubeconfig'}",
-            f"--authorization-kubeconfig={d / f'{component}.kubeconfig'}",
-            "--bind-address=127.0.0.1",
-            f"--secure-port={ports[component]}",
-            f"--cert-dir={d / 'serving' / component}",
-            "--leader-elect=false",
-            "--profiling=false",
-        ]
-        if component == "kube-controller-manager":
-            return [
-                *common,
-                f"--service-account-private-key-file={pki / 'sa.key'}",
-                f"--root-ca-file={pki / 'ca.crt'}",
-                f"--cluster-signing-cert-file={pki / 'ca.crt'}",
-                f"--cluster-signing-key-file={pki / 'ca.key'}",
-                "--use-service-account-credentials=true",
-            ]
-        if component == "kube-scheduler":
-            return common
-        if component == "kwok":
-            return [
-                f"--kubeconfig={d / 'kwok.kubeconfig'}",
-                f"--config={d / 'kwok-stages.yaml'}",
-                "--manage-all-nodes=false",
-                "--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake",
-                "--node-lease-duration-seconds=40",
-                f"--server-address=127.0.0.1:{ports['kwok']}",
-            ]
-        raise ValueError(component)
-
-
-# -- processes and ports ------------------------------------------------------------------------
-def spawn(cmd: list[str], log: Path) -> int:
-    """Start a detached process (own session: it outlives `moa dev cluster up` and Ctrl-C)."""
-    with log.open("wb") as out:  # one start per log file: the current run is what matters
-        proc = subprocess.Popen(
-            cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
-        )
-    return proc.pid
-
-
-def alive(pid: int) -> bool:
-    """Running and not a zombie (a just-spawned child may not show its final command line yet)."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat.rsplit(")", 1)[1].split()[0] != "Z"
-
-
-def is_ours(pid: int, state_dir: Path) -> bool:
-    """Alive and started with our state dir in its flags (pids get reused)."""
-    try:
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
-    except OSError:
-        return False
-    return str(state_dir) in cmdline and alive(pid)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def port_free(port: int) -> bool:
-    with socket.socket() as s:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            s.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-        return True
-
-
-def http_ok(url: str, ctx: ssl.SSLContext | None) -> bool:
-    try:
-        with urllib.request.urlopen(url, context=ctx, timeout=2) as resp:
-            return resp.status == 200
-    except OSError:
-        return False
-
-
-def tail(path: Path, lines: int = 25) -> str:
-    return "\n".join(path.read_text(errors="replace").splitlines()[-lines:]) if path.exists() else "(no log)"
-
-
-# -- certificates and kubeconfigs ----------------------------------------------------------------
-def openssl(*args: str) -> None:
-    result = subprocess.run(["openssl", *args], capture_output=True, text=True)
-    if result.returncode != 0:
-        raise RuntimeError(f"openssl {' '.join(args[:2])} failed: {result.stderr.strip()}")
-
-
-def write_pki(pki: Path) -> None:
-    """CA, API server serving cert, front-proxy client cert (aggregation layer), one client cert
-    per identity, service-account key pair. Only missing files are made, so certs survive restarts."""
-    pki.mkdir(parents=True, exist_ok=True)
-    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
-    if not (pki / "ca.crt").exists():
-        ca = ["-keyout", str(pki / "ca.key"), "-out", str(pki / "ca.crt"), "-days", "3650"]
-        openssl("req", "-x509", *ec, *ca, "-subj", "/CN=moa-local-ca")
-    sans = ["DNS:localhost", "DNS:kubernetes", "DNS:kubernetes.default", "DNS:kubernetes.default.svc"]
-    sans += ["DNS:kubernetes.default.svc.cluster.local", "IP:127.0.0.1", f"IP:{SERVICE_IP}"]
-    leaves = {
-        "apiserver": ("/CN=kube-apiserver", "serverAuth", ",".join(sans)),
-        "front-proxy-client": ("/CN=front-proxy-client", "clientAuth", None),
-    }
-    for who, (cn, org) in IDENTITIES.items():
-        leaves[who] = (f"/O={org}/CN={cn}" if org else f"/CN={cn}", "clientAuth", None)
-    for name, (subject, usage, san) in leaves.items():
-        if (pki / f"{name}.crt").exists():
-            continue
-        ext, csr = pki / f"{name}.ext", pki / f"{name}.csr"
-        ext.write_text(
-            f"keyUsage=critical,digitalSignature\nextendedKeyUsage={usage}\n"
-            + (f"subjectAltName={san}\n" if san else "")
-        )
-        openssl("req", "-new", *ec, "-keyout", str(pki / f"{name}.key"), "-out", str(csr), "-subj", subject)
-        ca = ["-CA", str(pki / "ca.crt"), "-CAkey", str(pki / "ca.key"), "-CAcreateserial", "-days", "3650"]
-        openssl("x509", "-req", "-in", str(csr), *ca, "-extfile", str(ext), "-out", str(pki / f"{name}.crt"))
-        ext.unlink()
-        csr.unlink()
-    if not (pki / "sa.pub").exists():
-        openssl(
-            "genpkey",
-            "-algorithm",
-            "EC",
-            "-pkeyopt",
-            "ec_paramgen_curve:prime256v1",
-            "-out",
-            str(pki / "sa.key"),
-        )
-        openssl("pkey", "-in", str(pki / "sa.key"), "-pubout", "-out", str(pki / "sa.pub"))
-
-
-def write_kubeconfig(path: Path, pki: Path, who: str, port: int) -> None:
-    def b64(name: str) -> str:
-        return base64.b64encode((pki / name).read_bytes()).decode()
-
-    config = {
-        "apiVersion": "v1",
-        "kind": "Config",
-        "clusters": [
-            {
-                "name": "moa",
-                "cluster": {
-                    "server": f"https://127.0.0.1:{port}",
-                    "certificate-authority-data": b64("ca.crt"),
-                },
-            }
-        ],
-        "users": [
-            {
-                "name": who,
-                "user": {"client-certificate-data": b64(f"{who}.crt"), "client-key-data": b64(f"{who}.key")},
-            }
-        ],
-        "contexts": [{"name": "moa", "context": {"cluster": "moa", "user": who}}],
-        "current-context": "moa",
-    }
-    path.write_text(yaml.safe_dump(config))
-
-
-# -- kubectl -------------------------------------------------------------------------------------
-def run_kubectl(
-    kubectl: Path, kubeconfig: Path, *args: str, input: str | None = None, check: bool = True
-) -> subprocess.CompletedProcess[str]:
-    result = subprocess.run(
-        [str(kubectl), f"--kubeconfig={kubeconfig}", *args], input=input, capture_output=True, text=True
-    )
-    if check and result.returncode != 0:
-        raise RuntimeError(f"kubectl {' '.join(args)} failed: {result.stderr.strip()}")
-    return result
-
-
-def apply_crds(kubectl: Path, kubeconfig: Path, files: list[Path]) -> None:
-    """Server-side apply (big CRDs exceed the client-side last-applied annotation) and wait Established."""
-    if not files:
-        return
-    args = [arg for f in files for arg in ("-f", str(f))]
-    out = run_kubectl(kubectl, kubeconfig, "apply", "--server-side", "--force-conflicts", "-o", "name", *args)
-    names = out.stdout.split()
-    run_kubectl(kubectl, kubeconfig, "wait", "--for=condition=Established", "--timeout=60s", *names)
-
-
-def install_upstream_crds(kubectl: Path, kubeconfig: Path) -> None:
-    """The Kubeflow/JobSet CRDs, unless all are there already (applying them unchanged costs seconds)."""
-    present = run_kubectl(kubectl, kubeconfig, "get", "crd", *upstream_crds.NAMES, "-o", "name", check=False)
-    if present.returncode != 0 or len(present.stdout.split()) != len(upstream_crds.NAMES):
-        apply_crds(kubectl, kubeconfig, upstream_crds.crd_files())
 
 
 # -- CLI -----------------------------------------------------------------------------------------
@@ -532,7 +251,7 @@ def status(c: Cluster) -> None:
     running = c.running()
     ports = c.ports() if (c.dir / "ports.json").exists() else {}
     click.echo(f"cluster {c.name!r} (Kubernetes {KUBERNETES_VERSION}) state: {c.dir}")
-    for component in COMPONENTS:
+    for component in components.COMPONENTS:
         where = f"127.0.0.1:{ports[component]}" if component in ports else "-"
         state = f"running  pid {running[component]}" if component in running else "stopped"
         click.echo(f"  {component:<24} {state:<18} {where}")

@@ -62,7 +62,8 @@ def reconcile_cmd(ref: str, kubeconfig: str | None) -> None:
             {
                 "phase": plan.phase if plan else None,
                 "stage": plan.stage if plan else None,
-                "created": outcome.created,
+                "created": [launch.name for launch in outcome.created],
+                "sandbox_created": outcome.sandbox_created,
                 "requeue_after": outcome.requeue_after,
             }
         )

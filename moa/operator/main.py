@@ -40,6 +40,7 @@ class Operator:
         self.dirty: set[tuple[str, str]] = set()
         self.timers: dict[tuple[str, str], asyncio.TimerHandle] = {}
         self.tasks: set[asyncio.Future[None]] = set()
+        self.adapter_lock = threading.Lock()
 
     def spawn(self, coro: Any) -> None:
         """Run a coroutine in the background, keeping a reference until it finishes."""
@@ -62,13 +63,20 @@ class Operator:
                 for method, count in self.kube.requests.items():
                     obs.API_REQUESTS.labels(method).set(count)
             obs.RECONCILES.labels("ok").inc()
-            for created in outcome.created:
-                obs.WORKLOADS.labels(created.rsplit("-", 2)[0]).inc()
+            obs.count_workloads(outcome.created)
             if outcome.plan:
                 obs.record_stages(f"{namespace}/{name}", [s.state for s in outcome.plan.stages])
             else:
                 obs.forget(f"{namespace}/{name}")
             return outcome.requeue_after
+
+    def reconcile_adapters(self, namespace: str, name: str) -> None:
+        """Reconcile an Adapter, then those it stopped blocking. One at a time: two adapters of a
+        language promoted in the same Git commit must not both see no production rival."""
+        todo = [name]
+        with self.adapter_lock:
+            while todo:
+                todo += adapter_controller.reconcile(self.kube, namespace, todo.pop(0))
 
     async def trigger(self, namespace: str, name: str) -> None:
         """Reconcile now; triggers that arrive meanwhile collapse into one more pass afterwards.
@@ -135,9 +143,7 @@ def register(op: Operator, registry: kopf.OperatorRegistry) -> None:
 
     async def on_adapter(name: str, namespace: str, type: str | None, **_: Any) -> None:
         if type != "DELETED":
-            await asyncio.get_running_loop().run_in_executor(
-                op.pool, adapter_controller.reconcile, op.kube, namespace, name
-            )
+            await asyncio.get_running_loop().run_in_executor(op.pool, op.reconcile_adapters, namespace, name)
 
     kopf.on.event("moa.dev", "v1alpha1", "adaptertrainings", registry=registry)(on_training)
     kopf.on.event("moa.dev", "v1alpha1", "adapters", registry=registry)(on_adapter)

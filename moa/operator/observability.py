@@ -5,9 +5,12 @@ from __future__ import annotations
 import json
 import logging
 from collections import Counter
+from collections.abc import Iterable
 
 from prometheus_client import Counter as PCounter
 from prometheus_client import Gauge, Histogram
+
+from moa.pipeline.planner import Launch
 
 RECONCILES = PCounter("moa_reconciles", "Reconciles of AdapterTrainings", ["result"])
 ERRORS = PCounter("moa_reconcile_errors", "Reconciles that raised", ["kind"])
@@ -19,6 +22,12 @@ WORKLOADS = PCounter("moa_workloads_created", "Workloads created", ["stage"])
 API_REQUESTS = Gauge("moa_api_requests", "Kubernetes API requests made by the reconciler", ["method"])
 
 _stage_states: dict[str, Counter[str]] = {}
+
+
+def count_workloads(created: Iterable[Launch]) -> None:
+    """One count per created workload, labelled by the stage it runs (never parsed from its name)."""
+    for launch in created:
+        WORKLOADS.labels(launch.stage).inc()
 
 
 def record_stages(resource: str, states: list[str]) -> None:

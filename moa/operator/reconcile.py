@@ -27,7 +27,7 @@ from moa.operator.workloads.base import (
     LABEL_STAGE,
     LABEL_TRAINING,
 )
-from moa.pipeline.planner import Attempt, Observed, Plan, plan
+from moa.pipeline.planner import Attempt, Launch, Observed, Plan, plan
 from moa.pipeline.registry import adapter_for as adapter_resource
 
 API = f"{GROUP}/{VERSION}"
@@ -43,7 +43,8 @@ class Outcome:
 
     requeue_after: float | None = None
     plan: Plan | None = None
-    created: list[str] = field(default_factory=list)
+    created: list[Launch] = field(default_factory=list)  # launches whose workload this pass created
+    sandbox_created: bool = False  # the namespace's sandbox NetworkPolicy / artifact PVC
 
 
 def known_languages() -> set[str]:
@@ -122,9 +123,8 @@ def reconcile(kube: Kube, namespace: str, name: str, now: datetime | None = None
         )
         return Outcome()
 
-    created: list[str] = []
-    if sandbox.ensure(kube, namespace, training, uid):
-        created.append("sandbox")
+    created: list[Launch] = []
+    sandbox_created = sandbox.ensure(kube, namespace, training, uid)
     observed = observe(kube, training, namespace, now)
     current = plan(name, training.spec, observed, conditions=old.conditions)
     for launch in current.launches:
@@ -133,7 +133,7 @@ def reconcile(kube: Kube, namespace: str, name: str, now: datetime | None = None
         )
         kube.ensure(ctx.config_map())
         if kube.ensure(adapter_for(ctx.stage, training.spec).render(ctx)):
-            created.append(launch.name)
+            created.append(launch)
             rlog.info("created %s for stage %s attempt %d", launch.name, launch.stage, launch.attempt)
 
     adapter_ref = old.adapter
@@ -170,7 +170,9 @@ def reconcile(kube: Kube, namespace: str, name: str, now: datetime | None = None
         for type_, reason, message in current.events:
             emit_event(kube, obj, type_, reason, message, now)
     rlog.info("phase=%s stage=%s launched=%d", current.phase, current.stage, len(current.launches))
-    return Outcome(requeue_after=current.requeue_after, plan=current, created=created)
+    return Outcome(
+        requeue_after=current.requeue_after, plan=current, created=created, sandbox_created=sandbox_created
+    )
 
 
 def _write_status(

@@ -196,12 +196,15 @@ def export_cmd(workdir: Path, output: Path | None) -> None:
     "--to", "to", type=click.Choice(["trained", "evaluating", "production", "retired"]), default="production"
 )
 def promote_cmd(workdir: Path, name: str, to: str) -> None:
-    """Move an adapter to a stage; production requires its eval targets to hold."""
-    adapter = LocalRegistry(workdir).promote(name, to)  # type: ignore[arg-type]
+    """Move an adapter to a stage; production requires its eval targets to hold and first retires
+    the language's production adapter (one user action: with GitOps, commit both edits together)."""
+    adapter, retired = LocalRegistry(workdir).promote(name, to)  # type: ignore[arg-type]
     status = adapter.status
     if status is None or status.stage != to:
         blocked = next(
             (c.message for c in (status.conditions if status else []) if c.type == "PromotionBlocked"), ""
         )
         raise click.ClickException(f"promotion of {name} to {to} refused: {blocked}")
+    for other in retired:
+        click.echo(f"{other}: retired (was production for {adapter.spec.language})")
     click.echo(f"{name}: {to}")

@@ -5,17 +5,23 @@ cluster, the local runner observes processes and metrics.json files, and each on
 plan. Keeping the decisions here (no I/O, no clock of its own) makes every transition unit
 testable and keeps the two orchestrators from drifting apart.
 
-Rules, in order:
-- `suspend`: nothing new is launched (running workloads finish on their own); phase Suspended.
-- `after`: until every named AdapterTraining has succeeded, phase Waiting.
-- Stages run in DESIGN.md's order; a stage starts when the previous one succeeded. `fetch` and
-  `mutate` fan out one shard per source, at most `data.limits.concurrency` at once.
-- A failed attempt is retried after `backoffSeconds * 2**(attempt-1)` until `maxAttempts`; then
-  the training is Failed (Stalled=True, reason AttemptsExhausted).
-- A gate failure is final: Failed, Stalled=True with the gate, value and threshold in the message.
-- A spec change mid-run (new generation) never re-runs a stage that already succeeded; it applies
-  to stages not yet started. Sources added mid-mutate are fetched, then mutated; they are
-  ignored once a later stage has started (the data those stages used stays consistent).
+The rules, in the order `plan` applies them; each is a small pure function below that returns a
+decision or None, and the first decision wins:
+1. `current_stage`: stages run in DESIGN.md's order; the first that has not succeeded is current
+   (none left: the training Succeeded). A stage that a later stage has started is frozen: a spec
+   change mid-run (new generation) never re-runs it. Sources added mid-mutate are fetched, then
+   mutated; they are ignored once a later, whole-data stage has started (the data those stages
+   used stays consistent). Across a stage's shards counts add up and ratios are recomputed,
+   never added.
+2. `gate_failed`: a gate failure is final: Failed, Stalled=True with the gate, value and
+   threshold in the message.
+3. `attempts_exhausted`: a shard that failed `maxAttempts` times fails the training
+   (Stalled=True, reason AttemptsExhausted).
+4. `suspended`: nothing new is launched (running workloads finish on their own); phase Suspended.
+5. `waiting_for_dependencies`: until every AdapterTraining in `after` has succeeded, phase Waiting.
+6. `backing_off`: a failed attempt is retried after `backoffSeconds * 2**(attempt-1)`.
+7. `launch`: otherwise a shard with no attempt (or a failed one) is launched; `fetch` and
+   `mutate` fan out one shard per source, at most `data.limits.concurrency` at once, other stages one at a time.
 """
 
 from __future__ import annotations
@@ -106,14 +112,7 @@ def shards_of(spec: AdapterTrainingSpec, stage: Stage) -> list[str | None]:
     return list(dict.fromkeys(spec.data.sources)) if stage.fan_out else [None]
 
 
-def _backoff(spec: AdapterTrainingSpec, failures: int) -> timedelta:
-    return timedelta(seconds=spec.backoff_seconds * 2 ** max(0, failures - 1))
-
-
-def _gate_message(gates: Sequence[GateResult]) -> str:
-    return "; ".join(g.describe() for g in gates)
-
-
+# -- what was observed, per shard and per stage -------------------------------------------------
 @dataclass
 class _ShardView:
     shard: str | None
@@ -127,170 +126,246 @@ class _ShardView:
     def failures(self) -> int:
         return sum(a.state == "failed" for a in self.attempts)
 
+    @property
+    def active(self) -> bool:
+        return self.last is not None and self.last.state in ("running", "pending")
 
-def _stage_metrics(shards: Sequence[_ShardView]) -> tuple[dict[str, float], list[GateResult]]:
-    """Metrics of a stage; for a fanned-out stage, counts summed across its shards."""
+    @property
+    def label(self) -> str:
+        return f" [{self.shard}]" if self.shard else ""
+
+
+@dataclass
+class _StageView:
+    stage: Stage
+    shards: list[_ShardView]
+    status: StageStatus
+
+    @property
+    def active(self) -> list[_ShardView]:
+        return [v for v in self.shards if v.active]
+
+
+def stage_metrics(stage: Stage, shards: Sequence[_ShardView]) -> tuple[dict[str, float], list[GateResult]]:
+    """Metrics and gates of a stage. One shard's metrics are the stage's. Across several shards
+    counts add up, ratios are recomputed from the summed counts (absent when the denominator is
+    0), and rates, which only mean something for one shard's time, are left out."""
+    summaries = [v.last.summary for v in shards if v.last is not None and v.last.summary is not None]
+    gates = [g for summary in summaries for g in summary.gates]
+    if len(shards) <= 1:
+        return (dict(summaries[0].metrics) if summaries else {}), gates
+    derived = {r.name for r in stage.ratios} | stage.rates
     metrics: dict[str, float] = {}
-    gates: list[GateResult] = []
-    for view in shards:
-        summary = view.last.summary if view.last else None
-        if summary is None:
-            continue
+    for summary in summaries:
         for key, value in summary.metrics.items():
-            metrics[key] = metrics.get(key, 0.0) + value if len(shards) > 1 else value
-        gates.extend(summary.gates)
+            if key not in derived:
+                metrics[key] = metrics.get(key, 0.0) + value
+    for ratio in stage.ratios:
+        if metrics.get(ratio.denominator):
+            metrics[ratio.name] = round(metrics.get(ratio.numerator, 0.0) / metrics[ratio.denominator], 4)
     return metrics, gates
 
 
+def observe_stage(spec: AdapterTrainingSpec, observed: Observed, stage: Stage, frozen: bool) -> _StageView:
+    """The stage's shards (those observed, when FROZEN; else those the spec asks for) and status."""
+    observed_shards = [k[1] for k in observed.attempts if k[0] == stage.name]
+    shard_ids = observed_shards if frozen else shards_of(spec, stage)
+    views = [_ShardView(sh, observed.attempts.get((stage.name, sh), ())) for sh in shard_ids]
+    metrics, gates = stage_metrics(stage, views)
+    status = StageStatus(name=stage.name, metrics=metrics, gates=gates)
+    status.attempts = max((len(v.attempts) for v in views), default=0)
+    starts = [a.started_at for v in views for a in v.attempts if a.started_at]
+    status.start_time = min(starts) if starts else None
+    lasts = [v.last for v in views]
+    if lasts and all(a is not None and a.state == "succeeded" for a in lasts):
+        status.state = "Succeeded"
+        ends = [a.finished_at for a in lasts if a is not None and a.finished_at]
+        status.completion_time = max(ends) if ends else None
+        status.message = f"{len(views)} shards" if stage.fan_out else ""
+    only = views[0].last if len(views) == 1 else None
+    if only is not None and only.workload:
+        status.workload = ObjectRef(kind=only.workload_kind, name=only.workload)
+    return _StageView(stage, views, status)
+
+
+# -- the rules ------------------------------------------------------------------------------------
+def current_stage(
+    spec: AdapterTrainingSpec, observed: Observed
+) -> tuple[list[_StageView], _StageView | None]:
+    """Rule 1: every stage up to the first that has not succeeded (the current one; None when all did)."""
+    started = [any(k[0] == s.name and v for k, v in observed.attempts.items()) for s in STAGES]
+    views: list[_StageView] = []
+    for index, stage in enumerate(STAGES):
+        # Per-source stages (fetch, mutate) take new sources until a whole-data stage starts.
+        later = [started[j] for j in range(index + 1, len(STAGES)) if not STAGES[j].fan_out]
+        view = observe_stage(spec, observed, stage, frozen=any(later))
+        views.append(view)
+        if view.status.state != "Succeeded":
+            return views, view
+    return views, None
+
+
+@dataclass(frozen=True)
+class Blocked:
+    """A terminal failure: the stage's message and the training's (reason, message)."""
+
+    reason: Literal["GateFailed", "AttemptsExhausted"]
+    stage_message: str
+    message: str
+
+
+def gate_failed(spec: AdapterTrainingSpec, stage: Stage, shard: _ShardView) -> Blocked | None:
+    """Rule 2: a gate failure is final."""
+    last = shard.last
+    if last is None or last.state != "gate_failed":
+        return None
+    failed = blocking(last.summary.gates) if last.summary else []
+    msg = _gate_message(failed) or last.message or "a gate failed"
+    return Blocked("GateFailed", msg, f"stage {stage.name}: {msg}")
+
+
+def attempts_exhausted(spec: AdapterTrainingSpec, stage: Stage, shard: _ShardView) -> Blocked | None:
+    """Rule 3: maxAttempts failures of one shard fail the training."""
+    last = shard.last
+    if last is None or last.state != "failed" or shard.failures < spec.max_attempts:
+        return None
+    label = stage.name + (f" ({shard.shard})" if shard.shard else "")
+    return Blocked(
+        "AttemptsExhausted",
+        last.message,
+        f"stage {label} failed {shard.failures} times (maxAttempts {spec.max_attempts}): {last.message}",
+    )
+
+
+BLOCKING_RULES = (gate_failed, attempts_exhausted)
+
+
+@dataclass(frozen=True)
+class Hold:
+    """Nothing new may launch: the phase and the Reconciling condition's reason and message."""
+
+    phase: Phase
+    reason: str
+    message: str
+
+
+def suspended(spec: AdapterTrainingSpec, observed: Observed) -> Hold | None:
+    """Rule 4: spec.suspend launches nothing new."""
+    if not spec.suspend:
+        return None
+    return Hold("Suspended", "Suspended", "spec.suspend is true: no new workloads are started")
+
+
+def waiting_for_dependencies(spec: AdapterTrainingSpec, observed: Observed) -> Hold | None:
+    """Rule 5: every AdapterTraining named in spec.after must have succeeded first."""
+    waiting_on = sorted(n for n in spec.after if not observed.dependencies.get(n, False))
+    if not waiting_on:
+        return None
+    return Hold("Waiting", "WaitingForDependencies", f"waiting for {', '.join(waiting_on)} (spec.after)")
+
+
+HOLD_RULES = (suspended, waiting_for_dependencies)
+
+
+def backing_off(spec: AdapterTrainingSpec, shard: _ShardView, now: datetime) -> float | None:
+    """Rule 6: seconds left before a failed shard may be retried (None: it may be now)."""
+    last = shard.last
+    if last is None or last.state != "failed" or last.finished_at is None:
+        return None
+    ready_at = last.finished_at + timedelta(seconds=spec.backoff_seconds * 2 ** max(0, shard.failures - 1))
+    return (ready_at - now).total_seconds() if now < ready_at else None
+
+
+def launch(name: str, stage: Stage, shard: _ShardView) -> Launch | None:
+    """Rule 7: a shard with no attempt, or whose last attempt failed, gets the next one."""
+    last = shard.last
+    if last is not None and last.state != "failed":
+        return None
+    attempt = len(shard.attempts) + 1
+    return Launch(stage.name, shard.shard, attempt, workload_name(name, stage.name, shard.shard, attempt))
+
+
+def _gate_message(gates: Sequence[GateResult]) -> str:
+    return "; ".join(g.describe() for g in gates)
+
+
+# -- the plan -------------------------------------------------------------------------------------
 def plan(
     name: str, spec: AdapterTrainingSpec, observed: Observed, conditions: Sequence[Condition] = ()
 ) -> Plan:
     """Decide the next actions and the status for AdapterTraining `name`."""
-    conds = list(conditions)
     gen = observed.generation
-    statuses: list[StageStatus] = []
-    launches: list[Launch] = []
-    events: list[tuple[str, str, str]] = []
-    requeue: list[float] = []
-    phase: Phase = "Running"
-    current: str | None = None
-    blocked: tuple[str, str] | None = None  # (reason, message) for a terminal failure
-
-    # A stage that a later stage has already started is frozen (spec changes do not reopen it).
-    started = [any(k[0] == s.name and v for k, v in observed.attempts.items()) for s in STAGES]
-
-    waiting_on = sorted(n for n in spec.after if not observed.dependencies.get(n, False))
-    may_launch = not spec.suspend and not waiting_on
-    reached = True  # every earlier stage has succeeded
-
-    for index, stage in enumerate(STAGES):
-        # Per-source stages (fetch, mutate) take new sources until a whole-data stage starts.
-        frozen = any(started[j] for j in range(index + 1, len(STAGES)) if not STAGES[j].fan_out)
-        keys = [k for k in observed.attempts if k[0] == stage.name]
-        shard_ids = [k[1] for k in keys] if frozen else shards_of(spec, stage)
-        views = [_ShardView(sh, observed.attempts.get((stage.name, sh), ())) for sh in shard_ids]
-        metrics, gates = _stage_metrics(views)
-        status = StageStatus(name=stage.name, metrics=metrics, gates=gates)
-        status.attempts = max((len(v.attempts) for v in views), default=0)
-        starts = [a.started_at for v in views for a in v.attempts if a.started_at]
-        status.start_time = min(starts) if starts else None
-        lasts = [v.last for v in views]
-        if lasts and all(a is not None and a.state == "succeeded" for a in lasts):
-            status.state = "Succeeded"
-            ends = [a.finished_at for a in lasts if a is not None and a.finished_at]
-            status.completion_time = max(ends) if ends else None
-            status.message = f"{len(views)} shards" if stage.fan_out else ""
-        last_one = views[0].last if len(views) == 1 else None
-        if last_one is not None and last_one.workload:
-            status.workload = ObjectRef(kind=last_one.workload_kind, name=last_one.workload)
-        statuses.append(status)
-
-        if not reached or status.state == "Succeeded":
-            if status.state == "Succeeded" and stage.name in _GATE_CONDITION and gates:
-                conds = set_condition(
-                    conds, _GATE_CONDITION[stage.name], "True", "GatesPassed", _gate_message(gates), gen
-                )
-            continue
-        reached = False
-        current = stage.name
-        running = [v for v in views if v.last is not None and v.last.state in ("running", "pending")]
-        status.state = "Running" if (running or may_launch) else "Pending"
-        budget = spec.data.limits.concurrency - len(running) if stage.fan_out else 1 - len(running)
-
-        for view in views:
-            last = view.last
-            if last is not None and last.state == "gate_failed":
-                failed = blocking(last.summary.gates) if last.summary else []
-                msg = _gate_message(failed) or last.message or "a gate failed"
-                status.state = "Failed"
-                status.message = msg
-                blocked = ("GateFailed", f"stage {stage.name}: {msg}")
-                if stage.name in _GATE_CONDITION:
-                    conds = set_condition(conds, _GATE_CONDITION[stage.name], "False", "GateFailed", msg, gen)
-                break
-            if last is not None and last.state == "failed" and view.failures >= spec.max_attempts:
-                status.state = "Failed"
-                status.message = last.message
-                label = f"{stage.name}" + (f" ({view.shard})" if view.shard else "")
-                blocked = (
-                    "AttemptsExhausted",
-                    f"stage {label} failed {view.failures} times (maxAttempts {spec.max_attempts}): {last.message}",
-                )
-                break
-        if blocked:
-            break
-        if not may_launch:
-            break
-        for view in views:
-            last = view.last
-            if budget <= 0:
-                break
-            if last is None or last.state == "failed":
-                if last is not None and last.finished_at is not None:
-                    ready_at = last.finished_at + _backoff(spec, view.failures)
-                    if observed.now < ready_at:
-                        requeue.append((ready_at - observed.now).total_seconds())
-                        status.message = f"retrying after backoff: {last.message}"
-                        continue
-                attempt = len(view.attempts) + 1
-                launches.append(
-                    Launch(
-                        stage.name, view.shard, attempt, workload_name(name, stage.name, view.shard, attempt)
-                    )
-                )
-                kind = "Retrying" if attempt > 1 else "StageStarted"
-                events.append(
-                    (
-                        "Normal" if attempt == 1 else "Warning",
-                        kind,
-                        f"{stage.name}" + (f" [{view.shard}]" if view.shard else "") + f" attempt {attempt}",
-                    )
-                )
-                budget -= 1
-        if launches or running or requeue:
-            status.state = "Running"
-        break
-
-    done = reached and all(s.state == "Succeeded" for s in statuses)
-    if done:
-        phase = "Succeeded"
-        current = None
+    views, current = current_stage(spec, observed)
+    conds = list(conditions)
+    for view in views:  # succeeded stages with gates say so in their own condition
+        if view.status.state == "Succeeded" and view.stage.name in _GATE_CONDITION and view.status.gates:
+            msg = _gate_message(view.status.gates)
+            conds = set_condition(conds, _GATE_CONDITION[view.stage.name], "True", "GatesPassed", msg, gen)
+    statuses = [v.status for v in views]
+    if current is None:
         conds = set_condition(conds, "Ready", "True", "Succeeded", "all stages succeeded", gen)
         conds = set_condition(conds, "Reconciling", "False", "Succeeded", "", gen)
         conds = set_condition(conds, "Stalled", "False", "Succeeded", "", gen)
-    elif blocked:
-        phase = "Failed"
-        conds = set_condition(conds, "Ready", "False", blocked[0], blocked[1], gen)
-        conds = set_condition(conds, "Reconciling", "False", blocked[0], "", gen)
-        conds = set_condition(conds, "Stalled", "True", blocked[0], blocked[1], gen)
-        events.append(("Warning", blocked[0], blocked[1]))
+        return Plan([], "Succeeded", None, statuses, conds, succeeded=True)
+
+    stage, status = current.stage, current.status
+    blocked = next(
+        (b for shard in current.shards for rule in BLOCKING_RULES if (b := rule(spec, stage, shard))), None
+    )
+    if blocked is not None:
+        status.state, status.message = "Failed", blocked.stage_message
+        if blocked.reason == "GateFailed" and stage.name in _GATE_CONDITION:
+            gate = _GATE_CONDITION[stage.name]
+            conds = set_condition(conds, gate, "False", "GateFailed", blocked.stage_message, gen)
+        conds = set_condition(conds, "Ready", "False", blocked.reason, blocked.message, gen)
+        conds = set_condition(conds, "Reconciling", "False", blocked.reason, "", gen)
+        conds = set_condition(conds, "Stalled", "True", blocked.reason, blocked.message, gen)
+        events = [("Warning", blocked.reason, blocked.message)]
+        return Plan([], "Failed", stage.name, statuses, conds, events=events)
+
+    hold = next((h for rule in HOLD_RULES if (h := rule(spec, observed))), None)
+    launches: list[Launch] = []
+    events = []
+    requeue: list[float] = []
+    if hold is None:
+        budget = (spec.data.limits.concurrency if stage.fan_out else 1) - len(current.active)
+        for shard in current.shards:
+            if budget <= 0:
+                break
+            wait = backing_off(spec, shard, observed.now)
+            if wait is not None:
+                requeue.append(wait)
+                status.message = f"retrying after backoff: {shard.last.message if shard.last else ''}"
+                continue
+            if (next_launch := launch(name, stage, shard)) is not None:
+                launches.append(next_launch)
+                first = next_launch.attempt == 1
+                events.append(
+                    (
+                        "Normal" if first else "Warning",
+                        "StageStarted" if first else "Retrying",
+                        f"{stage.name}{shard.label} attempt {next_launch.attempt}",
+                    )
+                )
+                budget -= 1
+    status.state = "Running" if (current.active or launches or requeue or hold is None) else "Pending"
+
+    phase: Phase = "Running"
+    if hold is not None:
+        phase, reason, msg = hold.phase, hold.reason, hold.message
     else:
-        if spec.suspend:
-            phase, reason, msg = (
-                "Suspended",
-                "Suspended",
-                "spec.suspend is true: no new workloads are started",
-            )
-        elif waiting_on:
-            phase, reason, msg = (
-                "Waiting",
-                "WaitingForDependencies",
-                f"waiting for {', '.join(waiting_on)} (spec.after)",
-            )
-        else:
-            reason, msg = "StageRunning", f"stage {current} running"
-            if not any(s.state != "Pending" for s in statuses):
-                phase = "Pending"
-        conds = set_condition(conds, "Ready", "False", reason, msg, gen)
-        conds = set_condition(conds, "Reconciling", "True", reason, msg, gen)
-        conds = set_condition(conds, "Stalled", "False", reason, "", gen)
+        reason, msg = "StageRunning", f"stage {stage.name} running"
+        if all(s.state == "Pending" for s in statuses):
+            phase = "Pending"
+    conds = set_condition(conds, "Ready", "False", reason, msg, gen)
+    conds = set_condition(conds, "Reconciling", "True", reason, msg, gen)
+    conds = set_condition(conds, "Stalled", "False", reason, "", gen)
     return Plan(
-        launches=launches,
-        phase=phase,
-        stage=current,
-        stages=statuses,
-        conditions=conds,
+        launches,
+        phase,
+        stage.name,
+        statuses,
+        conds,
         requeue_after=min(requeue) if requeue else None,
-        succeeded=done,
         events=events,
     )

@@ -1,9 +1,8 @@
-"""The adapter registry: `Adapter` resources, stored as YAML files for local runs, and the
-promotion rule shared with the operator.
+"""The adapter registry: `Adapter` resources, stored as YAML files for local runs.
 
-Promotion to production is refused unless the adapter's eval targets and regression limits
-held (its recorded gates); promoting one adapter retires the language's previous production
-adapter, so there is at most one production adapter per language.
+Promotion follows moa.pipeline.promotion, the policy the Adapter controller uses too. Here the
+YAML file is both what Git would hold (spec) and what the controller would write (status), and
+`promote` is the user's one action: retire the language's production adapter, then promote.
 """
 
 from __future__ import annotations
@@ -14,11 +13,11 @@ from typing import Any
 
 import yaml
 
-from moa.api.adapter import PROMOTED, PROMOTION_BLOCKED, Adapter, AdapterSpec, AdapterStage, AdapterStatus
-from moa.api.common import set_condition
+from moa.api.adapter import Adapter, AdapterSpec, AdapterStage, AdapterStatus
 from moa.api.gates import GateResult
 from moa.api.layout import Layout
 from moa.api.training import AdapterTraining
+from moa.pipeline import promotion
 
 
 def adapter_for(training: AdapterTraining, metrics: dict[str, float], gates: list[GateResult]) -> Adapter:
@@ -41,51 +40,6 @@ def adapter_for(training: AdapterTraining, metrics: dict[str, float], gates: lis
         ),
         status=AdapterStatus(stage="trained", metrics=metrics, gates=gates),
     )
-
-
-def promotion_blockers(adapter: Adapter, to: AdapterStage) -> list[str]:
-    """Why `adapter` may not move to stage `to` (empty: allowed)."""
-    if to != "production":
-        return []
-    status = adapter.status or AdapterStatus()
-    if not status.gates:
-        return ["no eval results recorded: run `moa eval` before promoting"]
-    return [g.describe() for g in status.gates if not g.passed]
-
-
-def apply_stage(
-    adapter: Adapter, to: AdapterStage, others: Iterable[Adapter]
-) -> tuple[Adapter, list[Adapter]]:
-    """Move `adapter` to `to` if allowed; returns it and the adapters retired to make room."""
-    status = adapter.status or AdapterStatus()
-    blockers = promotion_blockers(adapter, to)
-    if blockers:
-        status.conditions = set_condition(
-            status.conditions, PROMOTION_BLOCKED, "True", "TargetsNotMet", "; ".join(blockers)
-        )
-        status.conditions = set_condition(
-            status.conditions, PROMOTED, "False", "TargetsNotMet", "; ".join(blockers)
-        )
-        adapter.status = status
-        return adapter, []
-    retired = []
-    if to == "production":
-        for other in others:
-            same = (
-                other.spec.language == adapter.spec.language and other.metadata.name != adapter.metadata.name
-            )
-            if same and other.status is not None and other.status.stage == "production":
-                other.spec.stage = "retired"
-                other.status.stage = "retired"
-                retired.append(other)
-    status.stage = to
-    status.conditions = set_condition(status.conditions, PROMOTION_BLOCKED, "False", "TargetsMet", "")
-    status.conditions = set_condition(
-        status.conditions, PROMOTED, "True" if to == "production" else "False", "Stage", f"stage {to}"
-    )
-    adapter.spec.stage = to
-    adapter.status = status
-    return adapter, retired
 
 
 class LocalRegistry:
@@ -116,12 +70,28 @@ class LocalRegistry:
             raise LookupError(f"no adapter {name!r} in {self.dir} (known: {known})")
         return Adapter.model_validate(yaml.safe_load(path.read_text()))
 
-    def promote(self, name: str, to: AdapterStage) -> Adapter:
-        adapter, retired = apply_stage(self.get(name), to, self.list())
-        for other in retired:
-            self.save(other)
+    def set_stage(self, adapter: Adapter, to: AdapterStage) -> tuple[Adapter, promotion.Decision]:
+        """Desire TO (as a Git edit of spec.stage would) and apply the policy's decision."""
+        desired = adapter.model_copy(update={"spec": adapter.spec.model_copy(update={"stage": to})})
+        decision = promotion.decide(desired, to, self.list())
+        adapter = promotion.apply(desired, decision)
         self.save(adapter)
-        return adapter
+        return adapter, decision
+
+    def promote(self, name: str, to: AdapterStage) -> tuple[Adapter, list[str]]:
+        """Move NAME to TO; for production, retire the language's production adapter first.
+        Returns the adapter and the names it retired. Nothing changes when the targets failed."""
+        adapter = self.get(name)
+        if to == "production" and promotion.unmet_targets(adapter):
+            decision = promotion.decide(adapter, to, [])
+            return promotion.apply(adapter, decision), []
+        retired = []
+        if to == "production":
+            for rival in promotion.production_rivals(adapter, self.list()):
+                self.set_stage(rival, "retired")
+                retired.append(rival.metadata.name)
+        adapter, _ = self.set_stage(adapter, to)
+        return adapter, retired
 
 
 def export(adapters: Iterable[Adapter]) -> dict[str, Any]:

@@ -2,7 +2,7 @@
 
 The final adapter ({lang}_coding on the base) works the held-out repair tasks
 (data/{lang}/core_agent/eval: packages no training data came from) as an agent, greedily,
-through the same loop and judge as preferences and GRPO (`moa.trainer.rollout`: sandboxed
+through the same loop and judge as preferences and GRPO (`moa.agent`: sandboxed
 workspaces, the real executor, the language's evaluator). Per task, the judged outcome of
 what the episode left in the repository gives:
 
@@ -58,11 +58,14 @@ from typing import Any
 import click
 
 from moa import harmony as h
+from moa.agent.judge import Judge
+from moa.agent.policy import Policy
+from moa.agent.ranking import patch_stats
+from moa.agent.rollout import Episode, run_episodes
+from moa.agent.tasks import RepairTask
 from moa.api.records import EvalOutcome
 from moa.api.stages import StageConfig, StageSummary
-from moa.datagen.ranking import patch_stats
-from moa.trainer.rollout import Episode, Judge, Policy, RepairTask, run_episodes
-from moa.trainer.stage import StageDirs, exit_with, setup_logging, summarize, write_report
+from moa.stage import StageDirs, exit_with, setup_logging, summarize, write_report
 
 log = logging.getLogger("moa.trainer")
 
@@ -193,7 +196,7 @@ def hallucinated_api_rate(
     when no patch applied)."""
     if language != "python":
         return None
-    from moa.datagen.workspace import Workspace
+    from moa.agent.workspace import Workspace
     from moa.harmony.patch import PatchError, apply, parse_patch
 
     applied = hallucinated = 0
@@ -385,13 +388,15 @@ def run_eval(run: EvalRun, echo: Any = click.echo) -> StageSummary:
         echo(f"eval already complete at {run.output} ({done.status}): nothing to do")
         return done
 
-    from moa.trainer import data, loading
-    from moa.trainer.rollout import outcome_shares, read_tasks
+    from moa.agent.judge import outcome_shares
+    from moa.agent.policy import ADAPTER_NAME, limit_cpu_threads, load_adapter, load_base
+    from moa.agent.tasks import read_tasks
+    from moa.trainer import data
 
     spec = run.config.spec
     stage = spec.stages.eval
     started = time.monotonic()
-    loading.limit_cpu_threads()
+    limit_cpu_threads()
     tasks = read_tasks(run.tasks, spec.language, run.max_tasks or stage.max_tasks)
     if not tasks:
         raise click.ClickException(
@@ -403,8 +408,8 @@ def run_eval(run: EvalRun, echo: Any = click.echo) -> StageSummary:
     problems = stage.humaneval_problems if run.humaneval_problems is None else run.humaneval_problems
     timeout = float(spec.data.limits.timeouts.test_seconds)
 
-    base, tokenizer, backend = loading.load_base(run.config.layout.base_model(spec.base_model), spec.lora)
-    model = loading.load_adapter(base, run.adapter, trainable=False)
+    base, tokenizer, backend = load_base(run.config.layout.base_model(spec.base_model), spec.lora)
+    model = load_adapter(base, run.adapter, trainable=False)
     policy = Policy(model, tokenizer, 0.0, run.max_new_tokens, max_length=spec.lora.max_seq_length)
     fitting = [p for p in format_prompts if policy.fits(p)]
     if len(fitting) < len(format_prompts):
@@ -428,7 +433,7 @@ def run_eval(run: EvalRun, echo: Any = click.echo) -> StageSummary:
             model.load_adapter(path, adapter_name=other, is_trainable=False)
             model.set_adapter(other)
             cross[other] = agent_metrics(agent_results(policy, tasks, judge, stage.max_turns, echo), spec.language, judge, tasks)  # fmt: skip
-            model.set_adapter(loading.ADAPTER_NAME)
+            model.set_adapter(ADAPTER_NAME)
             model.delete_adapter(other)
             metrics.update({f"cross_{other}_{k}": v for k, v in cross[other].items() if k.endswith("_rate")})
 

@@ -5,7 +5,7 @@ else the SFT one). The reference policy of the KL term is the SFT policy (DESIGN
 makes a frozen "ref" copy of the starting adapter, and when that is the IPO adapter the SFT
 adapter's weights are loaded into the copy.
 Each step samples `num_generations` completions per task prompt; the reward function parses
-every completion with `moa.harmony` (`moa.trainer.rollout.parse_turn`) and has the judge
+every completion with `moa.harmony` (`moa.agent.rollout.parse_turn`) and has the judge
 execute it: an apply_patch call is applied to the task's buggy state and run through the
 language's evaluator (sandboxed, cached, in parallel: `evaluate_many`), a malformed turn is
 an invalid tool call, a valid turn that edits nothing leaves the buggy state, which is
@@ -38,20 +38,23 @@ from typing import Any
 import click
 
 from moa import harmony as h
+from moa.agent.judge import Judge
+from moa.agent.policy import decode
+from moa.agent.ranking import TIERS
+from moa.agent.rollout import parse_turn
+from moa.agent.tasks import RepairTask
 from moa.api.stages import StageConfig, StageSummary
 from moa.api.training import GrpoStage
-from moa.datagen.ranking import TIERS
-from moa.trainer import gates, history, plots
-from moa.trainer.rollout import Judge, RepairTask, decode, parse_turn
-from moa.trainer.stage import (
+from moa.stage import (
     StageDirs,
     exit_with,
     setup_logging,
     stage_options,
     summarize,
-    trainer_kwargs,
     write_report,
 )
+from moa.trainer import gates, history, plots
+from moa.trainer.arguments import trainer_kwargs
 
 log = logging.getLogger("moa.trainer")
 
@@ -89,8 +92,8 @@ class GrpoRun:
 
 def grpo_prompt(task: RepairTask, timeout_s: float) -> str:
     """The task prompt, then a real read_file of the lines around the bug and its observation."""
-    from moa.datagen.executor import Caps, Executor
-    from moa.datagen.workspace import Workspace, parse_unified_diff
+    from moa.agent.executor import Caps, Executor
+    from moa.agent.workspace import Workspace, parse_unified_diff
 
     fd = parse_unified_diff(task.diff)[0]
     line = fd.hunks[0][0] if fd.hunks else 1
@@ -239,22 +242,22 @@ def run_grpo(run: GrpoRun) -> StageSummary:
     from datasets import Dataset
     from trl import GRPOConfig, GRPOTrainer
 
-    from moa.trainer import loading
+    from moa.agent.policy import limit_cpu_threads, load_adapter, load_base
+    from moa.agent.tasks import read_tasks
     from moa.trainer.callbacks import progress_callbacks
-    from moa.trainer.rollout import read_tasks
 
     spec = run.config.spec
     stage = spec.stages.grpo
     timeout = float(spec.data.limits.timeouts.test_seconds)
-    loading.limit_cpu_threads()
+    limit_cpu_threads()
     tasks = read_tasks(run.tasks, spec.language, run.max_tasks)
     if not tasks:
         raise click.ClickException(
             f"no {spec.language} GRPO tasks under {run.tasks}: run `moa datagen trajectories`"
         )
 
-    model, tokenizer, backend = loading.load_base(run.config.layout.base_model(spec.base_model), spec.lora)
-    model = loading.load_adapter(model, run.adapter, trainable=True)
+    model, tokenizer, backend = load_base(run.config.layout.base_model(spec.base_model), spec.lora)
+    model = load_adapter(model, run.adapter, trainable=True)
     prompts = [grpo_prompt(t, timeout) for t in tasks]
     curriculum = Curriculum(
         stage, [len(tokenizer(p, add_special_tokens=False)["input_ids"]) for p in prompts]

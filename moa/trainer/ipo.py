@@ -30,16 +30,16 @@ from pathlib import Path
 import click
 
 from moa.api.stages import StageConfig, StageSummary
-from moa.trainer import gates, history, plots
-from moa.trainer.stage import (
+from moa.stage import (
     StageDirs,
     exit_with,
     setup_logging,
     stage_options,
     summarize,
-    trainer_kwargs,
     write_report,
 )
+from moa.trainer import gates, history, plots
+from moa.trainer.arguments import trainer_kwargs
 
 log = logging.getLogger("moa.trainer")
 
@@ -111,16 +111,17 @@ def build_trainer(run: IpoRun, dirs: StageDirs):  # type: ignore[no-untyped-def]
     from datasets import Dataset
     from trl import DPOConfig
 
+    from moa.agent.policy import limit_cpu_threads, load_adapter, load_base
     from moa.trainer import data, loading
     from moa.trainer.callbacks import ThresholdMonitor, progress_callbacks
 
     spec = run.config.spec
     stage = spec.stages.ipo
-    loading.limit_cpu_threads()
+    limit_cpu_threads()
     pairs = data.read_pairs(run.pairs)
     log.info("ipo: %d preference pairs, beta %g", len(pairs), stage.beta)
-    model, tokenizer, backend = loading.load_base(run.config.layout.base_model(spec.base_model), spec.lora)
-    model = loading.load_adapter(model, run.adapter, trainable=True)
+    model, tokenizer, backend = load_base(run.config.layout.base_model(spec.base_model), spec.lora)
+    model = load_adapter(model, run.adapter, trainable=True)
 
     dataset = Dataset.from_list(
         [{"prompt": p.prompt, "chosen": p.chosen, "rejected": p.rejected} for p in pairs]
@@ -182,7 +183,8 @@ def run_ipo(run: IpoRun) -> StageSummary:
     if done is not None:
         return done
 
-    from moa.trainer import data, loading
+    from moa.agent.policy import ADAPTER_NAME
+    from moa.trainer import data
 
     spec = run.config.spec
     stage = spec.stages.ipo
@@ -199,7 +201,7 @@ def run_ipo(run: IpoRun) -> StageSummary:
 
     log_history = trainer.state.log_history
     result = dirs.result
-    trainer.model.save_pretrained(result, selected_adapters=[loading.ADAPTER_NAME])  # not the frozen ref copy
+    trainer.model.save_pretrained(result, selected_adapters=[ADAPTER_NAME])  # not the frozen ref copy
     trainer.processing_class.save_pretrained(result)
     history.save(log_history, result / history.FILE)
 

@@ -1,11 +1,7 @@
-"""Load the base checkpoint and the one LoRA adapter carried through SFT -> IPO -> GRPO.
+"""The one LoRA adapter carried through SFT -> IPO -> GRPO: its configuration and creation.
 
-Two backends, chosen once per process and logged:
-  - `unsloth`: CUDA present -> Unsloth loads the base in 4-bit (bitsandbytes) when the spec asks
-    for it; the LoRA itself is plain PEFT so the expert tensors get adapters the same way.
-    Untested here (no GPU on the development machines); `unsloth` is imported only on this path.
-  - `hf`: plain transformers + PEFT in fp32 on CPU (bf16 on a GPU without Unsloth).
-`MOA_BACKEND=hf` forces the plain path on a GPU.
+The base checkpoint and an existing adapter are loaded by `moa.agent.policy` (one loader for
+training, sampling and serving).
 
 GPT-OSS's MoE experts are fused 3-D parameters (`mlp.experts.gate_up_proj`, `down_proj`), not
 Linear modules, so PEFT adapts them through `target_parameters`. PEFT gives every expert its own
@@ -18,73 +14,15 @@ expert tensor costs about what one attention projection does.
 from __future__ import annotations
 
 import logging
-import math
-import os
 import warnings
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
+from moa.agent.policy import ADAPTER_NAME
 from moa.api.training import LoraSpec
 
 log = logging.getLogger("moa.trainer")
 
-ADAPTER_NAME = "default"
 REFERENCE_ADAPTER = "ref"  # TRL's name for the frozen copy it uses as the reference policy
-
-
-@dataclass(frozen=True)
-class Backend:
-    name: str  # "unsloth" | "hf"
-    device: str  # "cuda" | "cpu"
-    dtype: str  # "float32" | "bfloat16"
-    load_in_4bit: bool
-
-    def describe(self) -> str:
-        quant = ", 4-bit" if self.load_in_4bit else ""
-        return f"{self.name} on {self.device} ({self.dtype}{quant})"
-
-
-def choose_backend(lora: LoraSpec) -> Backend:
-    import torch
-
-    if torch.cuda.is_available():
-        if os.environ.get("MOA_BACKEND", "") != "hf":
-            return Backend("unsloth", "cuda", "bfloat16", lora.load_in_4bit)
-        return Backend("hf", "cuda", "bfloat16", False)
-    return Backend("hf", "cpu", "float32", False)
-
-
-def load_base(path: str | Path, lora: LoraSpec, backend: Backend | None = None) -> tuple[Any, Any, Backend]:
-    """(model, tokenizer, backend) for the base checkpoint at `path`."""
-    path = Path(path)
-    if not (path / "config.json").exists():
-        raise FileNotFoundError(
-            f"no model at {path} (config.json missing): set spec.baseModel, or build a tiny one with "
-            "`moa dev tiny-model --output DIR`"
-        )
-    backend = backend or choose_backend(lora)
-    log.info("loading %s with backend %s", path, backend.describe())
-    if backend.name == "unsloth":
-        from unsloth import FastLanguageModel  # CUDA only; untested on the CPU development machines
-
-        model, tokenizer = FastLanguageModel.from_pretrained(
-            model_name=str(path),
-            max_seq_length=lora.max_seq_length,
-            load_in_4bit=backend.load_in_4bit,
-            dtype=None,
-        )
-    else:
-        import torch
-        from transformers import AutoModelForCausalLM, AutoTokenizer
-
-        tokenizer = AutoTokenizer.from_pretrained(path)
-        model = AutoModelForCausalLM.from_pretrained(
-            path, dtype=getattr(torch, backend.dtype), attn_implementation="eager"
-        ).to(backend.device)
-    if getattr(model.config, "moa_tiny_random", False):
-        log.warning("%s is a TINY RANDOM model (moa dev tiny-model): results mean nothing", path)
-    return model, tokenizer, backend
 
 
 def lora_config(lora: LoraSpec, model_config: Any) -> Any:
@@ -125,34 +63,7 @@ def add_lora(model: Any, lora: LoraSpec) -> Any:
     return model
 
 
-def load_adapter(model: Any, adapter: str | Path, trainable: bool) -> Any:
-    """The adapter of the previous stage on the base, to continue training (`trainable`) or to evaluate."""
-    from peft import PeftModel
-
-    adapter = Path(adapter)
-    if not (adapter / "adapter_config.json").exists():
-        raise FileNotFoundError(
-            f"no adapter at {adapter} (adapter_config.json missing): run the previous stage first"
-        )
-    model = PeftModel.from_pretrained(model, adapter, adapter_name=ADAPTER_NAME, is_trainable=trainable)
-    log.info("loaded adapter %s (%s)", adapter, "trainable" if trainable else "frozen")
-    return model
-
-
 def trainable_parameters(model: Any) -> tuple[int, int]:
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     total = sum(p.numel() for p in model.parameters())
     return trainable, total
-
-
-def limit_cpu_threads() -> None:
-    """On CPU, honour MOA_TORCH_THREADS (tests set 2: the machine is shared)."""
-    import torch
-
-    threads = os.environ.get("MOA_TORCH_THREADS")
-    if threads and not torch.cuda.is_available():
-        torch.set_num_threads(max(1, int(threads)))
-
-
-def is_finite(value: float | None) -> bool:
-    return value is not None and math.isfinite(value)

@@ -21,7 +21,7 @@ import click
 
 from moa.api.layout import METRICS, Layout
 from moa.api.stages import StageConfig, StageSummary
-from moa.trainer.stage import StageDirs, exit_with, setup_logging, summarize
+from moa.stage import StageDirs, exit_with, setup_logging, summarize
 
 log = logging.getLogger("moa.trainer")
 

@@ -20,16 +20,16 @@ from pathlib import Path
 import click
 
 from moa.api.stages import StageConfig
-from moa.trainer import gates, history, plots
-from moa.trainer.stage import (
+from moa.stage import (
     StageDirs,
     exit_with,
     setup_logging,
     stage_options,
     summarize,
-    trainer_kwargs,
     write_report,
 )
+from moa.trainer import gates, history, plots
+from moa.trainer.arguments import trainer_kwargs
 
 log = logging.getLogger("moa.trainer")
 
@@ -68,13 +68,14 @@ def run_sft(run: SftRun):  # -> StageSummary
     from datasets import Dataset
     from trl import SFTConfig, SFTTrainer
 
+    from moa.agent.policy import limit_cpu_threads, load_base
     from moa.trainer import data, loading
     from moa.trainer.callbacks import progress_callbacks
     from moa.trainer.toolcalls import format_accuracy
 
     spec = run.config.spec
     stage = spec.stages.core_agent
-    loading.limit_cpu_threads()
+    limit_cpu_threads()
     train_convs = data.read_trajectories(run.train_data)
     eval_convs = data.read_trajectories(run.eval_data)
     log.info("sft: %d train / %d eval trajectories", len(train_convs), len(eval_convs))
@@ -88,7 +89,7 @@ def run_sft(run: SftRun):  # -> StageSummary
                 "spec.data.sources needs at least two packages (and data.evalFraction > 0)"
             )
 
-    model, tokenizer, backend = loading.load_base(run.config.layout.base_model(spec.base_model), spec.lora)
+    model, tokenizer, backend = load_base(run.config.layout.base_model(spec.base_model), spec.lora)
     model = loading.add_lora(model, spec.lora)
     trainable, total = loading.trainable_parameters(model)
     log.info("trainable parameters: %d of %d (%.2f%%)", trainable, total, 100 * trainable / total)

@@ -74,7 +74,8 @@ def kubectl_bin() -> Path:
 
 @pytest.fixture(scope="session")
 def kubeconfig(request: pytest.FixtureRequest, kubectl_bin: Path) -> Iterator[Path]:
-    from moa.dev.cluster import Cluster, apply_crds, install_upstream_crds
+    from moa.dev.cluster import Cluster
+    from moa.dev.kubectl import apply_crds, install_upstream_crds
 
     given = given_kubeconfig(request.config)
     with contextlib.ExitStack() as stack:

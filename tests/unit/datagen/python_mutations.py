@@ -18,7 +18,7 @@ from typing import Any
 from click.testing import Result as CliResult
 
 from moa.api.records import MutationRecord, SourceRef
-from moa.datagen.sources import fetch
+from moa.languages.sources import fetch
 
 # (source, file, function, fixed line, buggy line, operator)
 MUTANTS = (
@@ -142,15 +142,15 @@ class CrashingTeacher:
     name = "oracle"
 
     def __init__(self, after: int) -> None:
-        from moa.datagen.teachers import OracleTeacher
+        from moa.datagen.oracle import OracleTeacher
 
         self.oracle, self.left = OracleTeacher(), after
 
-    def episode(self, *args: Any) -> Any:
+    def demonstrate(self, *args: Any) -> Any:
         if self.left <= 0:
             raise Interrupted("simulated crash")
         self.left -= 1
-        return self.oracle.episode(*args)
+        return self.oracle.demonstrate(*args)
 
 
 GRPO_FRACTION = 0.3

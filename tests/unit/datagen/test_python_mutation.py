@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 
 from moa.api.records import SourceRef
-from moa.datagen.sources import fetch
 from moa.languages.python.mutation import VENV, MutmutRunner, classify, first_changed_line, layout, spread
 from moa.languages.sandbox import run
+from moa.languages.sources import fetch
 
 SOURCE = SourceRef.parse("pypi:inflection@0.5.1")
 

@@ -16,11 +16,12 @@ import pytest
 from python_mutations import GRPO_FRACTION, oracle_dataset, write_mutations
 
 from moa import harmony as h
+from moa.agent.executor import Executor
+from moa.agent.tasks import Bug, prompt_messages
+from moa.agent.workspace import RepoState, Workspace
 from moa.api.records import FailingTest, MutationRecord
-from moa.datagen.executor import Executor
-from moa.datagen.teachers import AnthropicTeacher, OpenAITeacher, Task, prompt_messages
+from moa.datagen.chat_teachers import AnthropicTeacher, OpenAITeacher
 from moa.datagen.trajectories import eval_packages, package_of, read_mutations, record_id
-from moa.datagen.workspace import RepoState, Workspace
 from moa.harmony.patch import make_patch
 
 
@@ -56,15 +57,15 @@ def test_split_is_by_package_across_versions() -> None:
 
 
 def test_prompt_names_the_failing_tests_and_is_stable_per_task() -> None:
-    task = Task(
+    task = Bug(
         "ab12cd34ef56",
         _record().model_copy(update={"failing_tests": [FailingTest(name="tests/test_x.py::test_y")]}),
     )
     a, b = prompt_messages(task), prompt_messages(task)
     assert a == b and "tests/test_x.py::test_y" in a[-1].content and "read_file" in a[1].content
-    assert Task("1", _record("path:/home/me/src/calc/")).package == "calc"
-    assert Task("1", _record("git:https://example.com/org/repo.git#v1")).package == "repo"
-    assert Task("1", _record("go:github.com/google/uuid@v1.6.0")).package == "github.com/google/uuid"
+    assert Bug("1", _record("path:/home/me/src/calc/")).package == "calc"
+    assert Bug("1", _record("git:https://example.com/org/repo.git#v1")).package == "repo"
+    assert Bug("1", _record("go:github.com/google/uuid@v1.6.0")).package == "github.com/google/uuid"
 
 
 @pytest.mark.slow
@@ -203,9 +204,9 @@ def test_openai_compatible_teacher_against_a_recorded_response_server(
         },
     ]
     teacher = OpenAITeacher("replayed-model", endpoint=server.url + "/v1")  # type: ignore[attr-defined]
-    task = Task("0123456789abcdef", _record("path:calc", DIFF))
+    task = Bug("0123456789abcdef", _record("path:calc", DIFF))
     prompt = prompt_messages(task)
-    episode = teacher.episode(task, prompt, Executor(calc_ws), rng=None)  # type: ignore[arg-type]
+    episode = teacher.demonstrate(task, prompt, Executor(calc_ws), rng=None)  # type: ignore[arg-type]
     assert episode.passed and episode.reason == "" and episode.n_tool_calls == 3
     assert h.validate(h.Conversation([*prompt, *episode.messages])) == []
     paths = [p for p, _, _ in server.requests]
@@ -232,8 +233,8 @@ def test_model_episode_that_ends_red_or_calls_badly_is_not_kept(
         },
     ]
     teacher = OpenAITeacher("m", endpoint=server.url + "/v1")  # type: ignore[attr-defined]
-    task = Task("0123456789abcdef", _record("path:calc", DIFF))
-    episode = teacher.episode(task, prompt_messages(task), Executor(calc_ws), rng=None)  # type: ignore[arg-type]
+    task = Bug("0123456789abcdef", _record("path:calc", DIFF))
+    episode = teacher.demonstrate(task, prompt_messages(task), Executor(calc_ws), rng=None)  # type: ignore[arg-type]
     assert not episode.passed and "invalid tool call" in episode.reason
 
 
@@ -254,7 +255,7 @@ def test_anthropic_teacher_wire_format_offline(
         {"content": [{"type": "text", "text": "Nothing to change."}], "stop_reason": "end_turn"},
     ]
     teacher = AnthropicTeacher("claude-test", endpoint=server.url)  # type: ignore[attr-defined]
-    task = Task("0123456789abcdef", _record("path:calc", DIFF))
+    task = Bug("0123456789abcdef", _record("path:calc", DIFF))
     history = teacher.start("Fix it.", "Tests fail.")
     turn = teacher.complete(history)
     assert turn.reasoning == "Look around." and turn.calls == [("t1", "list_files", "{}")]
@@ -292,17 +293,17 @@ POS_DIFF = (
 
 @pytest.mark.slow
 def test_oracle_first_guess_is_real_and_wrong_then_the_fix(tmp_path: Path) -> None:
-    from moa.datagen.teachers import OracleTeacher
+    from moa.datagen.oracle import OracleTeacher
 
     src = tmp_path / "src"
     src.mkdir()
     (src / "pos.py").write_text(POS)
     (src / "test_pos.py").write_text(POS_TEST)
     record = _record("path:pos", POS_DIFF).model_copy(update={"file": "pos.py", "function": "is_pos"})
-    task = Task("fedcba9876543210", record)
+    task = Bug("fedcba9876543210", record)
     with Workspace.create(RepoState("python", f"path:{src}", POS_DIFF), tree=src, parent=tmp_path) as ws:
         prompt = prompt_messages(task)
-        episode = OracleTeacher(wrong_first_fraction=1.0).episode(
+        episode = OracleTeacher(wrong_first_fraction=1.0).demonstrate(
             task, prompt, Executor(ws), random.Random(3)
         )
         assert (ws.root / "pos.py").read_text() == POS

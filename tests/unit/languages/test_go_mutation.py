@@ -8,9 +8,9 @@ import pytest
 from mutation_checks import check_records, working_copy
 
 from moa.api.records import SourceRef
-from moa.datagen.sources import fetch
 from moa.languages import registry
 from moa.languages.go.mutation import GoMutationRunner, Mutant, apply_mutant, enclosing_function
+from moa.languages.sources import fetch
 
 SOURCE = SourceRef.parse("go:github.com/google/uuid@v1.6.0")
 

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from eval_ladder import Case, buggy_state, check_ladder, check_selection
 
-from moa.datagen.sources import fetch
 from moa.languages.python.mutation import MutmutRunner
+from moa.languages.sources import fetch
 
 # An arithmetic mutation of `ilen`, the kind mutmut makes; its tests catch it.
 CASE = Case(

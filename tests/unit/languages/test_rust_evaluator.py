@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from eval_ladder import Case, buggy_state, check_ladder, check_selection
 
-from moa.datagen.sources import fetch
+from moa.languages.sources import fetch
 
 # An operator replacement in the hash loop (^ -> |), as cargo-mutants makes; fnv's tests catch it.
 CASE = Case(

@@ -12,9 +12,9 @@ import pytest
 from mutation_checks import check_records, working_copy
 
 from moa.api.records import SourceRef
-from moa.datagen.sources import fetch
 from moa.languages import registry
 from moa.languages.rust.mutation import RustMutationRunner, failing_tests
+from moa.languages.sources import fetch
 
 SOURCE = SourceRef.parse("crates:strsim@0.11.1")
 # cargo-mutants 27 mutation genres.

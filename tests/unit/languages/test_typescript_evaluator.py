@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from eval_ladder import Case, buggy_state, check_ladder, check_selection
 
-from moa.datagen.sources import fetch
+from moa.languages.sources import fetch
 from moa.languages.typescript.mutation import TypeScriptMutationRunner
 
 # Stryker's MethodExpression mutator (min -> max) on the common indentation; the suite catches it.

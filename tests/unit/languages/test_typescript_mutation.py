@@ -9,8 +9,8 @@ import pytest
 from mutation_checks import check_records, working_copy
 
 from moa.api.records import SourceRef
-from moa.datagen.sources import fetch
 from moa.languages import registry
+from moa.languages.sources import fetch
 from moa.languages.tools import replace_span
 from moa.languages.typescript.mutation import TypeScriptMutationRunner, normalise, vitest_config
 

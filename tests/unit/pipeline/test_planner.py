@@ -45,6 +45,10 @@ def done_until(stage: str, s: AdapterTrainingSpec) -> dict[tuple[str, str | None
     return out
 
 
+def mutate_of(p):  # type: ignore[no-untyped-def]
+    return next(st for st in p.stages if st.name == "mutate")
+
+
 def cond(p, type_: str):  # type: ignore[no-untyped-def]
     return next(c for c in p.conditions if c.type == type_)
 
@@ -82,6 +86,33 @@ def test_next_stage_starts_when_all_shards_succeeded_and_metrics_are_summed() ->
     assert [launch.stage for launch in p.launches] == ["trajectories"]
     mutate = next(st for st in p.stages if st.name == "mutate")
     assert mutate.state == "Succeeded" and mutate.metrics == {"caught": 30.0}
+
+
+def test_mutation_yield_across_two_sources_is_recomputed_from_counts_and_stays_at_most_one() -> None:
+    # Two shards each caught most of their mutants: adding their yields would show 1.7.
+    attempts = {
+        ("mutate", SOURCES[0]): [ok("mutate", caught=9, total=10, **{"yield": 0.9}, mutants_per_minute=30)],
+        ("mutate", SOURCES[1]): [ok("mutate", caught=24, total=30, **{"yield": 0.8}, mutants_per_minute=50)],
+    }
+    s = spec(data={"sources": SOURCES[:2], "limits": {"concurrency": 2}})
+    attempts |= {("fetch", src): [ok("fetch")] for src in SOURCES[:2]}
+    mutate = next(
+        st for st in plan("py", s, Observed(now=T0, attempts=attempts)).stages if st.name == "mutate"
+    )
+    assert mutate.metrics == {"caught": 33.0, "total": 40.0, "yield": 0.825}
+    assert mutate.metrics["yield"] <= 1  # mutants_per_minute is one shard's rate: left out, not added
+
+
+def test_one_shard_keeps_its_own_ratios_and_an_empty_total_has_no_yield() -> None:
+    one = {
+        ("fetch", SOURCES[0]): [ok("fetch")],
+        ("mutate", SOURCES[0]): [ok("mutate", caught=9, total=10, **{"yield": 0.9}, mutants_per_minute=30)],
+    }
+    s = spec(data={"sources": SOURCES[:1], "limits": {"concurrency": 2}})
+    assert mutate_of(plan("py", s, Observed(now=T0, attempts=one))).metrics["mutants_per_minute"] == 30
+    empty = {(st, src): [ok(st, caught=0, total=0)] for src in SOURCES[:2] for st in ("fetch", "mutate")}
+    s2 = spec(data={"sources": SOURCES[:2], "limits": {"concurrency": 2}})
+    assert "yield" not in mutate_of(plan("py", s2, Observed(now=T0, attempts=empty))).metrics
 
 
 def test_failed_attempt_waits_for_exponential_backoff_then_retries() -> None:

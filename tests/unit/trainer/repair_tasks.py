@@ -15,9 +15,8 @@ import sys
 from pathlib import Path
 
 from moa import harmony as h
+from moa.agent.tasks import Bug, grpo_task
 from moa.api.records import MutationRecord
-from moa.datagen.grpo_tasks import grpo_task
-from moa.datagen.teachers import Task
 from moa.harmony.patch import make_patch
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "datagen"))
@@ -34,7 +33,7 @@ def mutation_records() -> list[MutationRecord]:
 def task_rows(curriculum: tuple[int, ...] = (4096, 8192)) -> list[dict]:
     rows = []
     for i, r in enumerate(mutation_records()):
-        task = Task(f"{i:08x}{r.function}", r)
+        task = Bug(f"{i:08x}{r.function}", r)
         rows.append(grpo_task(task, file_chars=2000 * (i + 1), curriculum=curriculum))
     return rows
 
@@ -45,16 +44,17 @@ def oracle_rows() -> list[dict]:
     executor: read, test, patch, test, answer, every observation real."""
     import random
 
-    from moa.datagen.executor import Executor
-    from moa.datagen.teachers import OracleTeacher, prompt_messages
-    from moa.datagen.workspace import RepoState, Workspace
+    from moa.agent.executor import Executor
+    from moa.agent.tasks import prompt_messages
+    from moa.agent.workspace import RepoState, Workspace
+    from moa.datagen.oracle import OracleTeacher
 
     rows = []
     for i, r in enumerate(mutation_records()):
-        task = Task(f"{i:08x}{r.function}", r)
+        task = Bug(f"{i:08x}{r.function}", r)
         prompt = prompt_messages(task)
         with Workspace.create(RepoState("python", r.source, r.diff)) as ws:
-            episode = OracleTeacher(wrong_first_fraction=0.0).episode(
+            episode = OracleTeacher(wrong_first_fraction=0.0).demonstrate(
                 task, prompt, Executor(ws), random.Random(i)
             )
         assert episode.passed, episode.reason
@@ -114,7 +114,7 @@ def write_rows(folder: Path, rows: list[dict], name: str = "trajectories.jsonl")
 
 def fix_patch(record: MutationRecord) -> str:
     """The known fix as the agent would write it: apply_patch reverting the mutation."""
-    from moa.datagen.workspace import RepoState, Workspace
+    from moa.agent.workspace import RepoState, Workspace
 
     with Workspace.create(RepoState("python", record.source, record.diff)) as ws:
         buggy = (ws.root / record.file).read_text()
@@ -129,11 +129,12 @@ def patch_call(patch: str) -> str:
 
 def save_fresh_adapter(model_dir: Path, out: Path, lora: dict) -> Path:
     """A fresh LoRA on the tiny model saved where a previous stage would leave its adapter."""
+    from moa.agent.policy import load_base
     from moa.api.training import LoraSpec
     from moa.trainer import loading
 
     spec = LoraSpec.model_validate(lora)
-    model, tokenizer, _ = loading.load_base(model_dir, spec)
+    model, tokenizer, _ = load_base(model_dir, spec)
     model = loading.add_lora(model, spec)
     model.save_pretrained(out)
     tokenizer.save_pretrained(out)
@@ -145,7 +146,7 @@ BROKEN = "moa-test-broken"
 
 def bad_patch(record: MutationRecord) -> str:
     """A patch that applies but leaves the file unparseable (a compile error)."""
-    from moa.datagen.workspace import RepoState, Workspace
+    from moa.agent.workspace import RepoState, Workspace
 
     with Workspace.create(RepoState("python", record.source, record.diff)) as ws:
         buggy = (ws.root / record.file).read_text()

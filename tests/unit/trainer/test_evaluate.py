@@ -12,8 +12,11 @@ from click.testing import CliRunner
 from repair_tasks import LORA, ReplayPolicy, oracle_rows, repair_config, save_fresh_adapter, write_rows
 
 from moa import harmony as h
+from moa.agent.judge import Judge
+from moa.agent.tasks import read_tasks
 from moa.api.training import EvalStage, Rewards
 from moa.cli import cli
+from moa.stage import summarize
 from moa.trainer.data import tool_call_prompts
 from moa.trainer.evaluate import (
     agent_metrics,
@@ -23,8 +26,6 @@ from moa.trainer.evaluate import (
     read_mmlu,
     undefined_names,
 )
-from moa.trainer.rollout import Judge, read_tasks
-from moa.trainer.stage import summarize
 
 
 class Canned:

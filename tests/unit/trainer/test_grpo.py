@@ -21,12 +21,13 @@ from repair_tasks import (
 )
 
 from moa import harmony as h
+from moa.agent.judge import Judge
+from moa.agent.tasks import read_tasks
 from moa.api.training import GrpoStage, Rewards
 from moa.cli import cli
 from moa.languages.evaluation import evaluate_patch
 from moa.trainer import grpo, history
 from moa.trainer.grpo import ExecutionReward, grpo_summary
-from moa.trainer.rollout import Judge, read_tasks
 
 pytestmark = pytest.mark.slow
 

@@ -9,11 +9,13 @@ import pytest
 from click.testing import CliRunner
 from repair_tasks import LORA, FixOrBreak, oracle_rows, repair_config, save_fresh_adapter, write_rows
 
+from moa.agent.judge import Judge
+from moa.agent.rollout import run_episodes
+from moa.agent.tasks import read_tasks
 from moa.api.training import Rewards
 from moa.cli import cli
 from moa.datagen.preferences import task_row
 from moa.trainer.data import read_pairs
-from moa.trainer.rollout import Judge, read_tasks, run_episodes
 
 pytestmark = pytest.mark.slow
 

@@ -128,8 +128,8 @@ def test_sft_gate_fails_with_exit_3_and_rerun_is_a_noop(root: Path, tiny_model: 
 def test_killed_sft_run_resumes_from_its_checkpoint(
     root: Path, tiny_model: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
+    from moa.stage import StageDirs
     from moa.trainer.sft import SftRun, run_sft
-    from moa.trainer.stage import StageDirs
 
     out = root / "resumed_sft"
     steps = 8
@@ -223,8 +223,8 @@ def test_ipo_reference_is_the_sft_policy(sft: StageSummary, root: Path, tiny_mod
     from peft import PeftModel
     from transformers import AutoModelForCausalLM
 
+    from moa.stage import StageDirs
     from moa.trainer.ipo import IpoRun, build_trainer
-    from moa.trainer.stage import StageDirs
 
     # long enough for every pair: the check compares whole sequences
     path = fx.stage_config(root, tiny_model, "ipo", root / "reference.yaml", max_seq=1024, ipo=IPO)

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from moa.datagen.workspace import HIDDEN_DIRS, Workspace, WorkspaceError, inside
+from moa.agent.workspace import HIDDEN_DIRS, Workspace, WorkspaceError, inside
 from moa.harmony import patch as harmony_patch
 from moa.harmony.model import Message
 from moa.harmony.tools import AGENT_TOOLS, parse_call

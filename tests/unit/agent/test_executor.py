@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from moa.datagen.executor import Executor, failing_tests, truncate
-from moa.datagen.workspace import (
+from moa.agent.executor import Executor, failing_tests, truncate
+from moa.agent.workspace import (
     RepoState,
     Workspace,
     WorkspaceError,

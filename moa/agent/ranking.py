@@ -140,17 +140,19 @@ def rank(candidates: Sequence[str], outcomes: Sequence[EvalOutcome]) -> list[Ran
 
 
 @dataclass(frozen=True)
-class Pair:
+class Preference:
+    """One informative preference between two candidates of a task (by index), and why."""
+
     chosen: int  # candidate indices
     rejected: int
     reason: str
 
 
-def pairs(candidates: Sequence[str], outcomes: Sequence[EvalOutcome], max_pairs: int = 4) -> list[Pair]:
+def pairs(candidates: Sequence[str], outcomes: Sequence[EvalOutcome], max_pairs: int = 4) -> list[Preference]:
     """Informative chosen/rejected pairs, the clearest (largest hard-tier gap, then rank gap)
     first, at most `max_pairs`; identical patch texts never pair with each other."""
     ranked = rank(candidates, outcomes)
-    found: list[tuple[tuple[int, int], Pair]] = []
+    found: list[tuple[tuple[int, int], Preference]] = []
     for a in ranked:
         for b in ranked:
             if a.rank >= b.rank or candidates[a.index].strip() == candidates[b.index].strip():
@@ -158,7 +160,9 @@ def pairs(candidates: Sequence[str], outcomes: Sequence[EvalOutcome], max_pairs:
             tier_gap = TIERS.index(a.outcome) - TIERS.index(b.outcome)
             if tier_gap == 0 and not a.passes:
                 continue
-            found.append(((-tier_gap, a.rank - b.rank), Pair(a.index, b.index, _reason(a, b, tier_gap))))
+            found.append(
+                ((-tier_gap, a.rank - b.rank), Preference(a.index, b.index, _reason(a, b, tier_gap)))
+            )
     found.sort(key=lambda f: f[0])
     return [p for _, p in found[:max_pairs]]
 

@@ -3,7 +3,7 @@
 A repository state is a clean source plus an optional fixed -> buggy unified diff (a caught
 mutation). Trajectories, preference ranking, GRPO rollouts and eval all need the same thing:
 a private, writable copy of that state to read, edit and test, thrown away afterwards. The
-clean source comes from `moa.datagen.sources.fetch`; it is made buildable once per source
+clean source comes from `moa.languages.sources.fetch`; it is made buildable once per source
 (the language's `prepare`, which may need the network) into a cached *prepared* tree, and each
 workspace is a cheap copy of that tree. Dependency folders (`node_modules`, `.venv`) are
 linked, not copied: the sandbox mounts the host read-only, so tests cannot modify them, and
@@ -210,8 +210,8 @@ def prepared_tree(language: str, source: str, cache: Path | None = None) -> Path
     """The clean source made buildable (dependencies fetched) once, cached and shared by every
     workspace of that source. Prepared at its final path (a venv is not relocatable) under a
     lock; the marker, written last, says it is complete, so a crash mid-way is rebuilt."""
-    from moa.datagen.sources import fetch
     from moa.languages.registry import get
+    from moa.languages.sources import fetch
 
     ref = SourceRef.parse(source)
     base = (cache or _cache_root()) / language

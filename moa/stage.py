@@ -14,15 +14,12 @@ import shutil
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import click
 
 from moa.api.gates import GateResult, blocking
 from moa.api.layout import METRICS
 from moa.api.stages import StageName, StageSummary
-from moa.api.training import Training
-from moa.trainer.loading import Backend
 
 log = logging.getLogger("moa.trainer")
 
@@ -103,44 +100,6 @@ def setup_logging() -> None:
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%H:%M:%S"))
         logging.getLogger("moa").addHandler(handler)
         logging.getLogger("moa").setLevel(logging.INFO)
-
-
-def trainer_kwargs(
-    training: Training, backend: Backend, dirs: StageDirs, max_steps: int | None
-) -> dict[str, Any]:
-    """TrainingArguments shared by the training stages, from the spec's hyper-parameters.
-
-    8-bit optimizers need bitsandbytes on CUDA; on CPU the same AdamW runs in 32 bits.
-    Eval runs ten times per run (`eval_steps` as a ratio), so the eval-loss trend gate has
-    points whatever the run's length.
-    """
-    optim = training.optimizer if backend.device == "cuda" else "adamw_torch"
-    if optim != training.optimizer:
-        log.info("optimizer %s needs CUDA: using %s on %s", training.optimizer, optim, backend.device)
-    return {
-        "output_dir": str(dirs.checkpoints),
-        "max_steps": max_steps if max_steps else -1,
-        "per_device_train_batch_size": training.batch_size,
-        "per_device_eval_batch_size": training.batch_size,
-        "gradient_accumulation_steps": training.gradient_accumulation,
-        "learning_rate": training.learning_rate,
-        "lr_scheduler_type": training.lr_scheduler,
-        "warmup_steps": training.warmup_ratio,
-        "weight_decay": training.weight_decay,
-        "optim": optim,
-        "logging_steps": 1,
-        "eval_strategy": "steps",
-        "eval_steps": 0.1,
-        "save_strategy": "steps",
-        "save_steps": training.save_steps,
-        "save_total_limit": 2,
-        "seed": training.seed,
-        "use_cpu": backend.device == "cpu",
-        "bf16": backend.dtype == "bfloat16",
-        "report_to": [],
-        "disable_tqdm": not sys.stderr.isatty(),
-        "dataloader_num_workers": 0,
-    }
 
 
 def write_report(

@@ -6,9 +6,9 @@ from __future__ import annotations
 import pytest
 from python_mutations import records
 
+from moa.agent.ranking import pairs, patch_stats, rank
+from moa.agent.workspace import RepoState, Workspace
 from moa.api.records import EvalOutcome
-from moa.datagen.ranking import pairs, patch_stats, rank
-from moa.datagen.workspace import RepoState, Workspace
 from moa.harmony.patch import make_patch
 
 

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from moa.api.records import SourceRef
-from moa.datagen import sources
-from moa.datagen.sources import SourceError, fetch
+from moa.languages import sources
+from moa.languages.sources import SourceError, fetch
 
 
 @pytest.fixture

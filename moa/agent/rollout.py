@@ -1,0 +1,159 @@
+"""The agent loop with a local model: episodes.
+
+One loop serves preference sampling, GRPO and eval, so the three see the same world the SFT
+data was written in: the model writes an assistant turn; a tool call in it runs through the
+one `moa.agent.executor.Executor` in a private workspace of the task's buggy state; the
+observation is appended and the model writes the next turn; until a final answer, a turn
+that is not valid Harmony / not a valid call (the episode ends there: the model broke the
+protocol), or the turn limit. N episodes of one task run in lock step so each turn is one
+batched generate call. What an episode leaves behind is scored by `moa.agent.judge`.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from moa import harmony as h
+from moa.agent.executor import Caps, Executor
+from moa.agent.policy import Policy
+from moa.agent.tasks import RepairTask
+from moa.agent.workspace import Workspace
+from moa.harmony import tokens as T
+from moa.harmony.patch import PatchError, make_patch, parse_patch
+
+
+@dataclass(frozen=True)
+class Turn:
+    """One assistant turn as parsed: its messages, the tool call (name, arguments) if it makes
+    a valid one, or why it breaks the protocol."""
+
+    messages: tuple[h.Message, ...]
+    call: tuple[str, dict[str, Any]] | None
+    problem: str | None  # None: a valid turn
+
+    @property
+    def patch(self) -> str | None:
+        if self.call is not None and self.call[0] == "apply_patch":
+            return str(self.call[1].get("patch", ""))
+        return None
+
+
+def parse_turn(completion: str) -> Turn:
+    """A turn is valid when it parses as Harmony and ends either in a final answer or in one
+    schema-valid call to a known tool on the commentary channel."""
+    try:
+        messages = tuple(h.parse_completion(completion).messages)
+    except h.HarmonyError as exc:
+        return Turn((), None, f"not valid Harmony: {exc}")
+    if not messages:
+        return Turn((), None, "empty turn")
+    last = messages[-1]
+    if any(m.role != "assistant" for m in messages):
+        return Turn(messages, None, "the turn writes a message that is not the assistant's")
+    if last.is_tool_call:
+        parsed = h.parse_call(last)
+        if parsed is None or not parsed.ok or parsed.arguments is None:
+            problems = "; ".join(parsed.problems) if parsed is not None else "unknown tool"
+            return Turn(messages, None, f"invalid call to {last.recipient}: {problems}")
+        if last.channel != "commentary":
+            return Turn(messages, None, f"tool call on channel {last.channel!r}, not commentary")
+        return Turn(messages, (parsed.name, parsed.arguments), None)
+    if last.channel == "final" and completion.rstrip().endswith(T.RETURN):
+        return Turn(messages, None, None)
+    return Turn(messages, None, "the turn ends in neither a tool call nor a final answer")
+
+
+@dataclass
+class Episode:
+    """What one agent run did. `completions` are the raw model turns, the text after each
+    prompt's open assistant header (what preference pairs and eval samples show)."""
+
+    messages: list[h.Message] = field(default_factory=list)  # after the task prompt
+    completions: list[str] = field(default_factory=list)
+    turns: int = 0
+    tool_calls: int = 0
+    invalid_calls: int = 0
+    ended: str = "turn_limit"  # final | invalid | turn_limit | context_limit
+    problem: str = ""
+    patch: str | None = None  # every change to the repository, as one apply_patch text
+    green_at: int | None = None  # the turn whose run_tests first passed
+
+    @property
+    def renderable(self) -> bool:
+        """Every turn parsed as Harmony (a turn that did not cannot be written as data)."""
+        return bool(self.messages) and not self.problem.startswith(("not valid Harmony", "empty turn"))
+
+    @property
+    def continuation(self) -> str:
+        """Everything after the prompt's open `<|start|>assistant` header as the model wrote
+        and saw it (observations included, a final answer ending in <|return|>)."""
+        text = h.render(h.Conversation(tuple(self.messages)), "training")
+        return text[len(T.START + "assistant") :]
+
+
+def run_episodes(
+    policy: Policy, task: RepairTask, n: int, max_turns: int, caps: Caps | None = None
+) -> list[Episode]:
+    """`n` agent episodes on `task`, in lock step (one batched generate per turn)."""
+    episodes = [Episode() for _ in range(n)]
+    workspaces = [Workspace.create(task.state) for _ in range(n)]
+    executors = [Executor(ws, caps=caps or Caps()) for ws in workspaces]
+    touched: list[set[str]] = [set() for _ in range(n)]
+    try:
+        active = list(range(n))
+        for turn in range(1, max_turns + 1):
+            if not active:
+                break
+            prompts = {i: task.prompt_text(episodes[i].messages) for i in active}
+            fits = getattr(policy, "fits", None)
+            for i in [i for i in active if fits is not None and not fits(prompts[i])]:
+                episodes[i].ended, episodes[i].problem = "context_limit", "the context is full"
+                del prompts[i]
+            for i, completion in zip(prompts, policy.complete(list(prompts.values())), strict=True):
+                ep, ex = episodes[i], executors[i]
+                ep.turns, ep.completions = turn, [*ep.completions, completion]
+                parsed = parse_turn(completion)
+                ep.messages += parsed.messages
+                if parsed.problem is not None:
+                    ep.ended, ep.problem = "invalid", parsed.problem
+                    ep.invalid_calls += 1
+                    ep.tool_calls += int(bool(parsed.messages) and parsed.messages[-1].is_tool_call)
+                    continue
+                if parsed.call is None:
+                    ep.ended = "final"
+                    continue
+                name, args = parsed.call
+                ep.tool_calls += 1
+                obs = ex.call(name, json.dumps(args))
+                ep.messages.append(h.tool_result(name, obs.text))
+                if obs.invalid:
+                    ep.invalid_calls += 1
+                if name == "apply_patch" and obs.ok and parsed.patch is not None:
+                    touched[i] |= {op.path for op in parse_patch(parsed.patch).operations}
+                if name == "run_tests" and ex.last_tests is not None and ex.last_tests.passed:
+                    ep.green_at = ep.green_at or turn
+            active = [i for i in active if episodes[i].ended == "turn_limit"]
+        with Workspace.create(task.state) as pristine:
+            for ep, ws, paths in zip(episodes, workspaces, touched, strict=True):
+                ep.patch = changes_as_patch(pristine.root, ws.root, paths)
+    finally:
+        for ws in workspaces:
+            ws.close()
+    return episodes
+
+
+def changes_as_patch(before: Path, after: Path, paths: set[str]) -> str | None:
+    """The apply_patch text that takes `before` to `after` for `paths`; None when nothing changed."""
+
+    def read(root: Path, rel: str) -> str | None:
+        p = root / rel
+        return p.read_text(errors="replace") if p.is_file() else None
+
+    changes = {rel: (read(before, rel), read(after, rel)) for rel in sorted(paths)}
+    try:
+        return make_patch(changes)
+    except PatchError:
+        return None

@@ -1,0 +1,166 @@
+"""Repair tasks: what an agent is asked to fix, how its prompt is written, how it is stored.
+
+A `Bug` is one caught mutation (a fixed -> buggy diff of a real source) as the bug a user
+reports; `prompt_messages` writes its prompt (system, developer with the tools, the user's
+report). Teachers work on `Bug`s. A `RepairTask` is what a rollout works on: the prompt and the
+repository state it is about, read back from GRPO task rows or trajectory rows (`read_tasks`).
+
+GRPO task rows are repair problems held aside from the SFT trajectories, for execution
+rewards. A row carries what a rollout needs and nothing a rollout could cheat with: the Harmony
+prompt prefix (system, developer with the tools, the user's report, then the open
+assistant header), the repository state as a reference (source + fixed -> buggy diff,
+rebuilt by `moa.agent.workspace`), the failing tests, and an estimate of the context a
+rollout will use, so the trainer's curriculum (4k/8k/16k/32k) can start with short tasks.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from moa import harmony as h
+from moa.agent.records import read_records
+from moa.agent.workspace import RepoState
+from moa.api.records import MutationRecord, SourceRef
+
+INSTRUCTIONS = (
+    "You are a coding agent working in a {language} repository. Find and fix the bug the user "
+    "reports. Use the tools to run the tests, read and search the code, and edit files with "
+    "apply_patch. Make the smallest correct change, keep the project's style, and run the tests "
+    "again before you answer."
+)
+
+_ASKS = (
+    "The test suite of {package} is failing{tests}. Please find the bug and fix it.",
+    "Some tests in this repository ({package}) started failing{tests}. Can you track down the cause and fix it?",
+    "CI is red for {package}{tests}. Fix the underlying bug, not the tests.",
+    "I think a recent change broke {package}: tests fail{tests}. Please investigate and repair it.",
+    "Running the tests of {package} gives failures{tests}. Find what is wrong in the code and fix it.",
+)
+
+
+@dataclass(frozen=True)
+class Bug:
+    """A caught mutation as the bug a user reports, identified by `id`: what teachers fix and
+    what a task's prompt is written from."""
+
+    id: str
+    record: MutationRecord
+
+    @property
+    def package(self) -> str:
+        """The name a user would call the project by (never a host path)."""
+        ref = SourceRef.parse(self.record.source)
+        if ref.registry in ("path", "git"):
+            return PurePosixPath(ref.name.rstrip("/")).name.removesuffix(".git")
+        return ref.name
+
+
+def prompt_messages(task: Bug, variant: int | None = None) -> list[h.Message]:
+    """System, developer and user messages of a task. `variant` picks the user's wording
+    (default: fixed by the task id, so GRPO and eval prompts are reproducible)."""
+    names = [t.name for t in task.record.failing_tests][:3]
+    tests = f" ({', '.join(names)})" if names else ""
+    if variant is None:
+        variant = int(task.id[:8], 16) if re.fullmatch(r"[0-9a-f]{8,}", task.id) else len(task.id)
+    ask = _ASKS[variant % len(_ASKS)].format(package=task.package, tests=tests)
+    return [
+        h.system_message(),
+        h.developer_message(INSTRUCTIONS.format(language=task.record.language), h.AGENT_TOOLS),
+        h.user(ask),
+    ]
+
+
+@dataclass(frozen=True)
+class RepairTask:
+    """A repair problem: the prompt (system, developer with the tools, user) and the buggy
+    repository state it is about (source + fixed -> buggy diff)."""
+
+    id: str
+    language: str
+    source: str
+    diff: str
+    prompt: tuple[h.Message, ...]
+    file: str = ""
+    context_tokens: int = 0
+
+    @property
+    def state(self) -> RepoState:
+        return RepoState(self.language, self.source, self.diff)
+
+    def prompt_text(self, extra: Sequence[h.Message] = ()) -> str:
+        return h.render(h.Conversation((*self.prompt, *extra)), "completion")
+
+
+def read_tasks(path: Path, language: str, limit: int | None = None) -> list[RepairTask]:
+    """Tasks from GRPO task rows (`prompt`: a completion-mode Harmony text) or trajectory rows
+    (`text`: the prompt is every message before the first assistant one). Both carry the
+    repository state (`source`, `diff`); a row without them names its file:line."""
+    tasks: list[RepairTask] = []
+    for where, row in read_records(path, ("id", "source", "diff")):
+        text = row.get("prompt") or row.get("text")
+        if not isinstance(text, str):
+            raise ValueError(f"{where}: a task needs a string field prompt (GRPO task) or text (trajectory)")
+        try:
+            messages = h.parse(text).messages
+        except h.HarmonyError as exc:
+            raise ValueError(f"{where}: not valid Harmony: {exc}") from None
+        first = next((i for i, m in enumerate(messages) if m.role == "assistant"), len(messages))
+        if row.get("language", language) != language:
+            continue
+        tasks.append(
+            RepairTask(
+                id=row["id"],
+                language=language,
+                source=row["source"],
+                diff=row["diff"],
+                prompt=tuple(messages[:first]),
+                file=str(row.get("file") or ""),
+                context_tokens=int(row.get("context_tokens") or 0),
+            )
+        )
+        if limit is not None and len(tasks) >= limit:
+            break
+    return tasks
+
+
+# ------------------------------------------------------------------------------ GRPO task rows
+
+CHARS_PER_TOKEN = 3.5  # o200k on code and English; an estimate, so the buckets err long
+# A rollout reads the mutated file, runs the tests twice and writes a patch; the turns and
+# tool results it adds beyond that are estimated as a fixed overhead per turn.
+TURN_OVERHEAD_TOKENS = 300
+TYPICAL_TURNS = 6
+
+
+def estimate_tokens(prompt: str, file_chars: int, test_output_chars: int, diff_chars: int) -> int:
+    chars = len(prompt) + file_chars + 2 * test_output_chars + 2 * diff_chars
+    return int(chars / CHARS_PER_TOKEN) + TURN_OVERHEAD_TOKENS * TYPICAL_TURNS
+
+
+def bucket(tokens: int, lengths: Sequence[int]) -> int:
+    """The smallest curriculum length that holds the estimate (the largest if none does)."""
+    fitting = [n for n in sorted(lengths) if n >= tokens]
+    return fitting[0] if fitting else max(lengths)
+
+
+def grpo_task(task: Bug, file_chars: int, curriculum: Sequence[int]) -> dict[str, Any]:
+    r = task.record
+    prompt = h.render(h.Conversation(tuple(prompt_messages(task))), "completion")
+    output_chars = sum(len(t.name) + len(t.excerpt) for t in r.failing_tests) or 2000
+    tokens = estimate_tokens(prompt, file_chars, output_chars, len(r.diff))
+    return {
+        "id": task.id,
+        "language": r.language,
+        "source": r.source,
+        "file": r.file,
+        "function": r.function,
+        "diff": r.diff,
+        "failing_tests": [t.name for t in r.failing_tests],
+        "prompt": prompt,
+        "context_tokens": tokens,
+        "bucket": bucket(tokens, curriculum),
+    }
