@@ -9,5 +9,6 @@ chmod +x /tmp/rustup-init
 RUSTUP_HOME=$DIR/rustup CARGO_HOME=/tmp/cargo-home /tmp/rustup-init -y -q --no-modify-path \
   --profile minimal --component clippy --default-toolchain "$RUST"
 rm -rf /tmp/rustup-init /tmp/cargo-home "$DIR"/rustup/downloads "$DIR"/rustup/tmp
-ln -s "../rustup/toolchains/$RUST-x86_64-unknown-linux-gnu/bin/"* "$DIR/bin/"
+TOOLCHAIN=rustup/toolchains/$RUST-x86_64-unknown-linux-gnu
+for tool in "$DIR/$TOOLCHAIN"/bin/*; do ln -s "../$TOOLCHAIN/bin/${tool##*/}" "$DIR/bin/"; done
 "$DIR/bin/cargo" --version && "$DIR/bin/cargo" clippy --version
