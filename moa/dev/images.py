@@ -29,6 +29,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -85,7 +86,7 @@ def base_name() -> str:
     names = {m for p in (REPO / "images").glob("*/Dockerfile") for m in _BASE_ARG.findall(p.read_text())}
     if len(names) != 1:
         raise click.ClickException(f"images/*/Dockerfile disagree on ARG BASE: {sorted(names)}")
-    return names.pop()
+    return str(names.pop())
 
 
 # ----------------------------------------------------------------------------- buildah
@@ -115,7 +116,7 @@ def buildah(*args: str, capture: bool = True) -> str:
     return proc.stdout or ""
 
 
-def inspect(ref: str) -> dict | None:
+def inspect(ref: str) -> dict[str, Any] | None:
     try:
         out = buildah("inspect", "--type", "image", ref)
     except click.ClickException:
@@ -123,7 +124,7 @@ def inspect(ref: str) -> dict | None:
     return dict(json.loads(out))
 
 
-def labels_of(info: dict) -> dict[str, str]:
+def labels_of(info: dict[str, Any]) -> dict[str, str]:
     return dict((info.get("OCIv1") or {}).get("config", {}).get("Labels") or {})
 
 
@@ -313,6 +314,14 @@ def _size(tag: str) -> int:
     return int(float(number) * _UNITS.get(unit, 1))
 
 
+def record(built: Built) -> None:
+    """Add or replace the image's row in ~/.cache/moa/images/images.json."""
+    index = images_dir() / "images.json"
+    rows = {r["name"]: r for r in (json.loads(index.read_text()) if index.is_file() else [])}
+    rows[built.image.name] = built.row()
+    index.write_text(json.dumps(sorted(rows.values(), key=lambda r: str(r["name"])), indent=2) + "\n")
+
+
 @click.group()
 def images() -> None:
     """moa's container images (images/*/Dockerfile), built without a Docker engine."""
@@ -334,17 +343,18 @@ def build_cmd(only: tuple[str, ...]) -> None:
         wanted = [i for i in wanted if i.name in only]
     images_dir().mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
+    built: list[Built] = []
     with file_lock(images_dir() / ".lock", say, "another image build is running"):
         base_id = ensure_base()
-        built = [build(image, base_id) for image in wanted]
-    index = images_dir() / "images.json"
-    rows = {r["name"]: r for r in (json.loads(index.read_text()) if index.is_file() else [])}
-    rows.update({b.image.name: b.row() for b in built})
-    index.write_text(json.dumps(sorted(rows.values(), key=lambda r: str(r["name"])), indent=2) + "\n")
+        for image in wanted:
+            built.append(build(image, base_id))
+            record(built[-1])  # each image is usable as soon as it is built
     for b in built:
         how = "cached" if b.cached else f"built in {b.seconds:.0f}s"
         click.echo(f"{b.image.tag:<48} {b.size_bytes / 1e6:8.0f} MB  {how:<16} {b.archive}")
-    click.echo(f"{len(built)} image(s) in {time.monotonic() - started:.0f}s; index: {index}")
+    click.echo(
+        f"{len(built)} image(s) in {time.monotonic() - started:.0f}s; index: {images_dir() / 'images.json'}"
+    )
 
 
 @images.command("list")
