@@ -26,10 +26,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from moa.agent.workspace import HIDDEN_DIRS, Workspace, WorkspaceError, inside
+from moa.agent.workspace import Workspace, WorkspaceError, hidden_dirs, inside
 from moa.harmony import patch as harmony_patch
 from moa.harmony.model import Message
 from moa.harmony.tools import AGENT_TOOLS, parse_call
+from moa.languages import registry
 
 
 @dataclass(frozen=True)
@@ -63,25 +64,16 @@ class Caps:
     test_timeout_s: float = 300.0
 
 
-# Test-name lines of the common runners, in the order they are tried. Each pattern's group 1
-# is the test name.
-FAILING_TEST_PATTERNS = (
-    re.compile(r"^(?:FAILED|ERROR) (\S+?)(?: - .*)?$", re.M),  # pytest summary
-    re.compile(r"^test (\S+) \.\.\. FAILED$", re.M),  # cargo test
-    re.compile(r"^\s*--- FAIL: (\S+)", re.M),  # go test
-    re.compile(r"^not ok \d+ - (.+?)\s*(?:#.*)?$", re.M),  # TAP (node --test, tape)
-    re.compile(r"^\s*● (.+?)\s*$", re.M),  # jest
-    re.compile(r"^\s*(?:×|✕|✗) (.+?)(?: \d+ms)?\s*$", re.M),  # vitest / jest / mocha markers
-)
-
-
-def failing_tests(output: str) -> tuple[str, ...]:
-    names: list[str] = []
-    for pattern in FAILING_TEST_PATTERNS:
+def failing_tests(output: str, patterns: Sequence[re.Pattern[str]] | None = None) -> tuple[str, ...]:
+    """Names of failing tests in a runner's output, in the order printed. `patterns` are the
+    language plugin's `failing_test_patterns` (default: every installed plugin's); each
+    pattern's group 1 is a test name."""
+    found: dict[str, int] = {}
+    for pattern in registry.failing_test_patterns() if patterns is None else patterns:
         for m in pattern.finditer(output):
-            if m[1] not in names and not m[1].startswith("["):
-                names.append(m[1])
-    return tuple(names)
+            if not m[1].startswith("["):
+                found[m[1]] = min(found.get(m[1], m.start()), m.start())
+    return tuple(sorted(found, key=found.__getitem__))
 
 
 def glob_match(rel: str, pattern: str) -> bool:
@@ -114,6 +106,7 @@ def test_runner(language: str) -> TestRunner:
     from moa.languages.evaluators import Runner, get_evaluator
 
     evaluator: Any = get_evaluator(language)
+    patterns = registry.get(language).failing_test_patterns
     selectable = "tests" in inspect.signature(evaluator.test).parameters
 
     def run(repo: Path, tests: Sequence[str], timeout_s: float) -> TestRun:
@@ -122,7 +115,9 @@ def test_runner(language: str) -> TestRunner:
         built = evaluator.build(repo, runner)
         if not built.ok:
             output = "build failed:\n" + _relative(built.output, repo)
-            return TestRun(False, failing_tests(output), output, built.timed_out, time.monotonic() - start)
+            return TestRun(
+                False, failing_tests(output, patterns), output, built.timed_out, time.monotonic() - start
+            )
         note = ""
         if tests and selectable:
             result = evaluator.test(repo, runner, tests=list(tests)).result
@@ -131,7 +126,9 @@ def test_runner(language: str) -> TestRunner:
             note = f"[test selection is not supported for {language}; ran the whole suite]\n" if tests else ""
         passed = result.returncode == 0 and not result.timed_out
         output = note + _relative(result.output, repo)
-        return TestRun(passed, failing_tests(output), output, result.timed_out, time.monotonic() - start)
+        return TestRun(
+            passed, failing_tests(output, patterns), output, result.timed_out, time.monotonic() - start
+        )
 
     return run
 
@@ -219,11 +216,12 @@ class Executor:
         and not following links out of the tree."""
         found: list[Path] = []
         level = [base]
+        hidden = hidden_dirs()
         for _ in range(max_depth):
             following: list[Path] = []
             for folder in level:
                 for child in sorted(folder.iterdir(), key=lambda p: p.name):
-                    if child.name in HIDDEN_DIRS or child.name.startswith(".moa"):
+                    if child.name in hidden or child.name.startswith(".moa"):
                         continue
                     found.append(child)
                     if child.is_dir() and not child.is_symlink():

@@ -5,9 +5,9 @@ The order is the judge's first, taste second:
 1. hard gates, from the evaluator's outcome: clean > lint warnings > tests fail > does not
    compile > does not apply > invalid tool call. Nothing soft can lift a candidate over
    one that is better here.
-2. soft criteria within one hard tier: fewer per-language idiom violations in the added
-   code (the roadmap's: Rust `Result`/`?` over `unwrap()`/`expect()`, Python type hints,
-   TypeScript without `any`, Go errors wrapped with `%w`), then fewer files touched, then
+2. soft criteria within one hard tier: fewer idiom violations in the added code (each
+   language plugin's `idioms`, the roadmap's: `Result`/`?` over `unwrap()`, type hints, no
+   `any`, errors wrapped with `%w`), then fewer files touched, then
    a smaller diff. Idioms come first because they are what a language adapter is for; size
    is the tie-break between equally idiomatic fixes.
 
@@ -20,50 +20,15 @@ that produces candidates lives in the trainer; this module only judges.
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import PurePosixPath
 
 from moa.api.records import EvalOutcome
 from moa.harmony.patch import AddFile, DeleteFile, PatchError, UpdateFile, parse_patch
+from moa.languages import registry
 
 TIERS = ("invalid_tool_call", "patch_failed", "compile_error", "tests_failed", "lint_warnings", "clean")
 PASSING = TIERS.index("lint_warnings")
-
-# (file suffixes, [(pattern on an added line, what it breaks)])
-IDIOMS: tuple[tuple[tuple[str, ...], tuple[tuple[re.Pattern[str], str], ...]], ...] = (
-    (
-        (".rs",),
-        (
-            (re.compile(r"\.unwrap\(\)"), "unwrap() instead of ? / Result"),
-            (re.compile(r"\.expect\("), "expect() instead of ? / Result"),
-            (re.compile(r"\bpanic!\("), "panic! instead of an error"),
-        ),
-    ),
-    (
-        (".py",),
-        (
-            (re.compile(r"^\s*(async\s+)?def\s+\w+\([^)]*\)\s*:"), "function without a return type hint"),
-            (re.compile(r"^\s*except\s*:"), "bare except"),
-        ),
-    ),
-    (
-        (".ts", ".tsx", ".mts", ".cts"),
-        (
-            (re.compile(r":\s*any\b|\bas\s+any\b|<any>|\bany\[\]"), "`any` type"),
-            (re.compile(r"@ts-ignore|@ts-nocheck"), "type check suppressed"),
-        ),
-    ),
-    (
-        (".go",),
-        (
-            (re.compile(r"fmt\.Errorf\((?!.*%w).*\berr\b"), "error not wrapped with %w"),
-            (re.compile(r"errors\.New\(\s*err\.Error\(\)\s*\)"), "error re-created, not wrapped"),
-            (re.compile(r"\bpanic\("), "panic instead of an error"),
-        ),
-    ),
-)
 
 
 @dataclass(frozen=True)
@@ -92,10 +57,9 @@ def patch_stats(patch_text: str) -> PatchStats | None:
             assert isinstance(op, UpdateFile)
             added = [text for chunk in op.chunks for o, text in chunk.lines if o == "+"]
             changed += sum(o != " " for chunk in op.chunks for o, _ in chunk.lines)
-        suffix = PurePosixPath(op.path).suffix
-        for suffixes, rules in IDIOMS:
-            if suffix in suffixes:
-                findings += [f"{op.path}: {why}" for line in added for rx, why in rules if rx.search(line)]
+        plugin = registry.for_file(op.path)
+        idioms = plugin.idioms if plugin is not None else ()
+        findings += [f"{op.path}: {i.breaks}" for line in added for i in idioms if i.pattern.search(line)]
     return PatchStats(len({op.path for op in patch.operations}), changed, tuple(findings))
 
 

@@ -147,18 +147,27 @@ def bucket(tokens: int, lengths: Sequence[int]) -> int:
     return fitting[0] if fitting else max(lengths)
 
 
+def bug_fields(bug: Bug) -> dict[str, Any]:
+    """What every stored row about a bug carries: its id and repository state (`read_tasks`
+    rebuilds the state from these)."""
+    r = bug.record
+    return {
+        "id": bug.id,
+        "language": r.language,
+        "source": r.source,
+        "file": r.file,
+        "function": r.function,
+        "diff": r.diff,
+    }
+
+
 def grpo_task(task: Bug, file_chars: int, curriculum: Sequence[int]) -> dict[str, Any]:
     r = task.record
     prompt = h.render(h.Conversation(tuple(prompt_messages(task))), "completion")
     output_chars = sum(len(t.name) + len(t.excerpt) for t in r.failing_tests) or 2000
     tokens = estimate_tokens(prompt, file_chars, output_chars, len(r.diff))
     return {
-        "id": task.id,
-        "language": r.language,
-        "source": r.source,
-        "file": r.file,
-        "function": r.function,
-        "diff": r.diff,
+        **bug_fields(task),
         "failing_tests": [t.name for t in r.failing_tests],
         "prompt": prompt,
         "context_tokens": tokens,

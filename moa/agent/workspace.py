@@ -5,53 +5,40 @@ mutation). Trajectories, preference ranking, GRPO rollouts and eval all need the
 a private, writable copy of that state to read, edit and test, thrown away afterwards. The
 clean source comes from `moa.languages.sources.fetch`; it is made buildable once per source
 (the language's `prepare`, which may need the network) into a cached *prepared* tree, and each
-workspace is a cheap copy of that tree. Dependency folders (`node_modules`, `.venv`) are
+workspace is a cheap copy of that tree. Dependency folders (each plugin's `dependency_dirs`) are
 linked, not copied: the sandbox mounts the host read-only, so tests cannot modify them, and
 `apply_patch` refuses paths that leave the workspace through a link.
 """
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import json
 import re
 import shutil
 import tempfile
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from moa.api.records import SourceRef
-from moa.languages.tools import cache_dir
+from moa.languages import registry
+from moa.languages.tools import cache_dir, file_lock
 
-# Never shown to the agent (list_files/search) and never copied into a workspace: caches and
-# build outputs that a test run recreates.
-BUILD_DIRS = frozenset(
-    {
-        ".git",
-        ".hg",
-        ".svn",
-        "__pycache__",
-        ".pytest_cache",
-        ".mypy_cache",
-        ".ruff_cache",
-        ".tox",
-        ".nox",
-        ".hypothesis",
-        "target",
-        "dist",
-        "build",
-        "coverage",
-        ".next",
-        ".turbo",
-        ".cache",
-        "mutants",
-    }
-)
-# Dependencies installed by `prepare`: linked into each workspace, hidden from the agent.
-DEPENDENCY_DIRS = frozenset({"node_modules", ".venv", ".moa-venv", "vendor"})
-HIDDEN_DIRS = BUILD_DIRS | DEPENDENCY_DIRS
+# Never shown to the agent (list_files/search) and never copied into a workspace: version
+# control and generic caches, plus each language plugin's build output (`build_dirs`).
+VCS_DIRS = frozenset({".git", ".hg", ".svn", ".cache"})
+
+
+def build_dirs() -> frozenset[str]:
+    """Caches and build outputs that a test run recreates."""
+    return VCS_DIRS | registry.build_dirs()
+
+
+def hidden_dirs() -> frozenset[str]:
+    """What the agent never sees: build output, and the dependencies `prepare` installed
+    (linked into each workspace: the plugins' `dependency_dirs`)."""
+    return build_dirs() | registry.dependency_dirs()
+
+
 _PREPARED_MARKER = ".moa-prepared.json"
 
 
@@ -192,17 +179,6 @@ def _cache_root() -> Path:
     return cache_dir() / "prepared"
 
 
-@contextlib.contextmanager
-def _locked(path: Path) -> Iterator[None]:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
-
-
 _PREPARED_THIS_RUN: set[Path] = set()  # `path:` sources are rebuilt once per process
 
 
@@ -210,20 +186,19 @@ def prepared_tree(language: str, source: str, cache: Path | None = None) -> Path
     """The clean source made buildable (dependencies fetched) once, cached and shared by every
     workspace of that source. Prepared at its final path (a venv is not relocatable) under a
     lock; the marker, written last, says it is complete, so a crash mid-way is rebuilt."""
-    from moa.languages.registry import get
     from moa.languages.sources import fetch
 
     ref = SourceRef.parse(source)
     base = (cache or _cache_root()) / language
     dest = base / ref.slug
-    with _locked(base / f"{ref.slug}.lock"):
+    with file_lock(base / f"{ref.slug}.lock"):
         fresh = ref.registry != "path" or dest in _PREPARED_THIS_RUN
         if (dest / _PREPARED_MARKER).is_file() and fresh:
             return dest
         clean = fetch(ref)
         shutil.rmtree(dest, ignore_errors=True)
         shutil.copytree(clean, dest, symlinks=True)
-        plugin = get(language)
+        plugin = registry.get(language)
         if plugin.mutation_runner is not None:
             plugin.mutation_runner().prepare(dest)
         (dest / _PREPARED_MARKER).write_text(json.dumps({"source": source, "language": language}))
@@ -259,10 +234,12 @@ class Workspace:
         parent.mkdir(parents=True, exist_ok=True)
         root = Path(tempfile.mkdtemp(prefix=f"moa-ws-{slug}-", dir=parent)).resolve()
         try:
-            top_level_deps = [p for p in tree.iterdir() if p.name in DEPENDENCY_DIRS]
+            dependencies = registry.dependency_dirs()
+            top_level_deps = [p for p in tree.iterdir() if p.name in dependencies]
+            below, top = build_dirs(), hidden_dirs()
 
             def skip(folder: str, names: list[str]) -> set[str]:
-                hidden = BUILD_DIRS if Path(folder) != tree else HIDDEN_DIRS
+                hidden = below if Path(folder) != tree else top
                 return {n for n in names if n in hidden or n == _PREPARED_MARKER}
 
             shutil.copytree(tree, root, dirs_exist_ok=True, symlinks=True, ignore=skip)

@@ -194,6 +194,9 @@ class DataSpec(Model):
     eval_fraction: Fraction = Field(
         default=0.05, description="Share of trajectories held out for SFT eval loss."
     )
+    grpo_fraction: Fraction = Field(
+        default=0.1, description="Share of the training bugs kept aside as GRPO tasks (no trajectory)."
+    )
     gates: DataGates = Field(default_factory=DataGates)
 
     @field_validator("sources")

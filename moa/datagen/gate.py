@@ -12,7 +12,6 @@ threshold and verdict in metrics.json, and a table in gates.md beside it.
 from __future__ import annotations
 
 import json
-import sys
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,10 +22,11 @@ import click
 from moa import harmony as h
 from moa.api.gates import GateResult
 from moa.api.layout import METRICS, Layout
-from moa.api.stages import EXIT_GATE_FAILED, StageConfig, StageSummary
+from moa.api.stages import StageConfig, StageSummary
 from moa.api.training import DataGates
 from moa.datagen.dedup import diff_hash
-from moa.datagen.trajectories import FILE, finish, package_of, read_mutations
+from moa.datagen.trajectories import FILE, package_of, read_mutations
+from moa.stage import already_done, config_option, exit_with
 
 
 @dataclass(frozen=True)
@@ -149,17 +149,15 @@ def run_gate(layout: Layout, gates: DataGates, output: Path) -> StageSummary:
     tmp = output / ".gates.md.tmp"
     tmp.write_text(report)
     tmp.replace(output / "gates.md")
-    finish(summary, output)
+    summary.write(output / METRICS)  # last: it marks the stage complete
     return summary
 
 
 @click.command("gate")
-@click.option(
-    "--config", "config_path", type=click.Path(exists=True, dir_okay=False), help="StageConfig YAML."
-)
+@config_option(required=False)
 @click.option("--root", type=click.Path(file_okay=False), help="Artifact root (without --config).")
 @click.option("--language", help="Language (without --config).")
-def gate_cmd(config_path: str | None, root: str | None, language: str | None) -> None:
+def gate_cmd(config_path: Path | None, root: str | None, language: str | None) -> None:
     """Check the generated data against the spec's data gates (exit 3 when one fails)."""
     if config_path:
         cfg = StageConfig.load(config_path)
@@ -169,12 +167,10 @@ def gate_cmd(config_path: str | None, root: str | None, language: str | None) ->
     else:
         raise click.UsageError("give --config, or --root and --language (default thresholds)")
     output = layout.stage_dir("datagate")
-    previous = output / METRICS
-    if previous.is_file() and StageSummary.read(previous).status == "succeeded":
-        click.echo(f"{previous} exists: the data gate already passed (delete it to re-check)")
-        return
+    done = already_done("datagate", output, click.echo, again_after=("failed", "gate_failed"))
+    if done is not None:
+        exit_with(done, output)
     summary = run_gate(layout, gates, output)
     click.echo(table(summary.gates))
     click.echo(summary.message)
-    if summary.status == "gate_failed":
-        sys.exit(EXIT_GATE_FAILED)
+    exit_with(summary, output)

@@ -35,6 +35,7 @@ from moa.datagen.dedup import diff_hash
 from moa.datagen.verify import Verdict, apply_verdict, find_flaky, recover, verify
 from moa.languages import registry
 from moa.languages.base import MutationRunner
+from moa.stage import already_done, config_option, exit_with
 
 RECORDS = "mutations.jsonl"
 STATS = "stats.json"
@@ -307,7 +308,6 @@ def run_stage(cfg: MutateConfig, refs: list[SourceRef]) -> StageSummary:
         message="; ".join(f"{r['source']}: {r['reason'][:200]}" for r in failed)[:1500],
     )
     summary.write(cfg.metrics_path or cfg.output / METRICS)
-    summary.write_termination_log()
     print_table(rows, metrics)
     return summary
 
@@ -361,8 +361,8 @@ def _read_sources(path: Path) -> list[str]:
 
 
 @click.command("mutate")
-@click.option("--config", "config_path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--language", "-l", help="Language plugin (python, rust, typescript, go, ...).")
+@config_option(required=False)
+@click.option("--language", "-l", help="Language plugin (`moa languages` lists them).")
 @click.option("--source", "sources", multiple=True, help="REGISTRY:NAME@VERSION, git:URL#REV or path:DIR.")
 @click.option(
     "--sources",
@@ -418,12 +418,14 @@ def mutate_cmd(
         )
     else:
         raise click.UsageError("give --config STAGE.yaml, or --language and --output")
+    metrics = cfg.metrics_path or cfg.output / METRICS
+    done = already_done("mutate", metrics.parent, lambda line: click.echo(line, err=True))
+    if done is not None:
+        exit_with(done, cfg.output)
     plugin = registry.get(cfg.language)
     if not texts:
         texts = [str(s.ref) for s in plugin.default_sources if s.ships_tests]
     if not texts:
         raise click.UsageError(f"no sources: give --source/--sources ({cfg.language} has no default sources)")
     refs = [SourceRef.parse(t) for t in texts]
-    summary = run_stage(cfg, refs)
-    if summary.status == "failed":
-        raise RuntimeError(f"mutate failed for {summary.message}")
+    exit_with(run_stage(cfg, refs), cfg.output)

@@ -22,6 +22,7 @@ from moa.agent.workspace import FileDiff, apply_hunks, parse_unified_diff
 from moa.api.records import MutationRecord
 from moa.datagen.teachers import Demonstration, act
 from moa.harmony.patch import make_patch
+from moa.languages import registry
 
 
 @dataclass(frozen=True)
@@ -93,19 +94,22 @@ def _wrong_variant(line: str, fixed: Sequence[str], rng: random.Random) -> str |
     return rng.choice(options) if options else None
 
 
-_CLUE_RE = r"^(E\s|assert|AssertionError|Error|panicked|thread '.*' panicked|expected|got|Expected|Received|\w+Error:)"
+# Starts of test-output lines that say why a test failed, in any language; each plugin adds
+# its runners' own (`failure_clues`).
+CLUES = ("assert", "Error", "expected", "got", "Expected", "Received", r"\w+Error:")
 
 
-def _interesting_output(output: str, path: str, limit: int = 3) -> list[str]:
+def _interesting_output(output: str, path: str, clues: Sequence[str] = (), limit: int = 3) -> list[str]:
     """Lines of test output that say what went wrong: assertion and error lines, and the
     lines pointing into the mutated file."""
     name = PurePosixPath(path).name
+    clue = re.compile("^(" + "|".join((*clues, *CLUES)) + ")")
     picked = []
     for line in output.splitlines():
         s = line.strip()
         if not s or len(s) > 200:
             continue
-        telling = re.match(_CLUE_RE, s) or (name in s and re.search(r":\d+", s))
+        telling = clue.match(s) or (name in s and re.search(r":\d+", s))
         if telling and s not in picked:
             picked.append(s)
         if len(picked) == limit:
@@ -151,7 +155,7 @@ class OracleTeacher:
             ep.reason = "the tests already pass on the buggy state (nothing to fix)"
             return ep
         failing = list(first.failing)
-        clues = _interesting_output(first.output, path)
+        clues = _interesting_output(first.output, path, registry.get(task.record.language).failure_clues)
         notes = []
         if failing:
             shown = ", ".join(failing[:3]) + (f" and {len(failing) - 3} more" if len(failing) > 3 else "")
@@ -188,7 +192,7 @@ class OracleTeacher:
                 ep,
                 executor,
                 "search",
-                {"pattern": _definition_pattern(fn, task.record.language), "path": "."},
+                {"pattern": registry.get(task.record.language).definition(fn), "path": "."},
             )
         elif rng.random() < 0.5:
             folder = str(PurePosixPath(path).parent)
@@ -336,18 +340,9 @@ class OracleTeacher:
         )
 
 
-def _definition_pattern(function: str, language: str) -> str:
-    name = re.escape(function.split(".")[-1].split("::")[-1])
-    return {
-        "python": rf"def {name}\b",
-        "rust": rf"fn {name}\b",
-        "go": rf"func (\([^)]*\) )?{name}\b",
-    }.get(language, rf"\b{name}\b")
-
-
 def _test_file(failing: Sequence[str]) -> str | None:
     for name in failing:
         head = name.split("::")[0]
-        if "/" in head or head.endswith((".py", ".ts", ".js", ".rs", ".go")):
+        if "/" in head or head.endswith(registry.extensions()):
             return head
     return None

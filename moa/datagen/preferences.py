@@ -38,6 +38,7 @@ import click
 from moa.agent import ranking
 from moa.api.records import EvalOutcome
 from moa.api.stages import StageConfig, StageSummary
+from moa.stage import Progress, StageDirs, already_done, config_option, exit_with, overrides, setup_logging
 
 log = logging.getLogger("moa.datagen")
 
@@ -51,20 +52,21 @@ class PreferencesRun:
     tasks: Path
     adapter: Path
     output: Path
+    samples: int
     max_tasks: int | None = None
-    samples: int | None = None
     max_pairs_per_task: int = 4
 
     @classmethod
-    def from_config(cls, config: StageConfig, **overrides: Any) -> PreferencesRun:
-        layout = config.layout
+    def from_config(cls, config: StageConfig, **given: Any) -> PreferencesRun:
+        layout, stage = config.layout, config.spec.stages.preferences
         defaults: dict[str, Any] = {
             "tasks": layout.core_agent_train,
             "adapter": layout.sft_adapter,
             "output": layout.ipo,
+            "samples": stage.samples,
+            "max_tasks": stage.max_tasks,
         }
-        defaults.update({k: v for k, v in overrides.items() if v is not None})
-        return cls(config=config, **defaults)
+        return cls(config=config, **overrides(defaults, given))
 
 
 def task_row(task: Any, episodes: list[Any], outcomes: list[EvalOutcome], max_pairs: int) -> dict[str, Any]:
@@ -136,18 +138,16 @@ def run_preferences(run: PreferencesRun, echo: Any = click.echo) -> StageSummary
     from moa.agent.policy import Policy, limit_cpu_threads, load_adapter, load_base
     from moa.agent.rollout import run_episodes
     from moa.agent.tasks import read_tasks
-    from moa.stage import StageDirs
 
     dirs = StageDirs(run.output)
-    done_summary = dirs.completed()
+    done_summary = already_done("preferences", dirs.output, echo)
     if done_summary is not None:
-        echo(f"preferences already complete at {run.output} ({done_summary.status}): nothing to do")
         return done_summary
 
     spec = run.config.spec
     stage = spec.stages.preferences
-    samples = run.samples or stage.samples
-    tasks = read_tasks(run.tasks, spec.language, run.max_tasks or stage.max_tasks)
+    samples = run.samples
+    tasks = read_tasks(run.tasks, spec.language, run.max_tasks)
     if not tasks:
         raise click.ClickException(
             f"no {spec.language} tasks under {run.tasks}: run `moa datagen trajectories`"
@@ -170,17 +170,19 @@ def run_preferences(run: PreferencesRun, echo: Any = click.echo) -> StageSummary
         echo(
             f"sampling {samples} episodes x {len(todo)} tasks with {run.adapter.name} ({backend.describe()})"
         )
-        with Judge(spec.stages.grpo.rewards, timeout) as judge, progress.open("a") as fh:
-            for n, task in enumerate(todo, len(done) + 1):
+        with (
+            Judge(spec.stages.grpo.rewards, timeout) as judge,
+            progress.open("a") as fh,
+            Progress("preferences", len(tasks), len(done), echo) as tick,
+        ):
+            for task in todo:
                 episodes = run_episodes(policy, task, samples, stage.max_turns, Caps(test_timeout_s=timeout))
                 row = task_row(task, episodes, judge.judge_episodes(task, episodes), run.max_pairs_per_task)
                 fh.write(json.dumps(row, ensure_ascii=False) + "\n")
                 fh.flush()
                 os.fsync(fh.fileno())
                 done[task.id] = row
-                echo(
-                    f"task {n}/{len(tasks)} {task.id}: rewards {row['rewards']} -> {len(row['pairs'])} pairs"
-                )
+                tick(f"task {task.id}: rewards {row['rewards']} -> {len(row['pairs'])} pairs")
 
     rows = [done[t.id] for t in tasks if t.id in done]
     out = dirs.result / "train" / FILE
@@ -196,13 +198,7 @@ def run_preferences(run: PreferencesRun, echo: Any = click.echo) -> StageSummary
 
 
 @click.command("preferences")
-@click.option(
-    "--config",
-    "config_path",
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    required=True,
-    help="StageConfig YAML (the AdapterTraining spec plus stage and artifact root).",
-)
+@config_option()
 @click.option(
     "--tasks", type=click.Path(path_type=Path), default=None, help="Task rows (default: SFT train)."
 )
@@ -221,8 +217,6 @@ def preferences_cmd(
     samples: int | None,
 ) -> None:
     """Sample agent episodes with the SFT policy, execute and rank them into IPO pairs."""
-    from moa.stage import setup_logging
-
     setup_logging()
     run = PreferencesRun.from_config(
         StageConfig.load(config_path),
@@ -232,5 +226,4 @@ def preferences_cmd(
         max_tasks=max_tasks,
         samples=samples,
     )
-    summary = run_preferences(run)
-    raise SystemExit(summary.exit_code)
+    exit_with(run_preferences(run), run.output)

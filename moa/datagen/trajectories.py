@@ -24,7 +24,6 @@ import hashlib
 import json
 import os
 import random
-import sys
 import threading
 import time
 from collections.abc import Iterable, Iterator
@@ -38,13 +37,15 @@ from pydantic import ValidationError
 
 from moa import harmony as h
 from moa.agent.executor import Caps, Executor
-from moa.agent.tasks import Bug, grpo_task, prompt_messages
+from moa.agent.tasks import Bug, bug_fields, grpo_task, prompt_messages
 from moa.agent.workspace import RepoState, Workspace, WorkspaceError, prepared_tree
 from moa.api.layout import METRICS
 from moa.api.records import MutationRecord, SourceRef
 from moa.api.stages import StageConfig, StageSummary
+from moa.api.training import AdapterTrainingSpec
 from moa.datagen.dedup import diff_hash
 from moa.datagen.teachers import Teacher, make_teacher
+from moa.stage import Progress, already_done, config_option, exit_with, overrides
 
 PROGRESS = ".progress.jsonl"
 FILE = "trajectories.jsonl"
@@ -135,13 +136,6 @@ def read_jsonl(path: Path) -> Iterator[dict[str, Any]]:
                 continue
 
 
-def finish(summary: StageSummary, folder: Path) -> None:
-    """metrics.json last; in a pod the compact summary also goes to the termination log
-    (`MOA_TERMINATION_LOG`, set by the operator), where the operator reads it."""
-    summary.write(folder / METRICS)
-    summary.write_termination_log()
-
-
 # ------------------------------------------------------------------------------ one episode
 
 
@@ -189,12 +183,7 @@ def run_episode(task: Bug, split: str, opts: Options) -> dict[str, Any]:
         **base,
         "kept": True,
         "trajectory": {
-            "id": task.id,
-            "language": r.language,
-            "source": r.source,
-            "file": r.file,
-            "function": r.function,
-            "diff": r.diff,
+            **bug_fields(task),
             "diff_hash": diff_hash(r.diff),
             "teacher": opts.teacher_name,
             "text": h.render(conversation, "training"),
@@ -250,7 +239,7 @@ def generate(opts: Options, echo: Any = print) -> StageSummary:
     lock = threading.Lock()
     with (
         progress.open("a") as fh,
-        _bar(len(work), len(work) - len(todo), echo) as tick,
+        Progress("trajectories", len(work), len(work) - len(todo), echo) as tick,
         ThreadPoolExecutor(max_workers=max(1, opts.jobs)) as pool,
     ):
         futures = [pool.submit(run_episode, t, s, opts) for t, s in todo]
@@ -262,7 +251,7 @@ def generate(opts: Options, echo: Any = print) -> StageSummary:
                     fh.flush()
                     os.fsync(fh.fileno())
                 done[row["id"]] = row
-                tick(row)
+                tick(_progress_line(row))
         except BaseException:
             for fut in futures:  # what is recorded stays; a re-run resumes from there
                 fut.cancel()
@@ -308,9 +297,18 @@ def generate(opts: Options, echo: Any = print) -> StageSummary:
         message=f"{len(kept)} trajectories ({len(train)} train, {len(evals)} eval) from {len(rows)} attempts; "
         f"{len(tasks)} GRPO tasks; teacher {opts.teacher_name}",
     )
-    finish(summary, opts.output)
+    summary.write(opts.output / METRICS)  # last: it marks the stage complete
     progress.unlink(missing_ok=True)
     return summary
+
+
+def _progress_line(row: dict[str, Any]) -> str:
+    what = (
+        f"kept ({row['trajectory']['n_tool_calls']} tool calls)"
+        if row["kept"]
+        else f"dropped: {row['reason'][:120]}"
+    )
+    return f"{row['id']} {row['split']}: {what}"
 
 
 def _file_chars(language: str, record: MutationRecord) -> int:
@@ -320,46 +318,11 @@ def _file_chars(language: str, record: MutationRecord) -> int:
         return 0
 
 
-class _bar:
-    """A rich progress bar on a terminal, plain lines otherwise."""
-
-    def __init__(self, total: int, done: int, echo: Any) -> None:
-        self.total, self.done, self.echo = total, done, echo
-        self.rich: Any = None
-
-    def __enter__(self) -> Any:
-        if sys.stderr.isatty():
-            from rich.progress import Progress
-
-            self.rich = Progress(transient=False)
-            self.rich.start()
-            self.task = self.rich.add_task("trajectories", total=self.total, completed=self.done)
-        return self.tick
-
-    def tick(self, row: dict[str, Any]) -> None:
-        self.done += 1
-        if self.rich is not None:
-            self.rich.update(self.task, completed=self.done)
-            return
-        what = (
-            f"kept ({row['trajectory']['n_tool_calls']} tool calls)"
-            if row["kept"]
-            else f"dropped: {row['reason'][:120]}"
-        )
-        self.echo(f"[{self.done}/{self.total}] {row['id']} {row['split']}: {what}")
-
-    def __exit__(self, *exc: object) -> None:
-        if self.rich is not None:
-            self.rich.stop()
-
-
 # ------------------------------------------------------------------------------ the command
 
 
 @click.command("trajectories")
-@click.option(
-    "--config", "config_path", type=click.Path(exists=True, dir_okay=False), help="StageConfig YAML."
-)
+@config_option(required=False)
 @click.option("--language", help="Language plugin (default: the config's).")
 @click.option(
     "--mutations", type=click.Path(file_okay=False), help="Folder of mutation JSONL (searched recursively)."
@@ -379,15 +342,11 @@ class _bar:
 @click.option("--seed", type=int, help="Seed for the split and the oracle's choices.")
 @click.option("--eval-fraction", type=float, help="Share of packages held out for eval.")
 @click.option(
-    "--grpo-fraction",
-    type=float,
-    default=0.1,
-    show_default=True,
-    help="Share of train records kept for GRPO.",
+    "--grpo-fraction", type=float, help="Share of train records kept for GRPO (default: the spec's)."
 )
 @click.option("--jobs", type=int, help="Episodes in parallel.")
 def trajectories_cmd(
-    config_path: str | None,
+    config_path: Path | None,
     language: str | None,
     mutations: str | None,
     output: str | None,
@@ -398,7 +357,7 @@ def trajectories_cmd(
     limit: int | None,
     seed: int | None,
     eval_fraction: float | None,
-    grpo_fraction: float,
+    grpo_fraction: float | None,
     jobs: int | None,
 ) -> None:
     """Write Harmony agent trajectories (and GRPO tasks) from caught mutations."""
@@ -406,39 +365,57 @@ def trajectories_cmd(
     language = language or (cfg.spec.language if cfg else None)
     if not language:
         raise click.UsageError("give --config or --language")
-    out = Path(output) if output else (cfg.layout.core_agent if cfg else None)
-    muts = Path(mutations) if mutations else (cfg.layout.mutations if cfg else None)
+    # Without --config, the spec's defaults: one source for every setting.
+    spec = cfg.spec if cfg else AdapterTrainingSpec.model_validate({"language": language})
+    teacher_spec = spec.data.teacher
+    given = {
+        "mutations": Path(mutations) if mutations else None,
+        "output": Path(output) if output else None,
+        "grpo_output": Path(grpo_output) if grpo_output else None,
+        "teacher": teacher,
+        "model": model,
+        "endpoint": endpoint,
+        "seed": seed,
+        "eval_fraction": eval_fraction,
+        "grpo_fraction": grpo_fraction,
+        "jobs": jobs,
+    }
+    run = overrides(
+        {
+            "mutations": cfg.layout.mutations if cfg else None,
+            "output": cfg.layout.core_agent if cfg else None,
+            "grpo_output": cfg.layout.grpo_tasks if cfg else None,
+            "teacher": teacher_spec.kind,
+            "model": teacher_spec.model,
+            "endpoint": teacher_spec.endpoint,
+            "seed": spec.stages.core_agent.seed,
+            "eval_fraction": spec.data.eval_fraction,
+            "grpo_fraction": spec.data.grpo_fraction,
+            "jobs": spec.data.limits.jobs,
+        },
+        given,
+    )
+    out, muts = run["output"], run["mutations"]
     if out is None or muts is None:
         raise click.UsageError("give --config, or --mutations and --output")
-    if (out / METRICS).is_file():
-        click.echo(f"{out / METRICS} exists: trajectories already complete (delete it to regenerate)")
-        return
-    spec_teacher = cfg.spec.data.teacher if cfg else None
-    kind = teacher or (spec_teacher.kind if spec_teacher else "oracle")
+    done = already_done("trajectories", out, click.echo)
+    if done is not None:
+        exit_with(done, out)
     opts = Options(
         language=language,
         mutations=muts,
         output=out,
-        grpo_output=Path(grpo_output)
-        if grpo_output
-        else (cfg.layout.grpo_tasks if cfg else out.parent / "grpo" / "tasks"),
-        teacher=make_teacher(
-            kind,
-            model or (spec_teacher.model if spec_teacher else None),
-            endpoint or (spec_teacher.endpoint if spec_teacher else None),
-        ),
-        teacher_name=kind,
+        grpo_output=run["grpo_output"] or out.parent / "grpo" / "tasks",
+        teacher=make_teacher(run["teacher"], run["model"], run["endpoint"]),
+        teacher_name=run["teacher"],
         limit=limit,
-        seed=seed if seed is not None else (cfg.spec.stages.core_agent.seed if cfg else 42),
-        eval_fraction=eval_fraction
-        if eval_fraction is not None
-        else (cfg.spec.data.eval_fraction if cfg else 0.05),
-        grpo_fraction=grpo_fraction,
-        jobs=jobs or (cfg.spec.data.limits.jobs if cfg else 2),
-        test_timeout_s=float(cfg.spec.data.limits.timeouts.test_seconds) if cfg else 300.0,
-        curriculum=tuple(c.max_length for c in cfg.spec.stages.grpo.curriculum)
-        if cfg
-        else (4096, 8192, 16384, 32768),
+        seed=run["seed"],
+        eval_fraction=run["eval_fraction"],
+        grpo_fraction=run["grpo_fraction"],
+        jobs=run["jobs"],
+        test_timeout_s=float(spec.data.limits.timeouts.test_seconds),
+        curriculum=tuple(c.max_length for c in spec.stages.grpo.curriculum),
     )
     summary = generate(opts, echo=lambda s: click.echo(s, err=True))
     click.echo(summary.message)
+    exit_with(summary, out)

@@ -88,18 +88,29 @@ def find_flaky(runner: MutationRunner, repo: Path, timeout_s: float, runs: int =
     return Baseline(True, flaky, runs=runs + 1, seconds=took)
 
 
-def apply_diff(repo: Path, diff: str, *, reverse: bool = False) -> tuple[bool, str]:
-    """`git apply` (also outside a git repository); refuses paths escaping the tree."""
-    cmd = ["git", "apply", "--whitespace=nowarn", *(["-R"] if reverse else []), "-"]
+def apply_diff(repo: Path, diff: str, *, reverse: bool = False, check: bool = False) -> tuple[bool, str]:
+    """`git apply` (also outside a git repository); refuses paths escaping the tree. With
+    `check`, only whether it would apply (nothing changes)."""
+    cmd = [
+        "git",
+        "apply",
+        "--whitespace=nowarn",
+        *(["-R"] if reverse else []),
+        *(["--check"] if check else []),
+        "-",
+    ]
     proc = subprocess.run(cmd, cwd=repo, input=diff, capture_output=True, text=True)
     return proc.returncode == 0, proc.stderr.strip()
 
 
 def recover(repo: Path, journal: Path) -> None:
-    """Revert a diff a killed run left applied (recorded in `journal` before applying)."""
+    """Revert a diff a killed run left applied (recorded in `journal` before applying). A kill
+    between writing the journal and applying the diff, or between reverting it and removing the
+    journal, leaves a journal whose diff is not applied: the tree is clean and the journal goes."""
     if journal.is_file():
-        reverted, err = apply_diff(repo, journal.read_text(), reverse=True)
-        if not reverted:
+        diff = journal.read_text()
+        reverted, err = apply_diff(repo, diff, reverse=True)
+        if not reverted and not apply_diff(repo, diff, check=True)[0]:
             raise RuntimeError(
                 f"{repo}: cannot revert the diff a killed run left applied ({err}); delete {repo.parent}"
             )

@@ -75,8 +75,15 @@ def catalogue() -> list[Image]:
     for lang in registry.plugins():
         if (REPO / "moa" / "languages" / lang / "image" / "toolchain.sh").is_file():
             out.append(Image(f"moa-sandbox-{lang}", "images/sandbox/Dockerfile", {"LANGUAGE": lang}))
-    # No CUDA base can be fetched here: the trainer is built in its CPU variant (same Dockerfile).
-    out.append(Image("moa-trainer", "images/trainer/Dockerfile", {"VARIANT": "cpu"}))
+    # No CUDA base can be fetched here: the trainer is built in its CPU variant (same Dockerfile),
+    # with torch from PyPI (TORCH_INDEX empty) as PyTorch's own index may be unreachable.
+    out.append(
+        Image(
+            "moa-trainer",
+            "images/trainer/Dockerfile",
+            {"VARIANT": "cpu", "TORCH_INDEX": os.environ.get("MOA_TORCH_INDEX", "")},
+        )
+    )
     out.append(Image("moa-serving", "images/serving/Dockerfile"))
     return out
 

@@ -8,6 +8,8 @@
     problems = h.validate(h.parse(text))   # [] for a well-formed agent trajectory
 
 `moa.harmony.patch` holds the apply_patch format the agent edits files with.
+
+Imports nothing else of moa.
 """
 
 from moa.harmony.errors import HarmonyError

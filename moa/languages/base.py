@@ -4,17 +4,26 @@ A plugin is a small object with a name, the file extensions it owns, a detector,
 optional capability hooks (mutation runner, evaluator, default sources). A hook that is
 not built is `None` and reported as absent by `moa languages`; there are no placeholders.
 
+Everything moa knows about a language lives in its plugin, declared as data or as a small
+optional interface (never discovered by reflection): which lines of its test runners name a
+failing test, what a function definition looks like, the idioms a fix should respect, which
+folders hold dependencies or build output; and, as small optional interfaces an evaluator
+may implement (checked with isinstance, like Kueue's optional job interfaces): `Versioned`
+(its toolchain's versions), `LintBaseline` (a state's own lint findings) and `NameChecker`
+(which names a change uses that nothing defines).
+
 Third parties add a language by exposing a `LanguagePlugin` in the `moa.languages`
 entry-point group; moa itself registers rust, python, typescript and go that way.
 """
 
 from __future__ import annotations
 
+import importlib
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 from moa.api.records import EvalOutcome, MutationRecord, SourceRef
 
@@ -82,6 +91,51 @@ class OfflineCache:
     ca_env: tuple[str, ...] = ()
 
 
+@runtime_checkable
+class Versioned(Protocol):
+    """Optional on an `Evaluator`: the versions of every tool its verdict depends on (part of
+    the evaluation cache key, so an upgraded toolchain re-evaluates)."""
+
+    def toolchain(self) -> str: ...
+
+
+@runtime_checkable
+class LintBaseline(Protocol):
+    """Optional on an `Evaluator`: a state's lint findings on their own, so an edit is judged
+    only on the findings it adds."""
+
+    def lint_state(self, repo: Path, timeout_s: float = 600.0) -> list[str]: ...
+
+
+@runtime_checkable
+class NameChecker(Protocol):
+    """Optional on an `Evaluator`: the names used but defined nowhere (the hallucinated-API
+    metric compares them before and after a change)."""
+
+    def undefined_names(self, repo: Path, files: Sequence[str], timeout_s: float) -> set[tuple[str, str]]:
+        """(file, message) for each use of an undefined name in `files` (paths relative to `repo`)."""
+
+
+@dataclass(frozen=True)
+class Idiom:
+    """A line a fix in this language should not add, and what it breaks."""
+
+    pattern: re.Pattern[str]
+    breaks: str
+
+
+def lazy(target: str) -> Callable[[], Any]:
+    """A hook factory for `module:Class`: the module is imported on first use, so importing a
+    plugin (every `moa` command does) stays cheap."""
+    module, attr = target.split(":")
+
+    def make() -> Any:
+        return getattr(importlib.import_module(module), attr)()
+
+    make.__qualname__ = make.__name__ = target
+    return make
+
+
 @dataclass
 class LanguagePlugin:
     name: str
@@ -93,6 +147,31 @@ class LanguagePlugin:
     evaluator: Callable[[], Evaluator] | None = None
     default_sources: Sequence[CuratedSource] = ()
     offline_cache: OfflineCache | None = None
+
+    # Knowledge hooks; empty when not known (what needs them then does without, and says so).
+    # Lines of the test runners' output that name a failing test (group 1: the name).
+    failing_test_patterns: tuple[re.Pattern[str], ...] = ()
+    # Starts of test-output lines that say why a test failed (regular expressions), beyond the
+    # generic `assert`, `Error`, `expected`...: what a teacher quotes from a red run.
+    failure_clues: tuple[str, ...] = ()
+    # Where a function `{name}` is defined: a regular expression with that placeholder.
+    definition_pattern: str = ""
+    # Soft criteria for ranking fixes: lines a fix should not add.
+    idioms: tuple[Idiom, ...] = ()
+    # Folders `prepare` fills with dependencies: linked into workspaces, never copied or shown.
+    dependency_dirs: tuple[str, ...] = ()
+    # Files that identify those dependencies (a lock file the installer writes), relative paths.
+    dependency_locks: tuple[str, ...] = ()
+    # Build output and tool caches that a run recreates: never copied, hashed or shown.
+    build_dirs: tuple[str, ...] = ()
+    # Of those, build output an evaluation slot keeps warm (the build tool checks it itself).
+    incremental_dirs: tuple[str, ...] = ()
+
+    def definition(self, function: str) -> str:
+        """A regular expression for the definition of `function` (a qualified name's last part);
+        without a known pattern, any whole-word use of the name."""
+        name = re.escape(function.split(".")[-1].split("::")[-1])
+        return self.definition_pattern.replace("{name}", name) if self.definition_pattern else rf"\b{name}\b"
 
     def detect(self, text: str, filename: str | None = None) -> float:
         """A score in [0, 1]: how much `text` (or its file name) looks like this language."""

@@ -29,7 +29,6 @@ Why this shape:
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import hashlib
 import json
 import os
@@ -40,7 +39,8 @@ from pathlib import Path
 
 from moa.api.records import EvalOutcome
 from moa.harmony.patch import PatchError, apply, parse_patch
-from moa.languages.base import Evaluator
+from moa.languages import registry
+from moa.languages.base import Evaluator, LintBaseline, Versioned
 from moa.languages.evaluators import (
     RewardTable,
     eval_root,
@@ -50,13 +50,23 @@ from moa.languages.evaluators import (
     rescore,
     reward_table,
 )
+from moa.languages.tools import file_lock
 
-# Folders holding prepared dependencies or build output: linked into the workspace (or left
-# out), never hashed file by file. Their identity enters the key through lock files.
-LINKED = ("node_modules", ".venv", ".moa-venv")
-SKIPPED = (".git", "target", "__pycache__", ".pytest_cache", ".ruff_cache", ".mypy_cache", ".moa-source.json")
 STATE_FILE = "state"  # in a work folder: the repository state its slots copy
-KEPT = ("target",)  # build output a work slot keeps between evaluations
+
+
+def linked() -> frozenset[str]:
+    """Folders of prepared dependencies (the plugins' `dependency_dirs`): linked into a work
+    slot, never hashed file by file. Their identity enters the key through lock files."""
+    return registry.dependency_dirs()
+
+
+def skipped() -> frozenset[str]:
+    """Build output (the plugins' `build_dirs`), version control and moa's source marker:
+    left out of a slot's copy and of the hash."""
+    return registry.build_dirs() | {".git", ".moa-source.json"}
+
+
 DEFAULT_TIMEOUT_S = 600.0
 # Part of every cache key: bump it when a change to the evaluators changes verdicts.
 CACHE_VERSION = "1"
@@ -83,7 +93,7 @@ def evaluate_patch(
     toolchain = _toolchain(evaluator)
     key = _digest(CACHE_VERSION, language, state, patch_text, toolchain)
     entry = (cache_dir or eval_root() / "outcomes") / key[:2] / f"{key}.json"
-    with _locked(entry.with_suffix(".lock")):
+    with file_lock(entry.with_suffix(".lock")):
         if entry.is_file():
             return rescore(EvalOutcome.model_validate_json(entry.read_text()), rewards).model_copy(
                 update={"cached": True}
@@ -147,29 +157,30 @@ def tree_hash(repo: Path) -> str:
             continue
         h.update(f"F {rel} {os.access(path, os.X_OK):d}\0".encode())
         h.update(hashlib.sha256(path.read_bytes()).digest())
-    for name in LINKED:
-        for lock in (repo / name / ".package-lock.json", repo / name / "pyvenv.cfg"):
-            if lock.is_file():
-                h.update(lock.read_bytes())
+    for rel in sorted(registry.dependency_locks()):
+        if (repo / rel).is_file():
+            h.update((repo / rel).read_bytes())
     return h.hexdigest()
 
 
 def _files(repo: Path) -> Iterator[Path]:
+    skip, link = skipped(), linked()
     for root, dirs, files in os.walk(repo):
-        dirs[:] = [d for d in dirs if d not in SKIPPED and not (Path(root) == repo and d in LINKED)]
+        dirs[:] = [d for d in dirs if d not in skip and not (Path(root) == repo and d in link)]
         for name in files:
-            if name not in SKIPPED:
+            if name not in skip:
                 yield Path(root) / name
 
 
 def _fresh_copy(src: Path, dst: Path) -> Path:
     """`dst` becomes a copy of `src`'s sources, with dependency folders linked and its
-    own build output (`target/`) kept warm. Files get fresh modification times (no
+    own incremental build output (the plugins' `incremental_dirs`) kept warm. Files get fresh modification times (no
     copy2): mtime-based build tools (cargo) must see every file as possibly changed, or a
     previous evaluation's build of a different patch would pass for this one's."""
+    skip, link, kept = skipped(), linked(), registry.incremental_dirs()
     if dst.is_dir():
         for child in dst.iterdir():
-            if child.name in KEPT:
+            if child.name in kept:
                 continue
             if child.is_dir() and not child.is_symlink():
                 shutil.rmtree(child)
@@ -181,9 +192,9 @@ def _fresh_copy(src: Path, dst: Path) -> Path:
         symlinks=True,
         copy_function=shutil.copy,
         dirs_exist_ok=True,
-        ignore=lambda d, names: [n for n in names if n in SKIPPED or (Path(d) == src and n in LINKED)],
+        ignore=lambda d, names: [n for n in names if n in skip or (Path(d) == src and n in link)],
     )
-    for name in LINKED:
+    for name in sorted(link):
         if (src / name).is_dir():
             (dst / name).mkdir()
             for entry in (src / name).iterdir():
@@ -207,8 +218,11 @@ def _baseline_findings(
     entry = eval_root() / "baselines" / f"{key}.json"
     if entry.is_file():
         return list(json.loads(entry.read_text()))
-    lint = getattr(evaluator, "lint_state", None)
-    findings: list[str] = lint(_fresh_copy(repo_state, slot / "base"), timeout_s) if lint else []
+    findings: list[str] = (
+        evaluator.lint_state(_fresh_copy(repo_state, slot / "base"), timeout_s)
+        if isinstance(evaluator, LintBaseline)
+        else []
+    )
     entry.parent.mkdir(parents=True, exist_ok=True)
     tmp = entry.with_suffix(f".tmp{os.getpid()}")
     tmp.write_text(json.dumps(findings))
@@ -217,8 +231,7 @@ def _baseline_findings(
 
 
 def _toolchain(evaluator: Evaluator) -> str:
-    describe = getattr(evaluator, "toolchain", None)
-    return describe() if describe else type(evaluator).__qualname__
+    return evaluator.toolchain() if isinstance(evaluator, Versioned) else type(evaluator).__qualname__
 
 
 def _digest(*parts: str) -> str:
@@ -234,21 +247,6 @@ def _store(entry: Path, outcome: EvalOutcome) -> None:
 
 
 @contextlib.contextmanager
-def _locked(path: Path, blocking: bool = True) -> Iterator[bool]:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a") as fh:
-        try:
-            fcntl.flock(fh, fcntl.LOCK_EX if blocking else fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            yield False
-            return
-        try:
-            yield True
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
-
-
-@contextlib.contextmanager
 def _slot(language: str, repo_state: Path) -> Iterator[Path]:
     """The first free work folder for this repository state; slots (and the build caches
     inside them) persist, one per concurrent evaluation, across processes."""
@@ -257,7 +255,7 @@ def _slot(language: str, repo_state: Path) -> Iterator[Path]:
     (base / STATE_FILE).write_text(str(repo_state))
     n = 0
     while True:
-        with _locked(base / f"slot-{n}.lock", blocking=False) as mine:
+        with file_lock(base / f"slot-{n}.lock", blocking=False) as mine:
             if mine:
                 yield base / f"slot-{n}"
                 return

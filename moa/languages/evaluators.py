@@ -1,10 +1,9 @@
 """Evaluators: judge a repository state (build, tests, lint) and turn it into a reward.
 
 One evaluator per language, shared by preference ranking, GRPO rewards, eval and
-trajectories, so the agent meets the same judge in training and in evaluation. Each
-language module registers its class with `@register_evaluator("rust")`; `get_evaluator`
-dispatches on that, and falls back to a plugin's `evaluator` hook so a third-party
-language needs no change here.
+trajectories, so the agent meets the same judge in training and in evaluation. There is one
+registration path: the language plugin's `evaluator` hook, for moa's own languages and a
+third party's alike, so a new language needs no change here.
 
 The judgement is a ladder, stopping at the first rung that fails:
 
@@ -29,23 +28,21 @@ import subprocess
 import time
 from abc import ABC, abstractmethod
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
-from typing import ClassVar, TypeVar
+from typing import ClassVar
 
 from moa.api.records import EvalOutcome
 from moa.api.training import Rewards
 from moa.languages import registry
 from moa.languages.base import Evaluator
 from moa.languages.sandbox import Limits, Result, Sandbox
-from moa.languages.tools import cache_dir
+from moa.languages.tools import cache_dir, excerpt
 
 RewardTable = Rewards | Mapping[str, float] | None
 
-_EVALUATORS: dict[str, Callable[[], Evaluator]] = {}
-E = TypeVar("E", bound=Callable[[], Evaluator])
 
 # How much of a step's output an outcome keeps: enough for a tool result, not a whole log.
 OUTPUT_CHARS = 6000
@@ -56,26 +53,12 @@ def eval_root() -> Path:
     return cache_dir() / "eval"
 
 
-def register_evaluator(language: str) -> Callable[[E], E]:
-    """Class decorator: make `get_evaluator(language)` build this evaluator."""
-
-    def add(factory: E) -> E:
-        _EVALUATORS[language] = factory
-        return factory
-
-    return add
-
-
 def get_evaluator(language: str, rewards: RewardTable = None) -> Evaluator:
-    """The evaluator for `language`: a registered one, else the plugin's `evaluator` hook
-    (loading the plugin's evaluator module registers built-in ones on first use)."""
-    if language in _EVALUATORS:
-        evaluator = _EVALUATORS[language]()
-    else:
-        plugin = registry.get(language)
-        if plugin.evaluator is None:
-            raise LookupError(f"language {language!r} has no evaluator (its plugin sets no 'evaluator' hook)")
-        evaluator = plugin.evaluator()
+    """The evaluator for `language`, from its plugin's `evaluator` hook."""
+    plugin = registry.get(language)
+    if plugin.evaluator is None:
+        raise LookupError(f"language {language!r} has no evaluator (its plugin sets no 'evaluator' hook)")
+    evaluator = plugin.evaluator()
     if rewards is not None and isinstance(evaluator, ToolchainEvaluator):
         evaluator.rewards = rewards
     return evaluator
@@ -109,11 +92,6 @@ def new_findings(findings: Sequence[str], baseline: Sequence[str]) -> list[str]:
     """Findings not already in `baseline`, counted as a multiset (a second copy of an old
     warning is new)."""
     return list((Counter(findings) - Counter(baseline)).elements())
-
-
-def excerpt(text: str, limit: int = OUTPUT_CHARS) -> str:
-    """The end of a log, where compilers and test runners put the verdict."""
-    return text if len(text) <= limit else "...\n" + text[-limit:]
 
 
 @cache
@@ -201,7 +179,7 @@ class ToolchainEvaluator(ABC):
                 {
                     "outcome": outcome,
                     "reward": table.reward(outcome),
-                    "output": excerpt(output),
+                    "output": excerpt(output, OUTPUT_CHARS),
                     "seconds": round(time.monotonic() - run.start, 3),
                     **fields,
                 }
@@ -246,7 +224,7 @@ def rejudge_lint(outcome: EvalOutcome, baseline: Sequence[str], rewards: RewardT
     if fresh:
         shown = "\n".join(fresh)
         return outcome.model_copy(
-            update={"lint_findings": fresh, "output": excerpt(f"new lint findings:\n{shown}")}
+            update={"lint_findings": fresh, "output": excerpt(f"new lint findings:\n{shown}", OUTPUT_CHARS)}
         )
     return outcome.model_copy(
         update={
@@ -311,3 +289,33 @@ def located_findings(output: str, repo: Path, tool: str) -> tuple[list[str], lis
         findings.append(f"{path.as_posix()}: {tool}: {m['message']}")
         shown.append(f"{path.as_posix()}:{m['line']}: {m['message']}")
     return findings, shown
+
+
+class BuildNameChecker(ToolchainEvaluator):
+    """A toolchain evaluator with the optional `NameChecker` interface for a compiled
+    language: undefined names as the compiler reports them in the build step (its own name
+    resolution, run in the sandbox). `UNDEFINED` matches one such diagnostic line: groups
+    `path` and `message`."""
+
+    UNDEFINED: ClassVar[re.Pattern[str]]
+
+    def name_check(self, repo: Path, run: Runner) -> Result:
+        """The compiler run whose diagnostics are read: the build step."""
+        return self.build(repo, run)
+
+    def undefined_names(
+        self, repo: Path, files: Sequence[str], timeout_s: float = 600.0
+    ) -> set[tuple[str, str]]:
+        repo = Path(repo).resolve()
+        built = self.name_check(repo, Runner(self.sandbox(repo), repo, time.monotonic() + timeout_s))
+        wanted = set(files)
+        found = set()
+        for m in self.UNDEFINED.finditer(built.output):
+            path = Path(m["path"])
+            rel = (
+                path.relative_to(repo) if path.is_absolute() and path.is_relative_to(repo) else path
+            ).as_posix()
+            rel = rel.removeprefix("./")
+            if rel in wanted:
+                found.add((rel, m["message"].strip()))
+        return found

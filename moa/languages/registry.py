@@ -7,8 +7,10 @@ language needs no change to moa (the operator validates `spec.language` against 
 
 from __future__ import annotations
 
+import re
 from functools import cache
 from importlib.metadata import entry_points
+from pathlib import PurePosixPath
 
 from moa.languages.base import LanguagePlugin
 
@@ -77,3 +79,39 @@ def detect(text: str, filename: str | None = None) -> tuple[str, float] | None:
     """The best-scoring language for a snippet, or None when nothing scores."""
     ranked = scores(text, filename)
     return ranked[0] if ranked and ranked[0][1] > 0 else None
+
+
+def for_file(path: str) -> LanguagePlugin | None:
+    """The plugin that owns a file, by its extension (None when no plugin does)."""
+    suffix = PurePosixPath(path).suffix
+    return next((p for p in plugins().values() if suffix in p.extensions), None)
+
+
+def extensions() -> tuple[str, ...]:
+    """Every installed plugin's source file extensions."""
+    return tuple(e for p in plugins().values() for e in p.extensions)
+
+
+def failing_test_patterns() -> tuple[re.Pattern[str], ...]:
+    """Every installed plugin's failing-test patterns (for output of an unknown runner)."""
+    return tuple(rx for p in plugins().values() for rx in p.failing_test_patterns)
+
+
+def dependency_dirs() -> frozenset[str]:
+    """Folders that hold prepared dependencies, in any installed language."""
+    return frozenset(d for p in plugins().values() for d in p.dependency_dirs)
+
+
+def dependency_locks() -> frozenset[str]:
+    """Files that identify prepared dependencies, in any installed language."""
+    return frozenset(f for p in plugins().values() for f in p.dependency_locks)
+
+
+def build_dirs() -> frozenset[str]:
+    """Folders of build output and tool caches, in any installed language."""
+    return frozenset(d for p in plugins().values() for d in p.build_dirs)
+
+
+def incremental_dirs() -> frozenset[str]:
+    """Build output that evaluation slots keep warm, in any installed language."""
+    return frozenset(d for p in plugins().values() for d in p.incremental_dirs)

@@ -11,8 +11,6 @@ archive is refused, never unpacked. Unpacking refuses absolute paths, `..` and l
 from __future__ import annotations
 
 import base64
-import contextlib
-import fcntl
 import hashlib
 import json
 import os
@@ -23,14 +21,14 @@ import tarfile
 import tempfile
 import time
 import zipfile
-from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
 from urllib.parse import quote, urljoin
 
 import httpx
 
 from moa.api.records import SourceRef
-from moa.languages.tools import cache_dir
+from moa.languages import registry
+from moa.languages.tools import cache_dir, file_lock
 
 _USER_AGENT = "moa-datagen (https://moa.dev; mutation data from public registries)"
 _MARKER = ".moa-source.json"  # written into a finished tree; its presence means "complete"
@@ -50,7 +48,7 @@ def fetch(ref: SourceRef | str, root: Path | None = None) -> Path:
     base = (root or cache_root()) / ref.registry
     dest = base / ref.slug
     base.mkdir(parents=True, exist_ok=True)
-    with _locked(base / f"{ref.slug}.lock"):
+    with file_lock(base / f"{ref.slug}.lock"):
         if ref.registry == "path":  # a local checkout may change between runs: always re-copy
             shutil.rmtree(dest, ignore_errors=True)
         elif (dest / _MARKER).is_file():
@@ -64,16 +62,6 @@ def fetch(ref: SourceRef | str, root: Path | None = None) -> Path:
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
     return dest
-
-
-@contextlib.contextmanager
-def _locked(path: Path) -> Iterator[None]:
-    with open(path, "a") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
 
 
 # ---------------------------------------------------------------- HTTP with retries
@@ -297,14 +285,18 @@ def _git(ref: SourceRef, dest: Path, archives: Path) -> dict[str, str]:
     return {"commit": commit}
 
 
-_COPY_IGNORE = shutil.ignore_patterns(".git", "__pycache__", ".venv", "node_modules", "target", "mutants")
+def _copy_ignore(folder: str, names: list[str]) -> set[str]:
+    """What a `path:` copy leaves out: version control, and every plugin's dependency and
+    build folders."""
+    skip = {".git"} | registry.dependency_dirs() | registry.build_dirs()
+    return {n for n in names if n in skip}
 
 
 def _path(ref: SourceRef, dest: Path, archives: Path) -> dict[str, str]:
     src = Path(ref.name).expanduser().resolve()
     if not src.is_dir():
         raise SourceError(f"{ref}: {src} is not a directory")
-    shutil.copytree(src, dest, dirs_exist_ok=True, ignore=_COPY_IGNORE, symlinks=True)
+    shutil.copytree(src, dest, dirs_exist_ok=True, ignore=_copy_ignore, symlinks=True)
     return {"path": str(src)}
 
 

@@ -39,16 +39,28 @@ def tools_dir() -> Path:
 
 
 @contextlib.contextmanager
-def locked(name: str) -> Iterator[None]:
-    """An exclusive, cross-process lock named `name` (held while installing a tool)."""
-    path = cache_dir() / "locks" / f"{name}.lock"  # the cache is writable even where tools are baked
+def file_lock(path: Path, blocking: bool = True) -> Iterator[bool]:
+    """An exclusive lock on the file `path` (created with its folder), shared by processes and
+    by pods on one cache volume. Yields True once held; with `blocking=False`, False at once
+    when another holder has it (the caller then does something else)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "a") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
         try:
-            yield
+            fcntl.flock(fh, fcntl.LOCK_EX if blocking else fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+            return
+        try:
+            yield True
         finally:
             fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+@contextlib.contextmanager
+def locked(name: str) -> Iterator[None]:
+    """An exclusive, cross-process lock named `name` (held while installing a tool)."""
+    with file_lock(cache_dir() / "locks" / f"{name}.lock"):  # writable even where tools are baked
+        yield
 
 
 def install_once(name: str, ready: Callable[[Path], bool], install: Callable[[Path], None]) -> Path:

@@ -13,6 +13,17 @@ from moa.stage import StageDirs
 log = logging.getLogger("moa.trainer")
 
 
+# transformers >= 5 (pinned in pyproject.toml) reads a float `warmup_steps` below 1 as a share
+# of the run's optimizer steps, and 5.2 removed `warmup_ratio`. A share of exactly 1 would read
+# as one step, so it is taken just below 1: ceil(n * WHOLE_RUN) is n for any run under 10^6 steps.
+WHOLE_RUN = 1.0 - 1e-6
+
+
+def warmup(ratio: float) -> float:
+    """The spec's warmup ratio as transformers' `warmup_steps`."""
+    return min(ratio, WHOLE_RUN)
+
+
 def trainer_kwargs(
     training: Training, backend: Backend, dirs: StageDirs, max_steps: int | None
 ) -> dict[str, Any]:
@@ -33,7 +44,7 @@ def trainer_kwargs(
         "gradient_accumulation_steps": training.gradient_accumulation,
         "learning_rate": training.learning_rate,
         "lr_scheduler_type": training.lr_scheduler,
-        "warmup_steps": training.warmup_ratio,
+        "warmup_steps": warmup(training.warmup_ratio),
         "weight_decay": training.weight_decay,
         "optim": optim,
         "logging_steps": 1,

@@ -15,11 +15,10 @@ what the episode left in the repository gives:
   for the adapter and for the base; the agent loop's own share of valid turns is reported
   too (`agent_valid_turn_rate`);
 - hallucinated_api_rate: share of applied patches that introduce a use of a name defined
-  nowhere: a name that is neither a builtin, nor imported, nor bound in the file (ruff's
-  F821 "undefined name", findings already present before the patch do not count). This is
-  conservative (a wrong attribute on a real module is not caught) and Python only: for other
-  languages it is absent ("not measured"), since there the compiler already reports such names
-  and they land in compile_pass_rate;
+  nowhere, as the language plugin's evaluator finds them (its optional `NameChecker`: ruff's
+  F821 for Python; the compiler's unresolved names, methods and imports for Rust, Go and
+  TypeScript); findings already present before the patch do not count. Absent ("not
+  measured") for a language whose evaluator checks no names;
 - median_iterations: among tasks that end green, the model turns until the first passing
   run_tests (or the whole episode, when it never ran them); absent when none ends green;
 - median_diff_lines: changed lines of the final patch, over tasks that changed anything.
@@ -46,7 +45,6 @@ import json
 import logging
 import re
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -65,7 +63,16 @@ from moa.agent.rollout import Episode, run_episodes
 from moa.agent.tasks import RepairTask
 from moa.api.records import EvalOutcome
 from moa.api.stages import StageConfig, StageSummary
-from moa.stage import StageDirs, exit_with, setup_logging, summarize, write_report
+from moa.stage import (
+    StageDirs,
+    already_done,
+    config_option,
+    exit_with,
+    overrides,
+    setup_logging,
+    summarize,
+    write_report,
+)
 
 log = logging.getLogger("moa.trainer")
 
@@ -91,15 +98,14 @@ class EvalRun:
     format_prompts: int = 64
 
     @classmethod
-    def from_config(cls, config: StageConfig, **overrides: Any) -> EvalRun:
+    def from_config(cls, config: StageConfig, **given: Any) -> EvalRun:
         layout = config.layout
         defaults: dict[str, Any] = {
             "tasks": layout.core_agent_eval,
             "adapter": layout.final_adapter,
             "output": layout.stage_dir("eval"),
         }
-        defaults.update({k: v for k, v in overrides.items() if v is not None})
-        return cls(config=config, **defaults)
+        return cls(config=config, **overrides(defaults, given))
 
 
 # ------------------------------------------------------------------------------ the agent table
@@ -154,50 +160,19 @@ def agent_metrics(results: Sequence[TaskResult], language: str, judge: Judge, ta
     return metrics
 
 
-UNDEFINED = "F821"
-
-
-def undefined_names(repo: Path, files: Sequence[str]) -> set[tuple[str, str]]:
-    """(file, message) of ruff's undefined-name findings in `files` (static: nothing runs)."""
-    targets = [f for f in files if f.endswith(".py") and (repo / f).is_file()]
-    if not targets:
-        return set()
-    ruff = Path(sys.executable).with_name("ruff")
-    done = subprocess.run(
-        [
-            str(ruff),
-            "check",
-            "--isolated",
-            "--select",
-            UNDEFINED,
-            "--output-format",
-            "json",
-            "--no-cache",
-            *targets,
-        ],
-        cwd=repo,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    try:
-        found = json.loads(done.stdout or "[]")
-    except ValueError:
-        raise RuntimeError(f"ruff gave no JSON for the undefined-name check: {done.stderr[:300]}") from None
-    return {
-        (Path(f["filename"]).resolve().relative_to(repo.resolve()).as_posix(), f["message"]) for f in found
-    }
-
-
 def hallucinated_api_rate(
     language: str, results: Sequence[TaskResult], judge: Judge, tasks: dict[str, RepairTask]
 ) -> float | None:
-    """Share of applied patches that add an undefined name (Python only; None elsewhere or
-    when no patch applied)."""
-    if language != "python":
-        return None
+    """Share of applied patches that add an undefined name, as the language's evaluator finds
+    them (its optional `NameChecker` interface); None without one, or when no patch applied."""
     from moa.agent.workspace import Workspace
     from moa.harmony.patch import PatchError, apply, parse_patch
+    from moa.languages.base import NameChecker
+    from moa.languages.evaluators import get_evaluator
+
+    checker = get_evaluator(language)
+    if not isinstance(checker, NameChecker):
+        return None
 
     applied = hallucinated = 0
     for r in results:
@@ -205,13 +180,13 @@ def hallucinated_api_rate(
             continue
         task = tasks[r.task]
         files = [op.path for op in parse_patch(r.episode.patch).operations]
-        before = undefined_names(judge.state(task), files)
+        before = checker.undefined_names(judge.state(task), files, judge.timeout_s)
         with Workspace.create(task.state) as ws:
             try:
                 apply(r.episode.patch, ws.root)
             except PatchError:
                 continue
-            after = undefined_names(ws.root, files)
+            after = checker.undefined_names(ws.root, files, judge.timeout_s)
         applied += 1
         hallucinated += bool(after - before)
     return hallucinated / applied if applied else None
@@ -372,7 +347,7 @@ def other_adapters(run: EvalRun) -> dict[str, Path]:
 
 NOT_MEASURED_NOTES = {
     "mmlu_accuracy": "MMLU: not measured (no --mmlu FILE given)",
-    "hallucinated_api_rate": "hallucinated API rate: not measured (Python only, and needs an applied patch)",
+    "hallucinated_api_rate": "hallucinated API rate: not measured (no patch applied, or the language's evaluator checks no names)",
     "lint_clean_rate": "lint clean rate: not measured (no task ended with passing tests)",
     "median_iterations": "median iterations to green: not measured (no task ended green)",
     "median_diff_lines": "median diff size: not measured (no task changed the repository)",
@@ -383,9 +358,8 @@ NOT_MEASURED_NOTES = {
 
 def run_eval(run: EvalRun, echo: Any = click.echo) -> StageSummary:
     dirs = StageDirs(run.output)
-    done = dirs.completed()
+    done = already_done("eval", dirs.output, echo)
     if done is not None:
-        echo(f"eval already complete at {run.output} ({done.status}): nothing to do")
         return done
 
     from moa.agent.judge import outcome_shares
@@ -502,13 +476,7 @@ def run_eval(run: EvalRun, echo: Any = click.echo) -> StageSummary:
 
 
 @click.command("eval")
-@click.option(
-    "--config",
-    "config_path",
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    required=True,
-    help="StageConfig YAML (the AdapterTraining spec plus stage and artifact root).",
-)
+@config_option()
 @click.option("--data", "tasks", type=click.Path(path_type=Path), default=None, help="Held-out tasks.")
 @click.option("--adapter", type=click.Path(path_type=Path), default=None, help="Adapter (default: final).")
 @click.option("--output", type=click.Path(path_type=Path), default=None, help="Report folder.")

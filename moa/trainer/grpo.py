@@ -47,7 +47,9 @@ from moa.api.stages import StageConfig, StageSummary
 from moa.api.training import GrpoStage
 from moa.stage import (
     StageDirs,
+    already_done,
     exit_with,
+    overrides,
     setup_logging,
     stage_options,
     summarize,
@@ -73,7 +75,7 @@ class GrpoRun:
     max_tasks: int | None = None
 
     @classmethod
-    def from_config(cls, config: StageConfig, **overrides: Any) -> GrpoRun:
+    def from_config(cls, config: StageConfig, **given: Any) -> GrpoRun:
         layout = config.layout
         start = (
             layout.ipo_adapter
@@ -85,9 +87,9 @@ class GrpoRun:
             "adapter": start,
             "reference": layout.sft_adapter,
             "output": layout.grpo_adapter,
+            "max_steps": config.spec.stages.grpo.max_steps,
         }
-        defaults.update({k: v for k, v in overrides.items() if v is not None})
-        return cls(config=config, **defaults)
+        return cls(config=config, **overrides(defaults, given))
 
 
 def grpo_prompt(task: RepairTask, timeout_s: float) -> str:
@@ -234,9 +236,8 @@ def use_reference(model: Any, reference: Path, start: Path) -> None:
 
 def run_grpo(run: GrpoRun) -> StageSummary:
     dirs = StageDirs(run.output)
-    done = dirs.completed()
+    done = already_done("grpo", dirs.output)
     if done is not None:
-        log.info("grpo already complete at %s (%s): nothing to do", run.output, done.status)
         return done
 
     from datasets import Dataset
@@ -271,7 +272,7 @@ def run_grpo(run: GrpoRun) -> StageSummary:
     dataset = Dataset.from_dict({"row": list(range(len(tasks)))})
     dataset.set_transform(row)
 
-    max_steps = run.max_steps or stage.max_steps
+    max_steps = run.max_steps
     kwargs = trainer_kwargs(stage, backend, dirs, max_steps)
     kwargs.update(eval_strategy="no", per_device_eval_batch_size=stage.num_generations)
     # TRL generates in groups of num_generations per prompt: a step's batch must hold whole groups.

@@ -32,7 +32,9 @@ import click
 from moa.api.stages import StageConfig, StageSummary
 from moa.stage import (
     StageDirs,
+    already_done,
     exit_with,
+    overrides,
     setup_logging,
     stage_options,
     summarize,
@@ -53,11 +55,10 @@ class IpoRun:
     max_steps: int | None = None
 
     @classmethod
-    def from_config(cls, config: StageConfig, **overrides: object) -> IpoRun:
+    def from_config(cls, config: StageConfig, **given: object) -> IpoRun:
         layout = config.layout
         defaults = {"pairs": layout.ipo_train, "adapter": layout.sft_adapter, "output": layout.ipo_adapter}
-        defaults.update({k: v for k, v in overrides.items() if v is not None})
-        return cls(config=config, **defaults)  # type: ignore[arg-type]
+        return cls(config=config, **overrides(defaults, given))  # type: ignore[arg-type]
 
 
 def make_trainer_class():  # type: ignore[no-untyped-def]
@@ -179,7 +180,7 @@ def no_pairs(run: IpoRun, dirs: StageDirs) -> StageSummary:
 
 def run_ipo(run: IpoRun) -> StageSummary:
     dirs = StageDirs(run.output)
-    done = dirs.already_done("ipo")
+    done = already_done("ipo", dirs.output)
     if done is not None:
         return done
 

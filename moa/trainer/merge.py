@@ -21,7 +21,7 @@ import click
 
 from moa.api.layout import METRICS, Layout
 from moa.api.stages import StageConfig, StageSummary
-from moa.stage import StageDirs, exit_with, setup_logging, summarize
+from moa.stage import StageDirs, already_done, config_option, exit_with, setup_logging, summarize
 
 log = logging.getLogger("moa.trainer")
 
@@ -100,7 +100,7 @@ def merge_full(base: Path, adapter: Path, target: Path) -> None:
 def run_merge(config: StageConfig, output: Path | None = None, full: bool = False) -> StageSummary:
     layout = config.layout
     dirs = StageDirs(output or layout.final_adapter)
-    done = dirs.already_done("merge")
+    done = already_done("merge", dirs.output)
     if done is not None:
         return done
     stages = trained_stages(layout)
@@ -175,13 +175,7 @@ def moa_version() -> str:
 
 
 @click.command("merge")
-@click.option(
-    "--config",
-    "config_path",
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    required=True,
-    help="StageConfig YAML.",
-)
+@config_option()
 @click.option(
     "--output", type=click.Path(path_type=Path), default=None, help="Output folder (default: {lang}_coding)."
 )

@@ -22,7 +22,9 @@ import click
 from moa.api.stages import StageConfig
 from moa.stage import (
     StageDirs,
+    already_done,
     exit_with,
+    overrides,
     setup_logging,
     stage_options,
     summarize,
@@ -42,26 +44,27 @@ class SftRun:
     train_data: Path
     eval_data: Path
     output: Path
+    format_prompts: int  # held-out prompts for tool-call format accuracy
+    max_new_tokens: int
     max_steps: int | None = None
-    format_prompts: int = 64  # held-out prompts for tool-call format accuracy
-    max_new_tokens: int = 256
 
     @classmethod
-    def from_config(cls, config: StageConfig, **overrides: object) -> SftRun:
-        layout = config.layout
+    def from_config(cls, config: StageConfig, **given: object) -> SftRun:
+        layout, stage = config.layout, config.spec.stages.core_agent
         defaults = {
             "train_data": layout.core_agent_train,
             "eval_data": layout.core_agent_eval,
             "output": layout.sft_adapter,
+            "format_prompts": stage.tool_call_prompts,
+            "max_new_tokens": stage.max_new_tokens,
         }
-        defaults.update({k: v for k, v in overrides.items() if v is not None})
-        return cls(config=config, **defaults)  # type: ignore[arg-type]
+        return cls(config=config, **overrides(defaults, given))  # type: ignore[arg-type]
 
 
 def run_sft(run: SftRun):  # -> StageSummary
     """Train (resuming from the last checkpoint of a killed run), measure, gate, publish."""
     dirs = StageDirs(run.output)
-    done = dirs.already_done("sft")
+    done = already_done("sft", dirs.output)
     if done is not None:
         return done
 
@@ -180,15 +183,13 @@ def sft_cmd(
 ) -> None:
     """Supervised fine-tuning on the Harmony agent trajectories (exit 3 when a gate fails)."""
     setup_logging()
-    config = StageConfig.load(config_path)
-    sft = config.spec.stages.core_agent
     run = SftRun.from_config(
-        config,
+        StageConfig.load(config_path),
         train_data=data,
         eval_data=eval_data,
         output=output,
         max_steps=max_steps,
-        format_prompts=format_prompts or sft.tool_call_prompts,
-        max_new_tokens=max_new_tokens or sft.max_new_tokens,
+        format_prompts=format_prompts,
+        max_new_tokens=max_new_tokens,
     )
     exit_with(run_sft(run), run.output)

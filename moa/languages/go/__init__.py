@@ -1,21 +1,10 @@
 """The Go language plugin."""
 
-from moa.languages.base import Evaluator, LanguagePlugin, MutationRunner
+import re
+
+from moa.languages.base import Idiom, LanguagePlugin, lazy
 from moa.languages.go.offline import OFFLINE_CACHE
 from moa.languages.go.sources import SOURCES
-
-
-def _evaluator() -> Evaluator:
-    from moa.languages.go.evaluator import GoEvaluator
-
-    return GoEvaluator()
-
-
-def _mutation_runner() -> MutationRunner:
-    from moa.languages.go.mutation import GoMutationRunner
-
-    return GoMutationRunner()
-
 
 plugin = LanguagePlugin(
     name="go",
@@ -27,8 +16,18 @@ plugin = LanguagePlugin(
         r"\berr\s*!=\s*nil\b": 2,
         r"^import\s+\(": 1,
     },
-    evaluator=_evaluator,
-    mutation_runner=_mutation_runner,
+    evaluator=lazy("moa.languages.go.evaluator:GoEvaluator"),
+    mutation_runner=lazy("moa.languages.go.mutation:GoMutationRunner"),
     default_sources=SOURCES,
+    failing_test_patterns=(
+        re.compile(r"^\s*--- FAIL: (\S+)", re.M),  # go test
+    ),
+    definition_pattern=r"func (\([^)]*\) )?{name}\b",
+    idioms=(
+        Idiom(re.compile(r"fmt\.Errorf\((?!.*%w).*\berr\b"), "error not wrapped with %w"),
+        Idiom(re.compile(r"errors\.New\(\s*err\.Error\(\)\s*\)"), "error re-created, not wrapped"),
+        Idiom(re.compile(r"\bpanic\("), "panic instead of an error"),
+    ),
+    dependency_dirs=("vendor",),
     offline_cache=OFFLINE_CACHE,
 )

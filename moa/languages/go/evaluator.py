@@ -23,13 +23,12 @@ from functools import cache
 from pathlib import Path
 
 from moa.languages.evaluators import (
+    BuildNameChecker,
     Lint,
     Runner,
     SuiteRun,
-    ToolchainEvaluator,
     eval_root,
     located_findings,
-    register_evaluator,
     version_of,
 )
 from moa.languages.sandbox import Result, Sandbox
@@ -48,9 +47,12 @@ def build_cache() -> Path:
     return eval_root() / "go-build"
 
 
-@register_evaluator("go")
-class GoEvaluator(ToolchainEvaluator):
+class GoEvaluator(BuildNameChecker):
     language = "go"
+    # The type checker's unresolved identifiers, and selectors naming no field or method.
+    UNDEFINED = re.compile(
+        r"^(?P<path>[^\s:]+\.go):\d+:\d+: (?P<message>undefined: .+|.+ undefined \(type .+\))$", re.M
+    )
 
     def toolchain(self) -> str:
         golangci = shutil.which("golangci-lint")

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -23,7 +24,6 @@ from moa.languages.evaluators import (
     SuiteRun,
     ToolchainEvaluator,
     count_tests,
-    register_evaluator,
     version_of,
 )
 from moa.languages.python.mutation import VENV, layout
@@ -63,7 +63,6 @@ def top_level_modules(repo: Path) -> list[str]:
     return [Path(s.rstrip("/")).stem for s in sources]
 
 
-@register_evaluator("python")
 class PythonEvaluator(ToolchainEvaluator):
     language = "python"
 
@@ -95,6 +94,47 @@ class PythonEvaluator(ToolchainEvaluator):
         )
         total, failed = count_tests(result.output)
         return SuiteRun(result, total, failed)
+
+    def undefined_names(
+        self, repo: Path, files: Sequence[str], timeout_s: float = 600.0
+    ) -> set[tuple[str, str]]:
+        """(file, message) of ruff's undefined-name findings (F821) in `files`: static, nothing
+        runs, so no sandbox is needed (the `NameChecker` interface)."""
+        targets = [f for f in files if f.endswith(".py") and (repo / f).is_file()]
+        ruff = ruff_path()
+        if not targets:
+            return set()
+        if ruff is None:
+            raise RuntimeError(
+                "ruff not found (install moa's [dev] extra): undefined names cannot be checked"
+            )
+        done = subprocess.run(
+            [
+                ruff,
+                "check",
+                "--isolated",
+                "--select",
+                "F821",
+                "--output-format",
+                "json",
+                "--no-cache",
+                *targets,
+            ],
+            cwd=repo,
+            capture_output=True,
+            text=True,
+            timeout=timeout_s,
+        )
+        try:
+            found = json.loads(done.stdout or "[]")
+        except ValueError:
+            raise RuntimeError(
+                f"ruff gave no JSON for the undefined-name check: {done.stderr[:300]}"
+            ) from None
+        return {
+            (Path(f["filename"]).resolve().relative_to(repo.resolve()).as_posix(), f["message"])
+            for f in found
+        }
 
     def lint(self, repo: Path, run: Runner) -> Lint:
         ruff = ruff_path()

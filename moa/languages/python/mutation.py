@@ -12,8 +12,6 @@ network (pip), baseline/mutation runs without.
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import json
 import os
 import re
@@ -21,13 +19,13 @@ import shutil
 import subprocess
 import sys
 import tokenize
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from io import StringIO
 from pathlib import Path
 
 from moa.api.records import MutationRecord, MutationStatus, SourceRef
 from moa.languages.sandbox import Limits, Result, run
-from moa.languages.tools import cache_dir, tools_dir
+from moa.languages.tools import cache_dir, file_lock, tools_dir
 
 MUTMUT_VERSION = "3.8.1"
 VENV = ".moa-venv"
@@ -73,17 +71,6 @@ _FAILED_RE = re.compile(r"^(?:FAILED|ERROR) (\S+?)(?: - .*)?$", re.MULTILINE)
 
 
 moa_cache = cache_dir
-
-
-@contextlib.contextmanager
-def _locked(path: Path) -> Iterator[None]:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
 
 
 def base_python() -> str:
@@ -214,7 +201,7 @@ class MutmutRunner:
         done = self.tool_dir / ".installed"
         if done.is_file():
             return
-        with _locked(self.tool_dir.parent / f"{self.tool_dir.name}.lock"):
+        with file_lock(self.tool_dir.parent / f"{self.tool_dir.name}.lock"):
             if done.is_file():
                 return
             # A venv is not relocatable, so it is built at its final path; `.installed` marks it complete.

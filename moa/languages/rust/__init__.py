@@ -1,21 +1,10 @@
 """The Rust language plugin."""
 
-from moa.languages.base import Evaluator, LanguagePlugin, MutationRunner
+import re
+
+from moa.languages.base import Idiom, LanguagePlugin, lazy
 from moa.languages.rust.offline import OFFLINE_CACHE
 from moa.languages.rust.sources import SOURCES
-
-
-def _evaluator() -> Evaluator:
-    from moa.languages.rust.evaluator import RustEvaluator
-
-    return RustEvaluator()
-
-
-def _mutation_runner() -> MutationRunner:
-    from moa.languages.rust.mutation import RustMutationRunner
-
-    return RustMutationRunner()
-
 
 plugin = LanguagePlugin(
     name="rust",
@@ -28,8 +17,20 @@ plugin = LanguagePlugin(
         r"\bpub\s+(fn|struct|enum)\b": 2,
         r"#\[derive": 2,
     },
-    evaluator=_evaluator,
-    mutation_runner=_mutation_runner,
+    evaluator=lazy("moa.languages.rust.evaluator:RustEvaluator"),
+    mutation_runner=lazy("moa.languages.rust.mutation:RustMutationRunner"),
     default_sources=SOURCES,
+    failing_test_patterns=(
+        re.compile(r"^test (\S+) \.\.\. FAILED$", re.M),  # cargo test
+    ),
+    failure_clues=("panicked", "thread '.*' panicked"),
+    definition_pattern=r"fn {name}\b",
+    idioms=(
+        Idiom(re.compile(r"\.unwrap\(\)"), "unwrap() instead of ? / Result"),
+        Idiom(re.compile(r"\.expect\("), "expect() instead of ? / Result"),
+        Idiom(re.compile(r"\bpanic!\("), "panic! instead of an error"),
+    ),
+    build_dirs=("target", "mutants"),
+    incremental_dirs=("target",),
     offline_cache=OFFLINE_CACHE,
 )

@@ -13,16 +13,16 @@ costs 0.3 reward, not 1.3).
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Sequence
 from pathlib import Path
 
 from moa.languages.evaluators import (
+    BuildNameChecker,
     Lint,
     Runner,
     SuiteRun,
-    ToolchainEvaluator,
     count_tests,
-    register_evaluator,
     version_of,
 )
 from moa.languages.sandbox import Result, Sandbox
@@ -30,9 +30,14 @@ from moa.languages.sandbox import Result, Sandbox
 ENV = {"CARGO_NET_OFFLINE": "true", "CARGO_TERM_COLOR": "never", "CARGO_INCREMENTAL": "0"}
 
 
-@register_evaluator("rust")
-class RustEvaluator(ToolchainEvaluator):
+class RustEvaluator(BuildNameChecker):
     language = "rust"
+    # rustc's name resolution errors: value/function, path, type, method/field, import, struct.
+    UNDEFINED = re.compile(
+        r"^(?P<path>[^\s:]+\.rs):\d+:\d+: error\[(?:E0425|E0433|E0412|E0599|E0609|E0432|E0422|E0531)\]: "
+        r"(?P<message>.+)$",
+        re.M,
+    )
 
     def toolchain(self) -> str:
         return " | ".join(

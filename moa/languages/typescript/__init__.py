@@ -1,21 +1,10 @@
 """The TypeScript language plugin."""
 
-from moa.languages.base import Evaluator, LanguagePlugin, MutationRunner
+import re
+
+from moa.languages.base import Idiom, LanguagePlugin, lazy
 from moa.languages.typescript.offline import OFFLINE_CACHE
 from moa.languages.typescript.sources import SOURCES
-
-
-def _evaluator() -> Evaluator:
-    from moa.languages.typescript.evaluator import TypeScriptEvaluator
-
-    return TypeScriptEvaluator()
-
-
-def _mutation_runner() -> MutationRunner:
-    from moa.languages.typescript.mutation import TypeScriptMutationRunner
-
-    return TypeScriptMutationRunner()
-
 
 plugin = LanguagePlugin(
     name="typescript",
@@ -27,8 +16,21 @@ plugin = LanguagePlugin(
         r"=>": 1,
         r"\bimport\s+.*\s+from\s+['\"]": 1,
     },
-    evaluator=_evaluator,
-    mutation_runner=_mutation_runner,
+    evaluator=lazy("moa.languages.typescript.evaluator:TypeScriptEvaluator"),
+    mutation_runner=lazy("moa.languages.typescript.mutation:TypeScriptMutationRunner"),
     default_sources=SOURCES,
+    failing_test_patterns=(
+        re.compile(r"^not ok \d+ - (.+?)\s*(?:#.*)?$", re.M),  # TAP (node --test, tape)
+        re.compile(r"^\s*● (.+?)\s*$", re.M),  # jest
+        re.compile(r"^\s*(?:×|✕|✗) (.+?)(?: \d+ms)?\s*$", re.M),  # vitest / jest / mocha markers
+    ),
+    definition_pattern=r"(?:\bfunction\s*\*?\s*{name}\b|\b(?:const|let|var)\s+{name}\s*=|^\s*(?:(?:public|private|protected|static|async|get|set)\s+)*{name}\s*(?:<[^>]*>)?\()",
+    idioms=(
+        Idiom(re.compile(r":\s*any\b|\bas\s+any\b|<any>|\bany\[\]"), "`any` type"),
+        Idiom(re.compile(r"@ts-ignore|@ts-nocheck"), "type check suppressed"),
+    ),
+    dependency_dirs=("node_modules",),
+    dependency_locks=("node_modules/.package-lock.json",),
+    build_dirs=("dist", "build", "coverage", ".next", ".turbo"),
     offline_cache=OFFLINE_CACHE,
 )

@@ -21,12 +21,11 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from moa.languages.evaluators import (
+    BuildNameChecker,
     Lint,
     Runner,
     SuiteRun,
-    ToolchainEvaluator,
     count_tests,
-    register_evaluator,
     version_of,
 )
 from moa.languages.sandbox import Result, Sandbox
@@ -111,9 +110,21 @@ export default [
 """
 
 
-@register_evaluator("typescript")
-class TypeScriptEvaluator(ToolchainEvaluator):
+def _tsc(repo: Path) -> str:
+    """The package's own TypeScript compiler, else moa's pinned one."""
+    return _bin(repo, "typescript", "bin/tsc") or str(
+        ensure_tools() / "node_modules" / "typescript" / "bin" / "tsc"
+    )
+
+
+class TypeScriptEvaluator(BuildNameChecker):
     language = "typescript"
+    # tsc's unresolved names, properties, exported members and modules.
+    UNDEFINED = re.compile(
+        r"^(?P<path>[^\s(]+)\(\d+,\d+\): error TS(?:2304|2552|2339|2551|2305|2724|2307|2614|2694): "
+        r"(?P<message>.+)$",
+        re.M,
+    )
 
     def toolchain(self) -> str:
         return " | ".join((version_of("node", "--version"), *(f"{n}@{v}" for n, v in TOOL_PACKAGES.items())))
@@ -127,12 +138,20 @@ class TypeScriptEvaluator(ToolchainEvaluator):
             return run(
                 ["node", "--experimental-vm-modules", "-e", _NODE_CHECK, *sources(repo, JS_SUFFIXES)], env=ENV
             )
-        tsc = _bin(repo, "typescript", "bin/tsc") or str(
-            ensure_tools() / "node_modules" / "typescript" / "bin" / "tsc"
-        )
+        tsc = _tsc(repo)
         if (repo / "tsconfig.json").is_file():
             return run(["node", tsc, "--noEmit", "-p", "tsconfig.json"], env=ENV)
         return run(["node", tsc, *DEFAULT_TSC, *ts], env=ENV)
+
+    def name_check(self, repo: Path, run: Runner) -> Result:
+        """The build's tsc; a JavaScript package's build checks syntax only, so its names are
+        checked by tsc reading the JavaScript (`--checkJs`)."""
+        if sources(repo, TS_SUFFIXES):
+            return self.build(repo, run)
+        tsc = _tsc(repo)
+        return run(
+            ["node", tsc, *DEFAULT_TSC, "--allowJs", "--checkJs", *sources(repo, JS_SUFFIXES)], env=ENV
+        )
 
     def test(self, repo: Path, run: Runner, tests: Sequence[str] = ()) -> SuiteRun:
         vitest = _bin(repo, "vitest", "vitest.mjs")

@@ -225,9 +225,11 @@ def test_mutate_cli_kill_resume_and_skip(tmp_path: Path) -> None:
     assert metrics["status"] == "succeeded" and metrics["metrics"]["kept"] == len(records)
     assert not verdicts.parent.exists()  # scratch removed once the source is done
 
+    finished = (out / "metrics.json").read_bytes()
     proc = _mutate(source, out)
     log = proc.communicate(timeout=120)[0]
     assert proc.returncode == 0 and "done already" in log, log
+    assert (out / "metrics.json").read_bytes() == finished  # a no-op rewrites nothing
 
 
 def test_stage_config_maps_to_a_run(tmp_path: Path) -> None:
@@ -268,3 +270,52 @@ def test_failed_sources_are_reported_in_one_line_and_in_metrics(tmp_path: Path) 
     assert len(errors) == 1 and "missing-a" in errors[0] and "missing-b" in errors[0], proc.stderr
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["status"] == "failed" and metrics["metrics"]["sources_failed"] == 2
+
+
+def test_a_finished_mutate_rerun_is_a_noop_that_leaves_metrics_byte_identical(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The stage harness: a completed output makes a re-run a no-op (no source is touched, not
+    even one that no longer exists), metrics.json stays byte-identical, and the summary still
+    goes to the termination log, as a pod re-run needs."""
+    from moa.api.stages import StageSummary
+
+    out = tmp_path / "out"
+    StageSummary(stage="mutate", status="succeeded", metrics={"kept": 3.0, "seconds": 12.5}).write(
+        out / "metrics.json"
+    )
+    finished = (out / "metrics.json").read_bytes()
+    stamp = (out / "metrics.json").stat().st_mtime_ns
+    termination = tmp_path / "termination-log"
+    termination.touch()
+    env = {**os.environ, "MOA_TERMINATION_LOG": str(termination)}
+    moa = str(Path(sys.executable).with_name("moa"))
+    cmd = [moa, "datagen", "mutate", "-l", "python", "-o", str(out), "--source", f"path:{tmp_path / 'gone'}"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120, env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert "done already" in proc.stderr
+    assert (out / "metrics.json").read_bytes() == finished
+    assert (out / "metrics.json").stat().st_mtime_ns == stamp
+    assert json.loads(termination.read_text())["metrics"]["kept"] == 3.0
+
+
+def test_recover_reverts_an_applied_diff_and_drops_a_stale_journal(tmp_path: Path) -> None:
+    """A kill can land after the journal is written but before the diff is applied (or after
+    the revert, before the journal goes): recovery must tell the two apart."""
+    import difflib
+
+    from moa.datagen.verify import apply_diff, recover
+
+    fixed, buggy = "def add(a, b):\n    return a + b\n", "def add(a, b):\n    return a - b\n"
+    (tmp_path / "calc.py").write_text(fixed)
+    diff = "".join(
+        difflib.unified_diff(fixed.splitlines(True), buggy.splitlines(True), "a/calc.py", "b/calc.py")
+    )
+    journal = tmp_path / "applied.diff"
+    journal.write_text(diff)
+    recover(tmp_path, journal)  # written, never applied: nothing to revert
+    assert (tmp_path / "calc.py").read_text() == fixed and not journal.exists()
+    journal.write_text(diff)
+    assert apply_diff(tmp_path, diff)[0]
+    recover(tmp_path, journal)  # applied: reverted
+    assert (tmp_path / "calc.py").read_text() == fixed and not journal.exists()

@@ -120,3 +120,28 @@ def check_selection(case: Case, state: Path, work: Path) -> None:
     if case.unrelated:
         unrelated = evaluator.test(work, run, tests=[case.unrelated])  # type: ignore[attr-defined]
         assert unrelated.result.ok and unrelated.total, unrelated.result.output
+
+
+def check_undefined_names(case: Case, state: Path, hallucinated: str, name: str, work: Path) -> None:
+    """The plugin's undefined-name check (the hallucinated-API metric) on the names an edit
+    adds: the correct fix adds none, an edit calling `name` (defined nowhere) adds it."""
+    from moa.languages import registry
+    from moa.languages.base import NameChecker
+
+    checker = get_evaluator(case.language)
+    assert isinstance(checker, NameChecker)
+    before = checker.undefined_names(state, [case.file], 600.0)
+    added = {}
+    for label, replacement in (("fixed", case.fixed), ("hallucinated", hallucinated)):
+        copy = work / label
+        hidden = registry.dependency_dirs() | registry.build_dirs()
+        shutil.copytree(state, copy, symlinks=True, ignore=shutil.ignore_patterns(*hidden))
+        for folder in registry.dependency_dirs():
+            if (state / folder).is_dir():
+                (copy / folder).symlink_to(state / folder, target_is_directory=True)
+        text = (copy / case.file).read_text()
+        (copy / case.file).write_text(text.replace(case.buggy, replacement))
+        added[label] = checker.undefined_names(copy, [case.file], 600.0) - before
+    assert added["fixed"] == set()
+    assert added["hallucinated"] and all(f == case.file for f, _ in added["hallucinated"])
+    assert any(name in message for _, message in added["hallucinated"]), added["hallucinated"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from eval_ladder import Case, buggy_state, check_ladder, check_selection
+from eval_ladder import Case, buggy_state, check_ladder, check_selection, check_undefined_names
 
 from moa.languages.sources import fetch
 
@@ -34,3 +34,9 @@ def test_go_evaluator_ladder(tmp_path: Path) -> None:
     assert outcomes["tests_failed"].tests_failed
     assert outcomes["clean"].lint_available
     assert any("vet" in f for f in outcomes["lint_warnings"].lint_findings)
+
+
+@pytest.mark.slow
+def test_go_undefined_names(tmp_path: Path) -> None:
+    state = buggy_state(CASE, fetch(CASE.source))
+    check_undefined_names(CASE, state, "\treturn Version(uuidVersionOf(uuid))\n", "uuidVersionOf", tmp_path)

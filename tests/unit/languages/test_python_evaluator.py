@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from eval_ladder import Case, buggy_state, check_ladder, check_selection
+from eval_ladder import Case, buggy_state, check_ladder, check_selection, check_undefined_names
 
 from moa.languages.python.mutation import MutmutRunner
 from moa.languages.sources import fetch
@@ -34,3 +34,15 @@ def test_python_evaluator_ladder(tmp_path: Path) -> None:
     assert outcomes["clean"].tests_total and outcomes["clean"].tests_total > 600
     assert outcomes["tests_failed"].tests_failed
     assert any("F841" in f for f in outcomes["lint_warnings"].lint_findings)
+
+
+@pytest.mark.slow
+def test_python_undefined_names(tmp_path: Path) -> None:
+    state = buggy_state(CASE, fetch(CASE.source), prepare=MutmutRunner().prepare)
+    check_undefined_names(
+        CASE,
+        state,
+        "    consume_all(zip(iterable, counter))\n    return next(counter)\n",
+        "consume_all",
+        tmp_path,
+    )

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from eval_ladder import Case, buggy_state, check_ladder, check_selection
+from eval_ladder import Case, buggy_state, check_ladder, check_selection, check_undefined_names
 
 from moa.languages.sources import fetch
 
@@ -32,3 +32,11 @@ def test_rust_evaluator_ladder(tmp_path: Path) -> None:
     assert outcomes["clean"].tests_total and outcomes["clean"].tests_total >= 3
     assert outcomes["tests_failed"].tests_failed
     assert any("unused_variables" in f for f in outcomes["lint_warnings"].lint_findings)
+
+
+@pytest.mark.slow
+def test_rust_undefined_names(tmp_path: Path) -> None:
+    state = buggy_state(CASE, fetch(CASE.source))
+    check_undefined_names(
+        CASE, state, "            hash = hash ^ fnv_mix_byte(*byte);\n", "fnv_mix_byte", tmp_path
+    )

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from eval_ladder import Case, buggy_state, check_ladder, check_selection
+from eval_ladder import Case, buggy_state, check_ladder, check_selection, check_undefined_names
 
 from moa.languages.sources import fetch
 from moa.languages.typescript.mutation import TypeScriptMutationRunner
@@ -35,3 +35,9 @@ def test_typescript_evaluator_ladder(tmp_path: Path) -> None:
     assert outcomes["clean"].tests_total and outcomes["clean"].tests_total >= 10
     assert outcomes["tests_failed"].tests_failed
     assert any("no-unused-vars" in f for f in outcomes["lint_warnings"].lint_findings)
+
+
+@pytest.mark.slow
+def test_typescript_undefined_names(tmp_path: Path) -> None:
+    state = buggy_state(CASE, fetch(CASE.source), prepare=TypeScriptMutationRunner().prepare)
+    check_undefined_names(CASE, state, PATTERN % "min(...lengthsOf(indentLengths))", "lengthsOf", tmp_path)

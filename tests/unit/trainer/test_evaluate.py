@@ -16,6 +16,7 @@ from moa.agent.judge import Judge
 from moa.agent.tasks import read_tasks
 from moa.api.training import EvalStage, Rewards
 from moa.cli import cli
+from moa.languages.python.evaluator import PythonEvaluator
 from moa.stage import summarize
 from moa.trainer.data import tool_call_prompts
 from moa.trainer.evaluate import (
@@ -24,7 +25,6 @@ from moa.trainer.evaluate import (
     call_accuracy,
     humaneval_pass_at_1,
     read_mmlu,
-    undefined_names,
 )
 
 
@@ -109,7 +109,7 @@ def test_humaneval_executes_each_completion_in_the_sandbox() -> None:
 
 def test_undefined_names_and_bad_mmlu_lines(tmp_path: Path) -> None:
     (tmp_path / "m.py").write_text("import os\n\n\ndef f(x):\n    return os.sep + g(x)\n")
-    assert {m for _, m in undefined_names(tmp_path, ["m.py"])} == {"Undefined name `g`"}
+    assert {m for _, m in PythonEvaluator().undefined_names(tmp_path, ["m.py"])} == {"Undefined name `g`"}
     questions = tmp_path / "mmlu.jsonl"
     questions.write_text(
         '{"question": "q", "choices": ["a", "b", "c", "d"], "answer": "B"}\n{"question": "q"}\n'
