@@ -35,6 +35,7 @@ from moa.api.stages import StageConfig, StageSummary
 from moa.languages import registry
 from moa.languages.sources import fetch as fetch_tree
 from moa.languages.tools import cache_dir
+from moa.stage import already_done, config_option, exit_with
 
 FETCHED = ".fetched"
 
@@ -135,12 +136,11 @@ def run_stage(language: str, output: Path, refs: list[SourceRef], metrics_path: 
         message="; ".join(f"{r['source']}: {r['reason'][:300]}" for r in failed)[:1500],
     )
     summary.write(metrics_path)
-    summary.write_termination_log()
     return summary
 
 
 @click.command("fetch")
-@click.option("--config", "config_path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@config_option(required=False)
 @click.option("--language", "-l", help="Language plugin (when not using --config).")
 @click.option("--source", "sources", multiple=True, help="REGISTRY:NAME@VERSION, git:URL#REV or path:DIR.")
 @click.option(
@@ -168,6 +168,9 @@ def fetch_cmd(
         texts = [str(s.ref) for s in registry.get(language).default_sources if s.ships_tests]
     if not texts:
         raise click.UsageError(f"no sources to fetch: give --source ({language} has no default sources)")
-    summary = run_stage(language, output, [SourceRef.parse(t) for t in texts], metrics_path)
-    if summary.status == "failed":
-        raise click.ClickException(f"fetch failed for {summary.message}")
+    done = already_done("fetch", metrics_path.parent, lambda line: click.echo(line, err=True))
+    if done is not None:
+        exit_with(done, metrics_path.parent)
+    exit_with(
+        run_stage(language, output, [SourceRef.parse(t) for t in texts], metrics_path), metrics_path.parent
+    )
