@@ -1,20 +1,27 @@
-"""What `moa datagen mutate` costs on top of running mutmut by hand, on one real PyPI source.
+"""What `moa datagen mutate` costs on top of running each language's mutation tool by hand, and how
+many verified caught mutants it yields per core-minute, for every language plugin, in one run.
 
-    .venv/bin/python bench/datagen_overhead.py [--source pypi:inflection@0.5.1] [--verify-sample 10]
+    .venv/bin/python bench/datagen_overhead.py [--source LANG=REF ...] [--sample 6] [--skip-raw]
 
-Both sides do the same work in the same run, from the same cached sdist and pip cache:
-- raw: a venv with the package (editable) + pytest, mutmut's config, one pytest run, `mutmut run`
-  on every mutant — what a person would type, no sandbox;
-- moa: `moa datagen mutate --no-verify` with no caps (fetch, prepare, baseline x2, sandboxed
-  `mutmut run` on every mutant, export + normalise, dedup, JSONL + stats).
-Prints both times and moa/raw (goal <= 1.15x). Verification is extra work raw mutmut never does,
-so it is NOT in the ratio: it is measured separately, per caught mutant, on a sample.
+Without --source: the first curated source (that ships tests) of every plugin with a mutation runner.
+Per source, in the same run, from the same cached download:
+- raw: the runner's `prepare` on a private copy, then the tool's own command line on every mutant
+  (`runner.raw_command`), unsandboxed: what a person would type;
+- moa: `moa datagen mutate --no-verify --all-operators`, uncapped: every mutant, sandboxed,
+  normalised, diff-checked;
+- moa+verify: `moa datagen mutate` as the pipeline runs it (default operator mix, verification) on a
+  draw of --sample pairs: verified caught mutants per core-minute, the figure that sizes a seed run.
+Wall time is measured for each; moa/raw is the overhead (goal <= 1.15x). A core-minute is a wall
+minute times the cores the run holds (the runners test one mutant per core), which is how pods are
+sized; child CPU time is not used because processes reaped inside bwrap's pid namespace do not
+report theirs to us. Then: the core-hours of >= 3,000 verified caught per language at that rate.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -22,92 +29,111 @@ import tempfile
 import time
 from pathlib import Path
 
-from moa.api.records import MutationRecord, SourceRef
-from moa.datagen.verify import verify
-from moa.languages.python.mutation import VENV, MutmutRunner, base_python, layout, moa_cache
+from moa.api.records import SourceRef
+from moa.languages import registry
 from moa.languages.sources import fetch
 
-
-def sh(cmd: list[str], cwd: Path) -> None:
-    proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True)
-    if proc.returncode != 0:
-        sys.exit(f"{' '.join(cmd[:4])} failed: {(proc.stdout + proc.stderr)[-1500:]}")
+SEED_TARGET = 3000  # verified caught pairs per language the seed dataset needs
+BIG = "1000000"
 
 
-def raw(tree: Path, work: Path, runner: MutmutRunner) -> float:
-    """The hand-made run; mutmut comes from the same tool venv (installing it is not timed on either side)."""
-    repo = work / "raw"
+CORES = os.cpu_count() or 1
+
+
+def timed(
+    cmd: list[str], cwd: Path, env: dict[str, str] | None = None, what: str = "", ok: tuple[int, ...] = (0,)
+) -> float:
+    """Run `cmd` to the end; its wall seconds."""
     start = time.monotonic()
-    shutil.copytree(tree, repo)
-    venv = repo / VENV
-    sh([base_python(), "-m", "venv", str(venv)], repo)
-    pip = [
-        str(venv / "bin" / "python"),
-        "-m",
-        "pip",
-        "install",
-        "-q",
-        "--cache-dir",
-        str(moa_cache() / "pip"),
-    ]
-    sh([*pip, "pytest", "-e", "."], repo)
-    site = f"lib/python{sys.version_info.major}.{sys.version_info.minor}/site-packages"
-    (venv / site / "zz-mutmut.pth").write_text(str(runner.tool_dir / site) + "\n")
-    sources, tests = layout(repo)
-    cfg = "\n".join(["[mutmut]", "source_paths=", *(f"    {s}" for s in sources)])
-    cfg += "\n" + "\n".join(["pytest_add_cli_args_test_selection=", *(f"    {t}" for t in tests)])
-    (repo / "setup.cfg").write_text(
-        ((repo / "setup.cfg").read_text() if (repo / "setup.cfg").exists() else "") + "\n" + cfg + "\n"
-    )
-    sh([str(venv / "bin" / "python"), "-m", "pytest", "-q", "-p", "no:cacheprovider", *tests], repo)
-    cli = "import sys; from mutmut.__main__ import cli; sys.argv[0] = 'mutmut'; sys.exit(cli())"
-    sh([str(venv / "bin" / "python"), "-c", cli, "run", "--max-children", str(runner.jobs)], repo)
+    proc = subprocess.run(cmd, cwd=cwd, env={**os.environ, **(env or {})}, capture_output=True, text=True)
+    if proc.returncode not in ok:
+        sys.exit(f"{what or cmd[0]} failed (exit {proc.returncode}): {(proc.stdout + proc.stderr)[-1500:]}")
     return time.monotonic() - start
+
+
+def raw(language: str, ref: SourceRef, work: Path) -> float:
+    """Prepare (same code as moa's) and the tool's own command on every mutant; the runner's
+    default parallelism (one test run per CPU), as in moa."""
+    plugin = registry.get(language)
+    assert plugin.mutation_runner is not None
+    runner = plugin.mutation_runner()
+    runner.ensure_tool()  # installing the tool is timed on neither side
+    repo = work / "raw" / ref.slug
+    shutil.copytree(fetch(ref), repo, symlinks=True)
+    start = time.monotonic()
+    runner.prepare(repo)
+    cmd, env, ok = runner.raw_command(repo)  # type: ignore[attr-defined]
+    prepared = time.monotonic() - start
+    return prepared + timed(cmd, repo, env, f"{runner.tool} on {ref}", ok)
+
+
+def moa(language: str, ref: SourceRef, out: Path, *extra: str) -> tuple[float, dict[str, object]]:
+    cmd = [
+        str(Path(sys.executable).with_name("moa")),
+        "datagen",
+        "mutate",
+        "-l",
+        language,
+        "--source",
+        str(ref),
+    ]
+    cmd += ["-o", str(out), "-j", "1", *extra]
+    t = timed(cmd, Path.cwd(), None, f"moa datagen mutate on {ref}")
+    stats: dict[str, object] = json.loads((out / ref.slug / "stats.json").read_text())
+    return t, stats
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--source", default="pypi:inflection@0.5.1")
-    ap.add_argument("--verify-sample", type=int, default=10, help="caught mutants to time verification on")
+    ap.add_argument(
+        "--source", action="append", default=[], help="LANG=REF, e.g. go=go:github.com/google/uuid@v1.6.0"
+    )
+    ap.add_argument("--sample", type=int, default=6, help="pairs moa+verify keeps per source")
+    ap.add_argument("--skip-raw", action="store_true", help="only the moa+verify rate (no uncapped runs)")
     args = ap.parse_args()
-    ref = SourceRef.parse(args.source)
-    runner = MutmutRunner()
-    runner.ensure_tool()
-    tree = fetch(ref)
-    work = Path(tempfile.mkdtemp(prefix="moa-bench-"))
-    try:
-        t_raw = raw(tree, work, runner)
-        print(f"raw mutmut:          {t_raw:8.1f} s", flush=True)
+    pairs = [tuple(s.split("=", 1)) for s in args.source] or [
+        (p.name, str(next(s.ref for s in p.default_sources if s.ships_tests)))
+        for p in registry.plugins().values()
+        if p.mutation_runner is not None and any(s.ships_tests for s in p.default_sources)
+    ]
+    rows = []
+    for language, text in pairs:
+        ref = SourceRef.parse(text)
+        work = Path(tempfile.mkdtemp(prefix="moa-bench-"))
+        try:
+            row: dict[str, object] = {"language": language, "source": str(ref)}
+            if not args.skip_raw:
+                r = raw(language, ref, work)
+                m, stats = moa(language, ref, work / "moa", "--no-verify", "--all-operators",
+                               "--max-mutations", BIG, "--max-per-function", BIG, "--max-per-operator", BIG)  # fmt: skip
+                row |= {"raw_s": r, "moa_s": m, "mutants": stats.get("total"), "ratio": m / r}
+            v, vstats = moa(language, ref, work / "verify", "--max-mutations", str(args.sample))
+            verified = int(vstats.get("verified", 0) or 0)  # type: ignore[call-overload]
+            row |= {"verified": verified, "verify_s": v, "caught_per_core_min": verified / (v * CORES / 60)}
+            rows.append(row)
+            print(json.dumps(row), flush=True)
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+    print_table(rows)
 
-        out = work / "moa"
-        moa = str(Path(sys.executable).with_name("moa"))
-        big = "1000000"
-        cmd = [moa, "datagen", "mutate", "-l", "python", "--source", str(ref), "-o", str(out), "--no-verify"]
-        cmd += ["--max-mutations", big, "--max-per-function", big, "--max-per-operator", big]
-        start = time.monotonic()
-        proc = subprocess.run(cmd, capture_output=True, text=True)
-        t_moa = time.monotonic() - start
-        if proc.returncode != 0:
-            sys.exit(f"moa datagen mutate failed: {proc.stderr[-1500:]}")
-        stats = json.loads((out / ref.slug / "stats.json").read_text())
-        secs = stats["seconds"]
-        print(f"moa (no verify):     {t_moa:8.1f} s   ({', '.join(f'{k} {v:.1f}' for k, v in secs.items())})")
-        print(f"mutants: {stats['total']} ({stats['counts']}), kept {stats['kept']}")
-        print(f"overhead moa/raw:    {t_moa / t_raw:8.2f}x   (goal <= 1.15x; verification not included)")
 
-        records = [MutationRecord.model_validate_json(x) for x in (out / ref.slug / "mutations.jsonl").open()]
-        sample = records[: args.verify_sample]
-        sources, tests = layout(work / "raw")  # what the runner's baseline needs to know
-        (work / "raw" / VENV / ".prepared").write_text(json.dumps({"sources": sources, "tests": tests}))
-        start = time.monotonic()
-        kept = sum(verify(runner, work / "raw", rec, [], 300).kept for rec in sample)
-        per = (time.monotonic() - start) / max(1, len(sample))
+def print_table(rows: list[dict[str, object]]) -> None:
+    print(
+        "\n| language | source | mutants | raw s | moa s | moa/raw | verified | caught/core-min | core-h for 3,000 |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|")
+    for r in rows:
+        rate = r.get("caught_per_core_min")
+        cost = f"{SEED_TARGET / rate / 60:.1f}" if isinstance(rate, float) and rate > 0 else "n/a"
+
+        def f(key: str, fmt: str = "{:.0f}", row: dict[str, object] = r) -> str:
+            value = row.get(key)
+            return fmt.format(value) if isinstance(value, int | float) else "-"
+
         print(
-            f"verification (extra): {per:.2f} s per caught mutant ({kept}/{len(sample)} of the sample verified); "
-            f"~{per * len(records):.0f} s for all {len(records)} caught, i.e. {per * len(records) / t_moa:.2f}x the run"
+            f"| {r['language']} | {r['source']} | {f('mutants')} | {f('raw_s')} | {f('moa_s')} | "
+            f"{f('ratio', '{:.2f}x')} | {r['verified']} | {f('caught_per_core_min', '{:.2f}')} | {cost} |"
         )
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -1,13 +1,18 @@
-"""Operator scale benchmark on the local control plane: N AdapterTrainings at once.
+"""Operator scale benchmark on the local control plane: 1, 20 and 200 AdapterTrainings in one run.
 
-Measures, against a baseline of ONE training measured in the same run:
+Each size runs in its own namespace with a fresh operator process (so its peak RSS is its own);
+the one-training size is the baseline the others are compared with. Per size it prints:
+- hand-off latency p50/p95: from a stage's last pod finishing (as a watch saw it) to the next
+  stage's first pod appearing;
 - time until every training is Ready;
 - the operator's peak RSS (VmHWM of its process);
-- Kubernetes API requests the reconciler made, per training (from its Prometheus endpoint);
-- hand-off latency: from a stage's pod finishing (as seen by a watch) to the next stage's
-  workload existing, p50/p95.
+- Kubernetes API requests per training: every request the operator made (reconciles, relists,
+  events), from its Prometheus endpoint, divided by the trainings;
+- API requests per idle reconcile: the `moa_reconcile_api_requests{reconcile="idle"}` histogram
+  while the finished trainings sit through a few resyncs (no launch, no status write).
 KWOK pods "run" for --duration; GPU requests are off (gpus: 0) so that GPU capacity, not the
-operator, does not dominate. Usage: .venv/bin/python bench/operator_scale.py [--trainings 200]
+operator, does not dominate. The bench stops a cluster it started (--keep leaves it up).
+Usage: .venv/bin/python bench/operator_scale.py [--trainings 1,20,200] [--keep]
 """
 
 from __future__ import annotations
@@ -15,27 +20,26 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
-import os
 import re
 import statistics
-import subprocess
-import sys
 import threading
 import time
 import urllib.request
 from pathlib import Path
 from typing import Any
 
-import yaml
-from kubernetes import client, config, watch
+from kubernetes import client, watch
+from operator_bench import (
+    bench_cluster,
+    drop_namespace,
+    start_operator,
+    training,
+    training_namespace,
+    wait_ready,
+)
 
 from moa.api.stages import STAGE_NAMES
-from moa.dev import fake_pods
 from moa.dev.cluster import Cluster
-from moa.dev.k8s_build import ensure_binaries
-from moa.dev.kubectl import apply_crds
-
-REPO = Path(__file__).resolve().parents[1]
 
 
 class PodWatch(threading.Thread):
@@ -76,29 +80,18 @@ class PodWatch(threading.Thread):
         return out
 
 
-def training(name: str, duration: str) -> dict[str, Any]:
-    return {
-        "apiVersion": "moa.dev/v1alpha1",
-        "kind": "AdapterTraining",
-        "metadata": {"name": name},
-        "spec": {
-            "language": "python",
-            "storage": {"claimName": "artifacts"},
-            "data": {"sources": ["pypi:six@1.16.0"]},
-            "resources": {
-                "gpus": 0,
-                "cpu": "100m",
-                "memory": "128Mi",
-                "sandbox": {"cpu": "100m", "memory": "128Mi"},
-                "podAnnotations": {"all": fake_pods.annotations(duration=duration)},
-            },
-        },
-    }
-
-
-def metric(port: int, name: str) -> float:
+def metric(port: int, name: str, **labels: str) -> float:
+    """The sum of NAME's samples that carry LABELS, from the operator's Prometheus endpoint."""
     text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
-    return sum(float(m.group(1)) for m in re.finditer(rf"^{name}(?:{{[^}}]*}})? (\S+)$", text, re.MULTILINE))
+    total = 0.0
+    for m in re.finditer(r"^(\w+)(?:\{([^}]*)\})? (\S+)$", text, re.MULTILINE):
+        if m[1] == name and all(f'{k}="{v}"' in (m[2] or "") for k, v in labels.items()):
+            total += float(m[3])
+    return total
+
+
+def idle(port: int, part: str) -> float:
+    return metric(port, f"moa_reconcile_api_requests_{part}", reconcile="idle")
 
 
 def peak_rss_mb(pid: int) -> float:
@@ -106,27 +99,6 @@ def peak_rss_mb(pid: int) -> float:
         if line.startswith("VmHWM:"):
             return int(line.split()[1]) / 1024
     return float("nan")
-
-
-def run_phase(
-    custom: client.CustomObjectsApi, ns: str, names: list[str], duration: str, timeout: float
-) -> float:
-    started = time.monotonic()
-    for n in names:
-        custom.create_namespaced_custom_object(
-            "moa.dev", "v1alpha1", ns, "adaptertrainings", training(n, duration)
-        )
-    pending = set(names)
-    while pending and time.monotonic() - started < timeout:
-        items = custom.list_namespaced_custom_object("moa.dev", "v1alpha1", ns, "adaptertrainings")["items"]
-        for item in items:
-            conds = (item.get("status") or {}).get("conditions") or []
-            if any(c["type"] == "Ready" and c["status"] == "True" for c in conds):
-                pending.discard(item["metadata"]["name"])
-        time.sleep(1)
-    if pending:
-        raise SystemExit(f"{len(pending)} trainings not Ready after {timeout}s")
-    return time.monotonic() - started
 
 
 def pct(values: list[float], q: float) -> float:
@@ -137,86 +109,78 @@ def pct(values: list[float], q: float) -> float:
     )
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--trainings", type=int, default=200)
-    ap.add_argument("--duration", default="500ms", help="How long each fake stage pod runs.")
-    ap.add_argument("--cluster", default="bench", help="Local cluster name (started if needed).")
-    ap.add_argument("--timeout", type=float, default=1800)
-    ap.add_argument("--metrics-port", type=int, default=19090)
-    args = ap.parse_args()
-
-    cluster = Cluster(args.cluster)
-    cluster.up()
-    kubectl = ensure_binaries(["kubectl"])["kubectl"]
-    apply_crds(kubectl, cluster.kubeconfig, sorted((REPO / "manifests" / "crds").glob("moa.dev_*.yaml")))
-    api = config.new_client_from_config(config_file=str(cluster.kubeconfig))
+def measure(args: argparse.Namespace, cluster: Cluster, api: client.ApiClient, size: int) -> dict[str, Any]:
+    """One size: a namespace, a fresh operator, SIZE trainings to Ready, then an idle window."""
     core, custom = client.CoreV1Api(api), client.CustomObjectsApi(api)
-    ns = f"bench-{int(time.time())}"
-    core.create_namespace(
-        {"metadata": {"name": ns, "labels": {"pod-security.kubernetes.io/enforce": "restricted"}}}
-    )
-    pv = {
-        "metadata": {"name": f"{ns}-artifacts"},
-        "spec": {
-            "capacity": {"storage": "1Ti"},
-            "accessModes": ["ReadWriteMany"],
-            "storageClassName": "manual",
-            "hostPath": {"path": f"/tmp/{ns}"},
-            "claimRef": {"namespace": ns, "name": "artifacts"},
-        },
-    }
-    core.create_persistent_volume(pv)
-    pvc_spec = {
-        "accessModes": ["ReadWriteMany"],
-        "storageClassName": "manual",
-        "resources": {"requests": {"storage": "1Ti"}},
-    }
-    core.create_namespaced_persistent_volume_claim(ns, {"metadata": {"name": "artifacts"}, "spec": pvc_spec})
-
+    ns = f"bench-{size}-{int(time.time())}"
+    training_namespace(core, ns)
     log = Path(f"/tmp/{ns}-operator.log")
-    op = subprocess.Popen(
-        [sys.executable, "-m", "moa.cli", "operator", "run", "--kubeconfig", str(cluster.kubeconfig), "--namespace", ns,
-         "--liveness-port", "0", "--metrics-port", str(args.metrics_port), "--resync", "30"],
-        stdout=log.open("wb"), stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )  # fmt: skip
+    op = start_operator(cluster.kubeconfig, ns, args.metrics_port, args.resync, log)
     watcher = PodWatch(core, ns)
     watcher.start()
+    names = [f"t-{i:03d}" for i in range(size)]
     try:
-        time.sleep(3)
-        base_time = run_phase(custom, ns, ["baseline-0"], args.duration, args.timeout)
-        base_requests = metric(args.metrics_port, "moa_api_requests")
-        base_handoff = watcher.handoffs(["baseline-0"])
-        names = [f"t-{i:03d}" for i in range(args.trainings)]
-        scale_time = run_phase(custom, ns, names, args.duration, args.timeout)
-        requests = metric(args.metrics_port, "moa_api_requests") - base_requests
-        handoff = watcher.handoffs(names)
+        time.sleep(3)  # the operator's first relist and watches
+        started = time.monotonic()
+        for n in names:
+            custom.create_namespaced_custom_object(
+                "moa.dev", "v1alpha1", ns, "adaptertrainings", training(n, args.duration)
+            )
+        to_ready = wait_ready(custom, ns, names, started, args.timeout)
+        requests = metric(args.metrics_port, "moa_api_requests")
+        idle_before = (idle(args.metrics_port, "sum"), idle(args.metrics_port, "count"))
+        time.sleep(args.resync * 2.5)  # finished trainings sit through two resyncs
+        idle_requests = idle(args.metrics_port, "sum") - idle_before[0]
+        idle_reconciles = idle(args.metrics_port, "count") - idle_before[1]
         rss = peak_rss_mb(op.pid)
     finally:
         watcher.stop = True
         op.terminate()
         op.wait(timeout=30)
-    stages = len(STAGE_NAMES)
-    report = {
-        "trainings": args.trainings,
-        "stages_per_training": stages,
-        "baseline_seconds_to_ready": round(base_time, 1),
-        "seconds_to_all_ready": round(scale_time, 1),
-        "ratio_time_vs_one_training": round(scale_time / base_time, 2),
-        "operator_peak_rss_mb": round(rss, 1),
-        "api_requests_per_training": round(requests / args.trainings, 1),
-        "api_requests_baseline_training": round(base_requests, 1),
+        drop_namespace(core, ns)
+    handoff = watcher.handoffs(names)
+    return {
+        "trainings": size,
+        "seconds_to_all_ready": round(to_ready, 1),
         "handoff_p50_s": round(pct(handoff, 50), 3),
         "handoff_p95_s": round(pct(handoff, 95), 3),
-        "baseline_handoff_p50_s": round(pct(base_handoff, 50), 3),
-        "ratio_handoff_p95_vs_baseline_p50": round(pct(handoff, 95) / max(pct(base_handoff, 50), 1e-3), 2),
+        "operator_peak_rss_mb": round(rss, 1),
+        "api_requests_per_training": round(requests / size, 1),
+        "idle_reconciles": int(idle_reconciles),
+        "api_requests_per_idle_reconcile": round(idle_requests / idle_reconciles, 2)
+        if idle_reconciles
+        else None,
+        "operator_log": str(log),
     }
-    for key, value in report.items():
-        print(f"{key:40s} {value}")
-    print(json.dumps(report))
-    core.delete_namespace(ns)
-    core.delete_persistent_volume(f"{ns}-artifacts")
-    print(yaml.safe_dump({"operator_log": str(log)}), end="")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument(
+        "--trainings", default="1,20,200", help="Sizes, comma-separated; the first is the baseline."
+    )
+    ap.add_argument("--duration", default="500ms", help="How long each fake stage pod runs.")
+    ap.add_argument("--cluster", default="bench", help="Local cluster name (started if needed).")
+    ap.add_argument("--keep", action="store_true", help="Leave a cluster this bench started running.")
+    ap.add_argument("--timeout", type=float, default=1800)
+    ap.add_argument("--resync", type=float, default=5, help="The operator's resync period (seconds).")
+    ap.add_argument("--metrics-port", type=int, default=19090)
+    args = ap.parse_args()
+    sizes = [int(n) for n in args.trainings.split(",")]
+
+    rows = []
+    with bench_cluster(args.cluster, args.keep) as (cluster, api):
+        for size in sizes:
+            rows.append(measure(args, cluster, api, size))
+            print(json.dumps(rows[-1]), flush=True)
+    base = rows[0]
+    cols = ["trainings", "seconds_to_all_ready", "handoff_p50_s", "handoff_p95_s", "operator_peak_rss_mb",
+            "api_requests_per_training", "api_requests_per_idle_reconcile"]  # fmt: skip
+    print("| " + " | ".join(cols) + " | handoff p95 / baseline p50 |")
+    print("|" + "---|" * (len(cols) + 1))
+    for row in rows:
+        ratio = row["handoff_p95_s"] / max(base["handoff_p50_s"], 1e-3)
+        print("| " + " | ".join(str(row[c]) for c in cols) + f" | {ratio:.2f} |")
 
 
 if __name__ == "__main__":

@@ -27,6 +27,7 @@ COMMANDS: dict[str, str] = {
     "operator": "moa.operator.cli:operator",
     "manifests": "moa.operator.install:manifests",  # api's crds/validate + install
     "languages": "moa.languages.cli:languages",
+    "sandbox": "moa.languages.sandbox_cli:sandbox_group",
     "dev": "moa.dev.cli:dev",
 }
 
@@ -57,11 +58,19 @@ class MoaCLI(LazyGroup):
 
 @click.group(cls=MoaCLI, lazy=COMMANDS, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--debug", is_flag=True, help="Show full tracebacks on errors.")
+@click.option(
+    "--unsafe-no-sandbox",
+    is_flag=True,
+    help="Where bubblewrap is unusable, run untrusted code (mutants, model patches) UNSANDBOXED "
+    "with your privileges instead of refusing. Inherited by every stage (MOA_UNSAFE_NO_SANDBOX=1).",
+)
 @click.version_option(package_name="moa", prog_name="moa")
-def cli(debug: bool) -> None:
+def cli(debug: bool, unsafe_no_sandbox: bool) -> None:
     """moa — train and serve per-language LoRA adapters for a GPT-OSS coding agent."""
     if debug:
         os.environ["MOA_DEBUG"] = "1"
+    if unsafe_no_sandbox:
+        os.environ["MOA_UNSAFE_NO_SANDBOX"] = "1"
 
 
 def main() -> None:

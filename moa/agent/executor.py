@@ -62,6 +62,7 @@ class Caps:
     search_file_bytes: int = 1_000_000
     output_chars: int = 8000  # test output kept (head + tail)
     test_timeout_s: float = 300.0
+    call_chars: int = 1 << 20  # arguments of one call (a patch included); larger calls are refused
 
 
 def failing_tests(output: str, patterns: Sequence[re.Pattern[str]] | None = None) -> tuple[str, ...]:
@@ -155,8 +156,17 @@ class Executor:
         }
 
     def call(self, name: str, args_json: str | dict[str, Any]) -> Observation:
+        """Never raises: whatever a model sends (NUL bytes, lone surrogates, paths outside,
+        megabytes of arguments) comes back as an error observation."""
         self.calls += 1
-        text = args_json if isinstance(args_json, str) else json.dumps(args_json)
+        try:
+            text = args_json if isinstance(args_json, str) else json.dumps(args_json)
+        except (TypeError, ValueError) as exc:
+            return self._invalid(f"invalid call to {name}: arguments are not JSON ({exc})")
+        if len(text) > self.caps.call_chars:
+            return self._invalid(
+                f"invalid call to {name}: the arguments are {len(text)} characters; the limit is {self.caps.call_chars}"
+            )
         message = Message(
             "assistant", text, channel="commentary", recipient=f"functions.{name}", content_type="json"
         )
@@ -164,15 +174,20 @@ class Executor:
         if parsed is None or parsed.problems or parsed.arguments is None or name not in self._tools:
             problems = parsed.problems if parsed is not None else ("not a tool call",)
             return self._invalid(f"invalid call to {name}: " + "; ".join(problems))
+        refused = _unusable_text(parsed.arguments)
+        if refused:
+            return self._invalid(f"invalid call to {name}: {refused}")
         try:
             obs = self._tools[name](parsed.arguments)
-        except (WorkspaceError, harmony_patch.PatchError) as exc:
+        except (WorkspaceError, harmony_patch.PatchError, ValueError) as exc:
             return self._invalid(f"{name}: {exc}")
-        return Observation(_defuse(obs.text), obs.ok, obs.invalid)
+        except OSError as exc:  # the file system said no (permissions, a name too long): not the call's fault
+            return Observation(_shown(f"error: {name}: {exc.strerror or exc}"), ok=False)
+        return Observation(_shown(obs.text), obs.ok, obs.invalid)
 
     def _invalid(self, text: str) -> Observation:
         self.invalid_calls += 1
-        return Observation(_defuse(f"error: {text}"), ok=False, invalid=True)
+        return Observation(_shown(f"error: {text}"), ok=False, invalid=True)
 
     def _rel(self, path: Path) -> str:
         return path.relative_to(self.root).as_posix() or "."
@@ -193,7 +208,7 @@ class Executor:
             lines = path.read_bytes().decode("utf-8").splitlines()
         except UnicodeDecodeError:
             return Observation(f"error: {args['path']} is not a UTF-8 text file", ok=False)
-        start = int(args.get("start_line", 1))
+        start = max(1, int(args.get("start_line", 1)))
         end = min(int(args.get("end_line", len(lines))), len(lines), start + self.caps.read_lines - 1)
         if start > max(1, len(lines)):
             return Observation(
@@ -312,10 +327,28 @@ def _relative(output: str, repo: Path) -> str:
     return "\n".join(lines).replace(str(repo) + "/", "").replace(str(repo), ".")
 
 
-def _defuse(text: str) -> str:
-    """Repository text may contain `<|...|>`; a word joiner keeps it from reading as a Harmony
-    special token (which would end the message early or become a control id)."""
-    return text.replace("<|", "<\u2060|")
+def _shown(text: str) -> str:
+    """An observation as the model may see it. Repository text may contain `<|...|>`; a word
+    joiner keeps it from reading as a Harmony special token (which would end the message early
+    or become a control id). A file name that is not UTF-8 (surrogate-escaped by the OS layer)
+    is shown with escapes, so the text encodes anywhere downstream."""
+    return text.replace("<|", "<\u2060|").encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def _unusable_text(value: Any, where: str = "arguments") -> str | None:
+    """Why a decoded argument cannot reach the file system or a file, or None."""
+    if isinstance(value, dict):
+        return next((r for k, v in value.items() if (r := _unusable_text(v, f"{k!r}"))), None)
+    if isinstance(value, list):
+        return next((r for v in value if (r := _unusable_text(v, where))), None)
+    if isinstance(value, str):
+        if "\0" in value and where != "'patch'":  # a NUL may be file content, never a name
+            return f"{where} contains a NUL byte"
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            return f"{where} is not valid Unicode: lone surrogate at character {exc.start}"
+    return None
 
 
 def describe_test_run(run: TestRun, limit: int) -> str:

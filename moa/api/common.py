@@ -37,7 +37,11 @@ class Model(BaseModel):
     """Base of every resource model: camelCase aliases, strict about unknown fields."""
 
     model_config = ConfigDict(
-        alias_generator=to_camel, populate_by_name=True, extra="forbid", validate_assignment=True
+        alias_generator=to_camel,
+        populate_by_name=True,
+        extra="forbid",
+        validate_assignment=True,
+        allow_inf_nan=False,  # as the API server: JSON has no NaN or Infinity
     )
 
     def to_yaml_dict(self) -> dict[str, Any]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 Registry = Literal["pypi", "crates", "npm", "go", "git", "path"]
 MutationStatus = Literal["caught", "missed", "timeout", "unviable"]
@@ -58,6 +58,11 @@ class SourceRef(BaseModel):
         return re.sub(r"[^A-Za-z0-9._-]+", "_", base).strip("_")
 
 
+# The failing-test name of a mutant that broke the suite as a whole (it no longer builds or loads),
+# so no single test can be named. Anything else names the test the toolchain reported.
+SUITE_FAILURE = "(suite)"
+
+
 class FailingTest(BaseModel):
     name: str
     excerpt: str = ""
@@ -80,6 +85,16 @@ class MutationRecord(BaseModel):
     tool: str = ""
     timings: dict[str, float] = Field(default_factory=dict)
     diff_hash: str = ""
+    # The diff was checked against a parse of the file to touch only `function` (moa/datagen/diffcheck.py).
+    function_scoped: bool = False
+    # The tool's operator mapped by the language plugin to a bug class (moa.api.training.BugClass).
+    operator_class: str = ""
+
+    @field_validator("source")
+    @classmethod
+    def _source_parses(cls, value: str) -> str:
+        SourceRef.parse(value)  # a record whose source cannot be split by package is unusable
+        return value
 
 
 class EvalOutcome(BaseModel):

@@ -19,6 +19,7 @@ from typing import Literal
 import yaml
 from pydantic import Field
 
+from moa.api import atomic, kube_yaml
 from moa.api.common import API_VERSION, Model
 from moa.api.gates import GateResult
 from moa.api.layout import Layout
@@ -133,7 +134,7 @@ class StageConfig(Model):
 
     @classmethod
     def load(cls, path: str | Path) -> StageConfig:
-        data = yaml.safe_load(Path(path).read_text())
+        data = kube_yaml.load_file(path)
         if not isinstance(data, dict) or data.get("kind") != "StageConfig":
             raise ValueError(f"{path}: not a StageConfig (expected kind: StageConfig)")
         return cls.model_validate(data)
@@ -201,9 +202,4 @@ class StageSummary(Model):
 
     def write(self, path: str | Path) -> Path:
         """Write atomically (temporary name, then rename): metrics.json marks a completed stage."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(self.to_json())
-        tmp.replace(path)
-        return path
+        return atomic.write_text(Path(path), self.to_json())

@@ -14,9 +14,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any, Final, Literal
 
-import yaml
 from pydantic import Field, field_validator
 
+from moa.api import kube_yaml
 from moa.api.common import (
     API_VERSION,
     DNS_LABEL,
@@ -117,6 +117,41 @@ class DataLimits(Model):
     timeouts: Timeouts = Field(default_factory=Timeouts)
 
 
+# The bug classes language plugins map their mutation tools' operators to (moa.languages.sampling).
+BugClass = Literal[
+    "comparison", "boundary", "arithmetic", "boolean", "variable", "call",
+    "constant", "other", "sentinel", "block", "stub",
+]  # fmt: skip
+
+
+DEVELOPER_BUG_CLASSES: list[BugClass] = [
+    "comparison",
+    "boundary",
+    "arithmetic",
+    "boolean",
+    "variable",
+    "call",
+]
+
+
+class MutationSpec(Model):
+    """Which mutants become data: the operator mix, the seed of the draw, the baseline floor."""
+
+    operator_classes: list[Annotated[BugClass, Field(json_schema_extra={"maxLength": 16})]] = Field(
+        default_factory=lambda: list(DEVELOPER_BUG_CLASSES),
+        min_length=1,
+        max_length=11,
+        description="Bug classes to draw mutants from. The default holds the mistakes developers make; "
+        "sentinel strings, block deletions and default-value stubs are left out.",
+    )
+    seed: int = Field(
+        default=0, ge=0, description="Seed of the stratified draw over files, functions, classes."
+    )
+    min_green_tests: int = Field(
+        default=5, ge=1, description="Tests that must stay green after deselecting the ones red at baseline."
+    )
+
+
 TeacherKind = Literal["oracle", "openai", "anthropic"]
 
 
@@ -159,21 +194,40 @@ class DataGates(Model):
         description="Train trajectories sharing a (package, file, function) or a diff with the eval split.",
     )
 
+    # The quality of the mutation pairs themselves (measured over the caught records).
+    min_named_test_fraction: Fraction = Field(
+        default=0.9, description="Caught pairs naming a failing test (not just '(suite)')."
+    )
+    max_stub_operator_fraction: Fraction = Field(
+        default=0.05,
+        description="Caught pairs from sentinel strings, block deletions or default-value stubs.",
+    )
+    min_function_scoped_fraction: Fraction = Field(
+        default=1.0, description="Caught pairs whose diff was checked to touch only their function."
+    )
+    max_timeout_pairs: int = Field(default=0, ge=0, description="Mutants that hung, kept as pairs.")
+
     def evaluate(self, metrics: dict[str, float]) -> list[GateResult]:
         """Metrics: caught_mutations, multi_tool_fraction, duplicate_pairs, average_turns,
-        valid_harmony_fraction, eval_overlap."""
-        return _check_all(
-            "data",
-            metrics,
-            [
-                ("caught_mutations", ">=", self.min_caught_mutations),
-                ("multi_tool_fraction", ">=", self.min_multi_tool_fraction),
-                ("duplicate_pairs", "<=", self.max_duplicate_pairs),
-                ("average_turns", ">=", self.min_average_turns),
-                ("valid_harmony_fraction", ">=", self.min_valid_harmony_fraction),
-                ("eval_overlap", "<=", self.max_eval_overlap),
-            ],
-        )
+        valid_harmony_fraction, eval_overlap; with caught pairs to measure, also named_test_fraction,
+        stub_operator_fraction, function_scoped_fraction and timeout_pairs (left out, never
+        passed, when there is no caught pair: the caught_mutations gate speaks for that)."""
+        checks: list[tuple[str, Op, float]] = [
+            ("caught_mutations", ">=", self.min_caught_mutations),
+            ("multi_tool_fraction", ">=", self.min_multi_tool_fraction),
+            ("duplicate_pairs", "<=", self.max_duplicate_pairs),
+            ("average_turns", ">=", self.min_average_turns),
+            ("valid_harmony_fraction", ">=", self.min_valid_harmony_fraction),
+            ("eval_overlap", "<=", self.max_eval_overlap),
+        ]
+        if metrics.get("caught_mutations"):
+            checks += [
+                ("named_test_fraction", ">=", self.min_named_test_fraction),
+                ("stub_operator_fraction", "<=", self.max_stub_operator_fraction),
+                ("function_scoped_fraction", ">=", self.min_function_scoped_fraction),
+                ("timeout_pairs", "<=", self.max_timeout_pairs),
+            ]
+        return _check_all("data", metrics, checks)
 
 
 # REGISTRY:NAME@VERSION (npm scopes start with @), git:URL#REV, path:DIR -- as records.SourceRef parses.
@@ -190,6 +244,7 @@ class DataSpec(Model):
         "Empty: the language plugin's curated default sources.",
     )
     limits: DataLimits = Field(default_factory=DataLimits)
+    mutation: MutationSpec = Field(default_factory=MutationSpec)
     teacher: TeacherSpec = Field(default_factory=TeacherSpec)
     eval_fraction: Fraction = Field(
         default=0.05, description="Share of trajectories held out for SFT eval loss."
@@ -743,7 +798,7 @@ def _check_all(
 def load_training(path: str | Path) -> AdapterTraining:
     """Read one AdapterTraining from a YAML file (the first AdapterTraining document in it)."""
     text = Path(path).read_text()
-    for doc in yaml.safe_load_all(text):
+    for doc in kube_yaml.load_all(text):
         if isinstance(doc, dict) and doc.get("kind") == KIND:
             return AdapterTraining.model_validate(doc)
     raise ValueError(f"{path}: no document with kind: {KIND}")

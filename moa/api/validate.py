@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import functools
+import math
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -21,6 +22,7 @@ from celpy import celtypes
 from celpy.adapter import json_to_cel
 from pydantic import ValidationError
 
+from moa.api import kube_yaml
 from moa.api.common import API_VERSION
 from moa.api.crd import Resource, Schema, by_kind, resource_schema
 
@@ -76,6 +78,8 @@ def _is_type(value: Any, type_: str | None) -> bool:
         return True
     if isinstance(value, bool) and type_ != "boolean":
         return False
+    if type_ == "integer" and isinstance(value, float) and value.is_integer():
+        return True  # `1e0`: kubectl sends JSON `1`, which an integer field takes
     return isinstance(value, _TYPES[type_])
 
 
@@ -111,6 +115,9 @@ def _check_scalar(value: Any, schema: Schema, path: str, errors: list[str]) -> N
             errors.append(f"{path}: longer than {schema['maxLength']} characters")
         if len(value) < schema.get("minLength", 0):
             errors.append(f"{path}: shorter than {schema['minLength']} characters")
+    elif isinstance(value, float) and not math.isfinite(value):
+        # Would pass every range check below (NaN compares false); JSON cannot even carry it.
+        errors.append(f"{path}: {value} is not a finite number (the API server accepts no NaN or Infinity)")
     elif isinstance(value, int | float) and not isinstance(value, bool):
         if "minimum" in schema:
             low, excl = schema["minimum"], schema.get("exclusiveMinimum", False)
@@ -239,7 +246,7 @@ def validate_object(obj: Any, source: str = "<input>", index: int = 0) -> Result
 def validate_text(text: str, source: str = "<input>") -> list[Result]:
     """Every non-empty document of a (multi-document) YAML text."""
     try:
-        docs = list(yaml.safe_load_all(text))
+        docs = kube_yaml.load_all(text)
     except yaml.YAMLError as exc:
         return [Result(source, 0, "?", "", [f"invalid YAML: {' '.join(str(exc).split())}"])]
     return [validate_object(doc, source, i) for i, doc in enumerate(docs) if doc is not None]

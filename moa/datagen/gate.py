@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,8 +21,10 @@ from typing import Any
 import click
 
 from moa import harmony as h
+from moa.api import atomic, bad_records
 from moa.api.gates import GateResult
 from moa.api.layout import METRICS, Layout
+from moa.api.records import SUITE_FAILURE, MutationRecord, SourceRef
 from moa.api.stages import StageConfig, StageSummary
 from moa.api.training import DataGates
 from moa.datagen.dedup import diff_hash
@@ -60,12 +63,28 @@ def scan_trajectories(path: Path) -> tuple[list[dict[str, Any]], list[str]]:
         except json.JSONDecodeError as exc:
             bad.append(f"{path}:{n}: not valid JSON ({exc.msg})")
             continue
-        missing = [k for k in REQUIRED if not isinstance(row, dict) or not isinstance(row.get(k), str)]
-        if missing:
-            bad.append(f"{path}:{n}: missing or not a string: {', '.join(missing)}")
+        problem = _row_problem(row)
+        if problem:
+            bad.append(f"{path}:{n}: {problem}")
             continue
         rows.append(row)
     return rows, bad
+
+
+def _row_problem(row: Any) -> str | None:
+    """Why a parsed line is not a trajectory row the gate can measure, or None."""
+    if not isinstance(row, dict):
+        return f"a {type(row).__name__}, not a JSON object"
+    missing = [k for k in REQUIRED if not isinstance(row.get(k), str)]
+    if missing:
+        return f"missing or not a string: {', '.join(missing)}"
+    if not isinstance(row.get("function"), str | None):
+        return f"function: not a string ({type(row['function']).__name__})"
+    try:
+        SourceRef.parse(row["source"])
+    except ValueError as exc:
+        return f"source: {exc}"
+    return None
 
 
 def measure(mutations: Path, train: Path, evals: Path) -> Measured:
@@ -74,7 +93,8 @@ def measure(mutations: Path, train: Path, evals: Path) -> Measured:
     eval_rows, eval_bad = scan_trajectories(evals / FILE)
     rows = {"train": train_rows, "eval": eval_rows}
     examples: dict[str, list[str]] = {
-        "invalid_harmony": [*train_bad, *eval_bad],
+        "malformed_records": [*loaded.errors, *train_bad, *eval_bad],
+        "invalid_harmony": [],
         "duplicates": [],
         "eval_overlap": [],
     }
@@ -112,12 +132,32 @@ def measure(mutations: Path, train: Path, evals: Path) -> Measured:
         "duplicate_pairs": float(duplicates),
         "eval_overlap": float(len(overlap)),
     }
+    metrics |= pair_quality(loaded.records)
     if n:  # absent, not zero, when there is nothing to measure: an absent value fails its gate
         metrics["valid_harmony_fraction"] = valid / n
     if valid:
         metrics["multi_tool_fraction"] = multi / valid
         metrics["average_turns"] = turns / valid
     return Measured(metrics, examples)
+
+
+# Bug classes no developer writes (moa.api.training.BugClass): sentinel strings, deleted blocks, stubs.
+STUB_CLASSES = {"sentinel", "block", "stub"}
+
+
+def pair_quality(records: list[MutationRecord]) -> dict[str, float]:
+    """What the caught pairs are worth as training data: do they name a failing test, are they
+    bugs a developer makes, were their diffs checked against the function they name."""
+    caught = [r for r in records if r.status == "caught"]
+    metrics = {"timeout_pairs": float(sum(r.status == "timeout" for r in records))}
+    if caught:
+        named = sum(any(t.name != SUITE_FAILURE for t in r.failing_tests) for r in caught)
+        metrics["named_test_fraction"] = named / len(caught)
+        metrics["stub_operator_fraction"] = sum(r.operator_class in STUB_CLASSES for r in caught) / len(
+            caught
+        )
+        metrics["function_scoped_fraction"] = sum(r.function_scoped for r in caught) / len(caught)
+    return metrics
 
 
 def table(results: list[GateResult]) -> str:
@@ -131,7 +171,9 @@ def table(results: list[GateResult]) -> str:
     return "\n".join(lines)
 
 
-def run_gate(layout: Layout, gates: DataGates, output: Path) -> StageSummary:
+def run_gate(
+    layout: Layout, gates: DataGates, output: Path, echo: Callable[[str], object] = print
+) -> StageSummary:
     measured = measure(layout.mutations, layout.core_agent_train, layout.core_agent_eval)
     results = gates.evaluate(measured.metrics)
     failed = [r for r in results if not r.passed]
@@ -145,10 +187,9 @@ def run_gate(layout: Layout, gates: DataGates, output: Path) -> StageSummary:
         + ("" if not notes else " | " + " | ".join(notes)),
     )
     output.mkdir(parents=True, exist_ok=True)
+    bad_records.report(measured.examples["malformed_records"], output, echo)
     report = table(results) + "\n\n" + "\n".join(f"- {n}" for n in notes) + "\n"
-    tmp = output / ".gates.md.tmp"
-    tmp.write_text(report)
-    tmp.replace(output / "gates.md")
+    atomic.write_text(output / "gates.md", report)
     summary.write(output / METRICS)  # last: it marks the stage complete
     return summary
 
@@ -170,7 +211,7 @@ def gate_cmd(config_path: Path | None, root: str | None, language: str | None) -
     done = already_done("datagate", output, click.echo, again_after=("failed", "gate_failed"))
     if done is not None:
         exit_with(done, output)
-    summary = run_gate(layout, gates, output)
+    summary = run_gate(layout, gates, output, lambda line: click.echo(line, err=True))
     click.echo(table(summary.gates))
     click.echo(summary.message)
     exit_with(summary, output)

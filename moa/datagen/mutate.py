@@ -23,18 +23,22 @@ from collections.abc import Iterable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 import click
 
 from moa.api.layout import METRICS
-from moa.api.records import MutationRecord, SourceRef
+from moa.api.records import SUITE_FAILURE, MutationRecord, SourceRef
 from moa.api.stages import StageConfig, StageSummary
+from moa.api.training import DEVELOPER_BUG_CLASSES, BugClass
 from moa.datagen import fetch
 from moa.datagen.dedup import diff_hash
+from moa.datagen.diffcheck import DiffChecker
 from moa.datagen.verify import Verdict, apply_verdict, find_flaky, recover, verify
 from moa.languages import registry
 from moa.languages.base import MutationRunner
+from moa.languages.sampling import stratified
+from moa.languages.tools import RunnerBase, mutant_timeout
 from moa.stage import already_done, config_option, exit_with
 
 RECORDS = "mutations.jsonl"
@@ -50,7 +54,7 @@ class MutateConfig:
     output: Path
     max_mutations: int | None = 500  # kept (verified) pairs per source
     max_per_function: int = 10
-    max_per_operator: int = 100  # per operator class (the part before ':')
+    max_per_operator: int = 100  # per bug class (record.operator_class)
     oversample: float = 3.0  # mutants run per wanted pair, when the tool can run a subset
     jobs: int = 1  # sources in parallel
     verify: bool = True
@@ -62,6 +66,10 @@ class MutateConfig:
     # Otherwise (the CLI on one machine) each source is fetched first; either way the runs
     # themselves are offline.
     offline: bool = False
+    # None: every bug class; else the mix to draw from (MutationSpec.operator_classes).
+    operator_classes: tuple[str, ...] | None = tuple(DEVELOPER_BUG_CLASSES)
+    seed: int = 0
+    min_green_tests: int = 5
 
 
 def scratch_dir(cfg: MutateConfig, ref: SourceRef) -> Path:
@@ -119,14 +127,19 @@ class Caps:
             return "cap_source"
         if self.functions[f"{rec.file}:{rec.function}"] >= self.cfg.max_per_function:
             return "cap_function"
-        if self.operators[rec.operator.split(":")[0]] >= self.cfg.max_per_operator:
+        if self.operators[operator_class(rec)] >= self.cfg.max_per_operator:
             return "cap_operator"
         return None
 
     def take(self, rec: MutationRecord) -> None:
         self.functions[f"{rec.file}:{rec.function}"] += 1
-        self.operators[rec.operator.split(":")[0]] += 1
+        self.operators[operator_class(rec)] += 1
         self.kept += 1
+
+
+def operator_class(rec: MutationRecord) -> str:
+    """The record's bug class; records written before plugins mapped them: the label's prefix."""
+    return rec.operator_class or rec.operator.split(":")[0]
 
 
 def mutate_source(cfg: MutateConfig, ref: SourceRef) -> dict[str, Any]:
@@ -142,6 +155,8 @@ def mutate_source(cfg: MutateConfig, ref: SourceRef) -> dict[str, Any]:
     if plugin.mutation_runner is None:
         raise RuntimeError(f"language {cfg.language} has no mutation runner yet")
     runner: MutationRunner = plugin.mutation_runner()
+    if isinstance(runner, RunnerBase):  # the runners that draw mutants (moa.languages.sampling)
+        runner.operator_classes, runner.seed = cfg.operator_classes, cfg.seed
     work = scratch_dir(cfg, ref)
     repo = work / "repo"
 
@@ -161,25 +176,32 @@ def mutate_source(cfg: MutateConfig, ref: SourceRef) -> dict[str, Any]:
     secs["prepare"] = time.monotonic() - t
     log(ref, f"prepared in {secs['prepare']:.0f}s")
 
-    base = find_flaky(runner, repo, cfg.test_timeout_s, cfg.baseline_runs)
+    base = find_flaky(runner, repo, cfg.test_timeout_s, cfg.baseline_runs, cfg.min_green_tests)
     secs["baseline"] = base.seconds
     stats: dict[str, Any] = {
         "source": str(ref),
         "language": cfg.language,
         "tool": runner.tool,
         "flaky_tests": base.flaky,
+        "deselected_tests": base.red,
+        "green_tests": base.green_tests,
     }
     if not base.green:
         log(ref, f"skipped: {base.reason[:300]}")
         stats.update(
-            status="skipped", reason=base.reason, seconds={**secs, "total": time.monotonic() - start}
+            status="skipped",
+            reason=base.reason,
+            skip_kind=base.kind,
+            seconds={**secs, "total": time.monotonic() - start},
         )
         _write_atomic(out_dir / STATS, json.dumps(stats, indent=1))
         shutil.rmtree(work, ignore_errors=True)
         return stats
     log(
         ref,
-        f"baseline green x{base.runs}" + (f", flaky excluded: {', '.join(base.flaky)}" if base.flaky else ""),
+        f"baseline green x{base.runs}"
+        + (f", flaky excluded: {', '.join(base.flaky)}" if base.flaky else "")
+        + (f", red deselected: {', '.join(base.red)}" if base.red else ""),
     )
 
     t = time.monotonic()
@@ -189,15 +211,37 @@ def mutate_source(cfg: MutateConfig, ref: SourceRef) -> dict[str, Any]:
         log(ref, f"{len(records)} mutants from the cached tool run")
     else:
         budget = None if cfg.max_mutations is None else max(1, int(cfg.max_mutations * cfg.oversample))
-        kwargs = {"exclude_tests": base.flaky} if base.flaky else {}
+        kwargs = {"exclude_tests": base.excluded} if base.excluded else {}
         records = runner.run(repo, ref, budget, cfg.source_timeout_s, **kwargs)
         _write_atomic(cache, "".join(r.model_dump_json() + "\n" for r in records))
     secs["run"] = time.monotonic() - t
     counts: Counter[str] = Counter(r.status for r in records)
     log(ref, f"{runner.tool}: {len(records)} mutants, " + ", ".join(f"{counts[s]} {s}" for s in STATUSES))
 
-    caught, dups = dedup(r for r in records if r.status == "caught")
-    dropped: Counter[str] = Counter({"duplicate": dups} if dups else {})
+    dropped: Counter[str] = Counter(
+        getattr(runner, "rejected", {})
+    )  # mutants the runner could not make right
+    checker = DiffChecker(repo, plugin.functions)
+    scoped = plugin.functions is not None
+    checked = []
+    for rec in records:
+        if rec.status != "caught":
+            continue
+        if cfg.operator_classes is not None and operator_class(rec) not in cfg.operator_classes:
+            dropped["operator_excluded"] += 1  # a runner that could not leave them out
+            continue
+        problem = checker.problem(rec)
+        if problem:
+            dropped[problem] += 1
+        else:
+            checked.append(rec.model_copy(update={"function_scoped": scoped}))
+    caught, dups = dedup(checked)
+    # Runners return records in file order; the caps below keep the first ones, so order them as
+    # the draw did (seeded, round-robin over files, functions, bug classes) for the cut to spread.
+    caught = stratified(caught, None, cfg.seed, lambda r: (r.file, r.function or "", operator_class(r)))
+    dropped.update({"duplicate": dups} if dups else {})
+    # A mutant's suite may take a small multiple of the green baseline, not the whole test budget.
+    per_mutant_s = mutant_timeout(getattr(runner, "baseline_s", None), cfg.test_timeout_s)
     caps = Caps(cfg)
     verdicts = {v["diff_hash"]: v for v in _read_lines(work / "verify.cache")}
     kept: list[MutationRecord] = []
@@ -215,7 +259,7 @@ def mutate_source(cfg: MutateConfig, ref: SourceRef) -> dict[str, Any]:
                     reused += 1
                     v = _verdict(cached)
                 else:
-                    v = verify(runner, repo, rec, base.flaky, cfg.test_timeout_s, journal)
+                    v = verify(runner, repo, rec, base.excluded, per_mutant_s, journal)
                     vcache.write(json.dumps({"diff_hash": rec.diff_hash, **asdict(v)}) + "\n")
                     vcache.flush()
                 if not v.kept:
@@ -237,9 +281,11 @@ def mutate_source(cfg: MutateConfig, ref: SourceRef) -> dict[str, Any]:
         total=total,
         kept=len(kept),
         verified=sum(r.verified for r in kept),
+        naming_a_test=sum(any(t.name != SUITE_FAILURE for t in r.failing_tests) for r in kept),
+        function_scoped=sum(r.function_scoped for r in kept),
         verify_reused=reused,
         dropped=dict(dropped),
-        operators=dict(Counter(r.operator.split(":")[0] for r in kept)),
+        operators=dict(Counter(operator_class(r) for r in kept)),
         **{"yield": round(counts["caught"] / total, 4) if total else None},
         mutants_per_minute=round(total / (secs["run"] / 60), 2) if secs["run"] > 0 and total else None,
         seconds={k: round(v, 2) for k, v in secs.items()},
@@ -273,13 +319,17 @@ def aggregate(rows: list[dict[str, Any]], seconds: float) -> dict[str, float]:
     run_s = 0.0
     for row in rows:
         m[f"sources_{row['status']}"] += 1
+        if row.get("skip_kind"):
+            m[f"sources_skipped_{row['skip_kind']}"] += 1
+        m["deselected_tests"] += len(row.get("deselected_tests") or ())
         for status, n in row.get("counts", {}).items():
             m[status] += n
         for reason, n in row.get("dropped", {}).items():
             m[f"dropped_{reason}"] += n
         m["total"] += row.get("total", 0)
         m["kept"] += row.get("kept", 0)
-        m["verified"] += row.get("verified", 0)
+        for key in ("verified", "naming_a_test", "function_scoped"):
+            m[key] += row.get(key, 0)
         run_s += row.get("seconds", {}).get("run", 0.0)
     metrics: dict[str, float] = {k: float(v) for k, v in m.items()}
     metrics["sources"] = float(len(rows))
@@ -317,17 +367,20 @@ def print_table(rows: list[dict[str, Any]], metrics: dict[str, float]) -> None:
     from rich.table import Table
 
     table = Table(title=f"mutate: {int(metrics.get('kept', 0))} pairs kept from {len(rows)} source(s)")
-    for col in ("source", "status", "total", *STATUSES, "kept", "yield", "mut/min", "seconds"):
-        table.add_column(col, justify="left" if col in ("source", "status") else "right")
+    columns = ("source", "status", "drawn", *STATUSES, "verified", "named", "dropped", "mut/min", "seconds")
+    for col in columns:
+        table.add_column(col, justify="left" if col in ("source", "status", "dropped") else "right")
     for r in rows:
         c = r.get("counts", {})
+        kept = r.get("kept", 0)
         table.add_row(
             r["source"],
             r["status"] + (f" ({r['reason'][:40]})" if r["status"] != "done" else ""),
             str(r.get("total", "")),
             *(str(c.get(s, "")) for s in STATUSES),
-            str(r.get("kept", "")),
-            f"{r['yield']:.2f}" if r.get("yield") is not None else "",
+            str(r.get("verified", "")),
+            f"{r.get('naming_a_test', 0) / kept:.0%}" if kept else "",
+            ", ".join(f"{k} {v}" for k, v in sorted(r.get("dropped", {}).items())),
             f"{r['mutants_per_minute']:.1f}" if r.get("mutants_per_minute") else "",
             f"{r.get('seconds', {}).get('total', 0):.0f}",
         )
@@ -339,7 +392,7 @@ def from_stage_config(stage: StageConfig, texts: list[str]) -> tuple[MutateConfi
 
     Output goes to data/{lang}/mutations/; a shard's metrics.json goes in its own folder (the
     stage folder of that shard), a whole run's in data/{lang}/mutations/."""
-    limits = stage.spec.data.limits
+    limits, mutation = stage.spec.data.limits, stage.spec.data.mutation
     cfg = MutateConfig(
         language=stage.spec.language,
         output=stage.layout.mutations,
@@ -348,6 +401,9 @@ def from_stage_config(stage: StageConfig, texts: list[str]) -> tuple[MutateConfi
         test_timeout_s=float(limits.timeouts.test_seconds),
         source_timeout_s=float(limits.timeouts.source_seconds),
         offline=True,
+        operator_classes=tuple(mutation.operator_classes),
+        seed=mutation.seed,
+        min_green_tests=mutation.min_green_tests,
     )
     if stage.shard:
         cfg.metrics_path = stage.output_dir / METRICS
@@ -373,7 +429,25 @@ def _read_sources(path: Path) -> list[str]:
 @click.option("--output", "-o", type=click.Path(file_okay=False, path_type=Path), help="Output folder.")
 @click.option("--max-mutations", type=int, default=500, show_default=True, help="Kept pairs per source.")
 @click.option("--max-per-function", type=int, default=10, show_default=True)
-@click.option("--max-per-operator", type=int, default=100, show_default=True)
+@click.option(
+    "--max-per-operator", type=int, default=100, show_default=True, help="Kept pairs per bug class."
+)
+@click.option(
+    "--operator-class",
+    "operator_classes",
+    multiple=True,
+    type=click.Choice(get_args(BugClass)),
+    help="Bug classes to draw mutants from (repeat). Default: developer bugs.",
+)
+@click.option("--all-operators", is_flag=True, help="Draw from every bug class (sentinels and stubs too).")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the stratified draw.")
+@click.option(
+    "--min-green-tests",
+    type=int,
+    default=5,
+    show_default=True,
+    help="Tests that must stay green after deselecting those red at baseline.",
+)
 @click.option("--jobs", "-j", type=int, default=1, show_default=True, help="Sources in parallel (processes).")
 @click.option("--verify/--no-verify", default=True, show_default=True, help="Re-check every caught pair.")
 @click.option(
@@ -395,6 +469,10 @@ def mutate_cmd(
     max_mutations: int,
     max_per_function: int,
     max_per_operator: int,
+    operator_classes: tuple[str, ...],
+    all_operators: bool,
+    seed: int,
+    min_green_tests: int,
     jobs: int,
     verify: bool,
     timeout: float,
@@ -411,6 +489,9 @@ def mutate_cmd(
             max_mutations=max_mutations,
             max_per_function=max_per_function,
             max_per_operator=max_per_operator,
+            operator_classes=None if all_operators else operator_classes or tuple(DEVELOPER_BUG_CLASSES),
+            seed=seed,
+            min_green_tests=min_green_tests,
             jobs=jobs,
             verify=verify,
             test_timeout_s=timeout,

@@ -39,6 +39,7 @@ from moa import harmony as h
 from moa.agent.executor import Caps, Executor
 from moa.agent.tasks import Bug, bug_fields, grpo_task, prompt_messages
 from moa.agent.workspace import RepoState, Workspace, WorkspaceError, prepared_tree
+from moa.api import bad_records
 from moa.api.layout import METRICS
 from moa.api.records import MutationRecord, SourceRef
 from moa.api.stages import StageConfig, StageSummary
@@ -66,21 +67,25 @@ def read_mutations(folder: Path) -> Loaded:
     loaded = Loaded()
     files = sorted(folder.rglob("*.jsonl")) if folder.is_dir() else []
     for path in files:
-        with path.open(encoding="utf-8", errors="replace") as fh:
-            for n, line in enumerate(fh, 1):
-                if not line.strip():
-                    continue
-                loaded.lines += 1
-                try:
-                    loaded.records.append(MutationRecord.model_validate_json(line))
-                except ValidationError as exc:
-                    reasons = [
-                        "not valid JSON"
-                        if err["type"] == "json_invalid"
-                        else f"{'.'.join(str(p) for p in err['loc']) or 'record'}: {err['msg']}"
-                        for err in exc.errors()
-                    ]
-                    loaded.errors.append(f"{path}:{n}: {'; '.join(reasons)}")
+        try:
+            text = path.read_text(encoding="utf-8", errors="replace")
+        except OSError as exc:  # a folder named *.jsonl, no permission
+            loaded.errors.append(f"{path}: unreadable ({exc.strerror or exc})")
+            continue
+        for n, line in enumerate(text.split("\n"), 1):  # "\n" only: line numbers as editors count
+            if not line.strip():
+                continue
+            loaded.lines += 1
+            try:
+                loaded.records.append(MutationRecord.model_validate_json(line))
+            except ValidationError as exc:
+                reasons = [
+                    "not valid JSON"
+                    if err["type"] == "json_invalid"
+                    else f"{'.'.join(str(p) for p in err['loc']) or 'record'}: {err['msg']}"
+                    for err in exc.errors()
+                ]
+                loaded.errors.append(f"{path}:{n}: {'; '.join(reasons)}")
     return loaded
 
 
@@ -202,8 +207,7 @@ def run_episode(task: Bug, split: str, opts: Options) -> dict[str, Any]:
 def generate(opts: Options, echo: Any = print) -> StageSummary:
     started = time.monotonic()
     loaded = read_mutations(opts.mutations)
-    for err in loaded.errors:
-        echo(f"skipped malformed record: {err}")
+    bad_records.report(loaded.errors, opts.output, echo)
     if not loaded.lines:
         raise click.ClickException(
             f"no mutation records under {opts.mutations}; run `moa datagen mutate` first"

@@ -6,8 +6,9 @@ to the clean tree makes the suite fail on tests that are not flaky, and revertin
 pass again. Flaky tests are found up front by running the unmodified suite several times.
 
 Runners that can name failing tests (`failing_tests(output) -> list[str]`) and skip some
-(`exclude_tests=` on baseline/run) get per-test flaky handling; with a runner that cannot, any
-flakiness in the baseline makes the source unusable, and that is what is reported.
+(`exclude_tests=` on baseline/run) get per-test handling: flaky tests and tests red at baseline are
+left out; with a runner that cannot, any red in the baseline makes the source unusable, and that
+is what is reported. `passed_tests(output) -> int | None` lets the floor of green tests be checked.
 """
 
 from __future__ import annotations
@@ -19,8 +20,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from moa.api.records import FailingTest, MutationRecord
+from moa.api.records import SUITE_FAILURE, FailingTest, MutationRecord
 from moa.languages.base import MutationRunner
+from moa.languages.tools import TIMED_OUT
 
 EXCERPT_CHARS = 2000
 
@@ -32,12 +34,21 @@ class Baseline:
     reason: str = ""
     runs: int = 0
     seconds: float = 0.0
+    red: list[str] = field(default_factory=list)  # red in every baseline run: deselected
+    green_tests: int | None = None  # passing tests left, where the runner's report counts them
+    kind: str = ""  # why not green, in one word (a metric name): red, flaky, too_few_green
+
+    @property
+    def excluded(self) -> list[str]:
+        """The tests every later run leaves out."""
+        return sorted({*self.flaky, *self.red})
 
 
 @dataclass
 class Verdict:
     kept: bool
-    reason: str  # "verified" or why it was dropped: patch_failed, tests_pass, only_flaky, revert_not_green
+    # "verified" or why it was dropped: patch_failed, tests_pass, timeout, only_flaky, revert_not_green
+    reason: str
     failing: list[str] = field(default_factory=list)
     excerpt: str = ""
     seconds: float = 0.0
@@ -61,31 +72,46 @@ def _baseline(
     return runner.baseline(repo, timeout_s, **kwargs)  # type: ignore[call-arg]
 
 
-def find_flaky(runner: MutationRunner, repo: Path, timeout_s: float, runs: int = 2) -> Baseline:
-    """Run the unmodified suite `runs` times: green required; tests failing in some runs only are flaky."""
+def find_flaky(
+    runner: MutationRunner, repo: Path, timeout_s: float, runs: int = 2, min_green: int = 1
+) -> Baseline:
+    """Run the unmodified suite `runs` times. Tests red in every run are deselected (a package's
+    sdist may lack the data files some tests read), tests red in some runs only are flaky and
+    excluded too; the source is usable when the rest is green and, where the runner counts them,
+    at least `min_green` tests pass."""
     start = time.monotonic()
     results = [runner.baseline(repo, timeout_s) for _ in range(runs)]
-    took = time.monotonic() - start
     if all(ok for ok, _ in results):
-        return Baseline(True, runs=runs, seconds=took)
-    red = next(out for ok, out in results if not ok)
+        return Baseline(
+            True, runs=runs, seconds=time.monotonic() - start, green_tests=_passed(runner, results[0][1])
+        )
+    red_out = next(out for ok, out in results if not ok)
     if not hasattr(runner, "failing_tests"):
-        return Baseline(
-            False, reason=f"baseline red or flaky (the runner cannot name tests): {red[-600:]}", runs=runs
-        )
+        reason = f"baseline red or flaky (the runner cannot name tests): {red_out[-600:]}"
+        return Baseline(False, reason=reason, runs=runs, kind="red")
     failed = [set(failing_tests(runner, out) or ()) if not ok else set() for ok, out in results]
-    always = set.intersection(*failed)
-    if always or not any(failed):
-        names = ", ".join(sorted(always)[:5]) or "no test ids reported"
-        return Baseline(False, reason=f"baseline tests fail ({names}): {red[-600:]}", runs=runs, seconds=took)
-    flaky = sorted(set.union(*failed))
-    ok, out = _baseline(runner, repo, timeout_s, flaky)  # confirm: green without the flaky ones
+    if not any(failed):
+        reason = f"baseline red with no test named (the suite does not build or load): {red_out[-600:]}"
+        return Baseline(False, reason=reason, runs=runs, seconds=time.monotonic() - start, kind="red")
+    red = sorted(set.intersection(*failed))
+    flaky = sorted(set.union(*failed) - set(red))
+    ok, out = _baseline(runner, repo, timeout_s, [*red, *flaky])  # confirm: green without them
     took = time.monotonic() - start
+    base = Baseline(ok, flaky, runs=runs + 1, seconds=took, red=red, green_tests=_passed(runner, out))
     if not ok:
-        return Baseline(
-            False, flaky, f"still red after excluding flaky tests {flaky[:5]}: {out[-600:]}", runs + 1, took
+        base.reason, base.kind = f"still red after excluding {(red + flaky)[:5]}: {out[-600:]}", "red"
+    elif base.green_tests is not None and base.green_tests < min_green:
+        base.green, base.kind = False, "too_few_green"
+        base.reason = (
+            f"only {base.green_tests} tests green after deselecting {len(red)} red (minimum {min_green})"
         )
-    return Baseline(True, flaky, runs=runs + 1, seconds=took)
+    return base
+
+
+def _passed(runner: MutationRunner, output: str) -> int | None:
+    """Passing tests in a baseline output, where the runner's report says (`passed_tests`)."""
+    count = getattr(runner, "passed_tests", None)
+    return count(output) if count else None
 
 
 def apply_diff(repo: Path, diff: str, *, reverse: bool = False, check: bool = False) -> tuple[bool, str]:
@@ -151,6 +177,8 @@ def verify(
         raise RuntimeError(f"{repo}: reverting the mutation did not restore {record.file} byte for byte")
     if green:
         return Verdict(False, "tests_pass", seconds=time.monotonic() - start)
+    if out.startswith(TIMED_OUT):  # a hang is not a bug a test names: never training data
+        return Verdict(False, "timeout", excerpt=out[-EXCERPT_CHARS:], seconds=time.monotonic() - start)
     failing = failing_tests(runner, out)
     real = [t for t in failing or () if t not in set(flaky)]
     if failing is not None and failing and not real:
@@ -164,12 +192,17 @@ def verify(
 
 
 def apply_verdict(record: MutationRecord, verdict: Verdict) -> MutationRecord:
-    """The record with verification's evidence: the tests that failed, an output excerpt, the time."""
-    excerpt = verdict.excerpt
+    """The record with verification's evidence: the tests that failed, an output excerpt, the time.
+
+    The tests verification saw fail are named; when its output names none, the ones the tool's own
+    report named stay (with their excerpts). Only when neither names a test is it SUITE_FAILURE."""
+    own = {t.name: t.excerpt for t in record.failing_tests if t.name != SUITE_FAILURE}
+    names = verdict.failing or list(own)
     tests = [
-        FailingTest(name=name, excerpt=excerpt if i == 0 else "") for i, name in enumerate(verdict.failing)
+        FailingTest(name=n, excerpt=own.get(n) or (verdict.excerpt if i == 0 else ""))
+        for i, n in enumerate(names)
     ]
     if not tests:
-        tests = [FailingTest(name="(suite)", excerpt=excerpt)]
+        tests = [FailingTest(name=SUITE_FAILURE, excerpt=verdict.excerpt)]
     timings = {**record.timings, "verify_s": round(verdict.seconds, 3)}
     return record.model_copy(update={"verified": True, "failing_tests": tests, "timings": timings})

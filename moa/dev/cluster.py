@@ -23,16 +23,20 @@ import fcntl
 import json
 import shutil
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
 import click
+import yaml
 
 from moa.dev import components, fake_pods
+from moa.dev.addons import ADDONS, Addon, resolve
+from moa.dev.addons import LABEL as ADDON_LABEL
+from moa.dev.controllers import ensure_controllers
 from moa.dev.k8s_build import KUBERNETES_VERSION, ToolchainMissing, cache_root, ensure_binaries, file_lock
-from moa.dev.kubectl import install_upstream_crds, run_kubectl
+from moa.dev.kubectl import apply_crds, install_upstream_crds, run_kubectl
 from moa.dev.pki import IDENTITIES, client_context, write_kubeconfig, write_pki
 from moa.dev.processes import free_port, http_ok, is_ours, port_free, spawn, stop, wait_ready
 
@@ -64,13 +68,15 @@ class Cluster:
 
     # -- persistent state -------------------------------------------------------------------
     def ports(self) -> dict[str, int]:
-        """Ports chosen at first `up` and kept, so kubeconfigs stay valid across restarts."""
+        """Ports chosen at first `up` and kept, so kubeconfigs stay valid across restarts (ports of
+        components added since, such as addons, are chosen when first needed)."""
         path = self.dir / "ports.json"
-        if path.exists():
-            return json.loads(path.read_text())
-        ports = {name: free_port() for name in components.PORTS}
-        self.dir.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(ports, indent=2))
+        ports: dict[str, int] = json.loads(path.read_text()) if path.exists() else {}
+        names = [*components.PORTS, *(p for addon in ADDONS.values() for p in addon.ports())]
+        if set(names) - set(ports):
+            ports.update({name: free_port() for name in names if name not in ports})
+            self.dir.mkdir(parents=True, exist_ok=True)
+            path.write_text(json.dumps(ports, indent=2))
         return ports
 
     def free_ports(self) -> dict[str, int]:
@@ -98,7 +104,7 @@ class Cluster:
     # -- lifecycle ------------------------------------------------------------------------
     def is_up(self) -> bool:
         return (
-            bool(self.pids()) and set(self.running()) == set(components.COMPONENTS) and self.apiserver_ready()
+            bool(self.pids()) and set(self.running()) >= set(components.COMPONENTS) and self.apiserver_ready()
         )
 
     def apiserver_ready(self) -> bool:
@@ -110,23 +116,32 @@ class Cluster:
             self.dir / "lock", say, f"another process is starting or stopping cluster {self.name!r}"
         )
 
-    def up(self) -> float:
-        """Start every component (no-op when all run); returns the seconds it took."""
+    def up(self, addons: Iterable[str] = ()) -> float:
+        """Start every component and the named addons (no-op for what runs already); returns the
+        seconds it took. Addons already running stay up."""
         started = time.monotonic()
+        wanted = resolve(addons)
         with self.locked():
             if self.is_up():
                 say(f"cluster {self.name!r} is already up ({self.kubeconfig})")
             else:
                 try:
-                    self._start()
+                    self._start(wanted)
                 except BaseException:
                     self._stop()  # a half-started cluster leaves no process behind
                     raise
                 say(f"cluster {self.name!r} is up in {time.monotonic() - started:.1f} s")
+            missing = [a for a in wanted if a.name not in self.running()]
+            if missing:
+                try:
+                    self._start_addons(missing)
+                except BaseException:
+                    self._stop_addons([a.name for a in missing])
+                    raise
         return time.monotonic() - started
 
     @contextlib.contextmanager
-    def session(self, stop_after: bool = True) -> Iterator[Cluster]:
+    def session(self, stop_after: bool = True, addons: Iterable[str] = ()) -> Iterator[Cluster]:
         """Keep the cluster up while a test session uses it. Each session holds a shared lock on
         users.lock; the last one out stops a cluster that a session started, never one a person
         started with `moa dev cluster up`, and never while another session still uses it."""
@@ -137,7 +152,7 @@ class Cluster:
             with self.locked():
                 if not self.is_up():
                     marker.touch()
-            self.up()
+            self.up(addons)
             try:
                 yield self
             finally:
@@ -150,7 +165,7 @@ class Cluster:
                     self.down()
                     marker.unlink(missing_ok=True)
 
-    def _start(self) -> None:
+    def _start(self, addons: list[Addon]) -> None:
         if self.running():
             say("some components are running but the cluster is not healthy; restarting it")
             self._stop()
@@ -167,18 +182,10 @@ class Cluster:
         pids: dict[str, int] = {}
         for batch in components.START_BATCHES:  # each batch starts together, then is waited for
             for component in batch:
-                say(f"starting {component}")
-                flags = components.flags(component, self.name, self.dir, ports)
-                pids[component] = spawn([str(binaries[component]), *flags], self.log(component))
+                pids[component] = self._spawn(component, binaries[component], ports)
             self.save_pids(pids)
             for component in batch:
-                url, ctx = components.health(component, ports, self.pki)
-                wait_ready(
-                    component,
-                    pids[component],
-                    lambda url=url, ctx=ctx: http_ok(url, ctx),
-                    self.log(component),
-                )
+                self._wait(component, pids[component], ports)
 
         kubectl = binaries["kubectl"]
         nodes = resources.files("moa.dev.kwok").joinpath("nodes.yaml").read_text()
@@ -192,13 +199,87 @@ class Cluster:
         run_kubectl(
             kubectl, self.kubeconfig, "wait", "--for=condition=Ready", "node", "--all", "--timeout=60s"
         )
+        # Webhooks of addons that no longer run would fail every request they match.
+        stale = ",".join(sorted(set(ADDONS) - {a.name for a in addons}))
+        if stale:
+            selector = f"{ADDON_LABEL} in ({stale})"
+            kinds = "mutatingwebhookconfigurations,validatingwebhookconfigurations"
+            run_kubectl(kubectl, self.kubeconfig, "delete", kinds, "-l", selector, "--ignore-not-found")
+
+    def _start_addons(self, addons: list[Addon]) -> None:
+        """Per addon: its CRDs and namespace, the process, then its webhooks (once it serves them)."""
+        ensure_controllers([a.name for a in addons], say=say)
+        kubectl = ensure_binaries(["kubectl"], say=say)["kubectl"]
+        ports = self.ports()
+        write_pki(self.pki)  # a cluster first started before an addon existed lacks its certificate
+        ca = (self.pki / "ca.crt").read_bytes()
+        pids = self.pids()
+        for addon in addons:
+            write_kubeconfig(
+                self.dir / f"{addon.name}.kubeconfig", self.pki, addon.name, ports["kube-apiserver"]
+            )
+            apply_crds(kubectl, self.kubeconfig, addon.crd_files())
+            namespace = yaml.safe_dump(
+                {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": addon.namespace}}
+            )
+            run_kubectl(kubectl, self.kubeconfig, "apply", "-f", "-", input=namespace)
+            say(f"starting {addon.name}")
+            pids[addon.name] = spawn([str(addon.binary), *addon.flags(self.dir, ports)], self.log(addon.name))
+            self.save_pids(pids)
+            url = addon.health_url(ports)
+            wait_ready(addon.name, pids[addon.name], lambda url=url: http_ok(url, None), self.log(addon.name))
+            hooks = yaml.safe_dump_all(addon.webhook_configurations(addon.webhook_manifests(), ports, ca))
+            run_kubectl(
+                kubectl,
+                self.kubeconfig,
+                "apply",
+                "--server-side",
+                "--force-conflicts",
+                "-f",
+                "-",
+                input=hooks,
+            )
+
+    def _spawn(self, component: str, binary: Path, ports: dict[str, int]) -> int:
+        say(f"starting {component}")
+        return spawn(
+            [str(binary), *components.flags(component, self.name, self.dir, ports)], self.log(component)
+        )
+
+    def _wait(self, component: str, pid: int, ports: dict[str, int]) -> None:
+        url, ctx = components.health(component, ports, self.pki)
+        wait_ready(component, pid, lambda: http_ok(url, ctx), self.log(component))
+
+    def restart(self, component: str) -> float:
+        """Stop one core component and start it again with the same flags, as a crash and a
+        supervisor would (fault drills); returns the seconds until it was healthy again."""
+        if component not in components.COMPONENTS:
+            raise ValueError(
+                f"unknown component {component!r}; expected one of {', '.join(components.COMPONENTS)}"
+            )
+        started = time.monotonic()
+        with self.locked():
+            pids, ports = self.pids(), self.ports()
+            if component in self.running():
+                stop(component, pids[component], self.dir, say)
+            pids[component] = self._spawn(component, ensure_binaries([component], say=say)[component], ports)
+            self.save_pids(pids)
+            self._wait(component, pids[component], ports)
+        return time.monotonic() - started
 
     def down(self) -> list[str]:
         """Stop every component, dependents first (TERM, KILL after 15 s); returns ports still bound."""
         with self.locked():
             return self._stop()
 
+    def _stop_addons(self, names: Iterable[str]) -> None:
+        running = self.running()
+        for name in names:
+            if name in running:
+                stop(name, running[name], self.dir, say)
+
     def _stop(self) -> list[str]:
+        self._stop_addons(reversed([c for c in self.pids() if c not in components.COMPONENTS]))
         running = self.running()
         for component in reversed(components.COMPONENTS):
             pid = running.get(component)
@@ -223,10 +304,20 @@ def cluster(ctx: click.Context, name: str) -> None:
 
 
 @cluster.command()
+@click.option(
+    "--with",
+    "addons",
+    default="",
+    metavar="ADDONS",
+    help=f"Comma-separated controllers to run too: {', '.join(ADDONS)} (built from their Go modules).",
+)
 @click.pass_obj
-def up(c: Cluster) -> None:
-    """Start the cluster (builds the binaries on first use); a no-op when it already runs."""
-    c.up()
+def up(c: Cluster, addons: str) -> None:
+    """Start the cluster (builds the binaries on first use); a no-op for what already runs."""
+    try:
+        c.up(addons.split(","))
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--with") from None
     (c.dir / STARTED_BY_TESTS).unlink(missing_ok=True)  # started or claimed by a person: tests leave it up
     click.echo(f"export KUBECONFIG={c.kubeconfig}")
 
@@ -251,8 +342,9 @@ def status(c: Cluster) -> None:
     running = c.running()
     ports = c.ports() if (c.dir / "ports.json").exists() else {}
     click.echo(f"cluster {c.name!r} (Kubernetes {KUBERNETES_VERSION}) state: {c.dir}")
-    for component in components.COMPONENTS:
-        where = f"127.0.0.1:{ports[component]}" if component in ports else "-"
+    for component in [*components.COMPONENTS, *(a for a in ADDONS if a in running)]:
+        port = ports.get(component) or ports.get(f"{component}-webhook")
+        where = f"127.0.0.1:{port}" if port else "-"
         state = f"running  pid {running[component]}" if component in running else "stopped"
         click.echo(f"  {component:<24} {state:<18} {where}")
     if "kube-apiserver" in running:

@@ -15,11 +15,14 @@ Without annotations a pod succeeds after ``DEFAULT_DURATION_MS`` with no termina
         kwok.moa.dev/duration: 2s           # how long the container "runs" (Go duration)
         kwok.moa.dev/message: '{"status": "gate-failed"}'   # containerStatuses[].state.terminated.message
         kwok.moa.dev/exit-code: "3"         # integer; default 0 on success, 1 on failure
+
+`artifact_volume` gives simulated pods the artifact claim a training names (they never write it).
 """
 
 from __future__ import annotations
 
 from importlib import resources
+from typing import Any
 
 OUTCOME = "kwok.moa.dev/outcome"
 DURATION = "kwok.moa.dev/duration"
@@ -65,3 +68,32 @@ def stages_yaml() -> str:
     for placeholder, value in _PLACEHOLDERS.items():
         text = text.replace(placeholder, value)
     return text
+
+
+def artifact_volume(namespace: str, claim: str = "artifacts") -> list[dict[str, Any]]:
+    """A ReadWriteMany claim CLAIM in NAMESPACE pre-bound to a hostPath PV: the artifact root that
+    training specs name in `storage.claimName`. Simulated pods never write to it."""
+    pv = {
+        "apiVersion": "v1",
+        "kind": "PersistentVolume",
+        "metadata": {"name": f"{namespace}-{claim}"},
+        "spec": {
+            "capacity": {"storage": "1Ti"},
+            "accessModes": ["ReadWriteMany"],
+            "storageClassName": "manual",
+            "hostPath": {"path": f"/tmp/{namespace}"},
+            "persistentVolumeReclaimPolicy": "Retain",
+            "claimRef": {"namespace": namespace, "name": claim},
+        },
+    }
+    pvc = {
+        "apiVersion": "v1",
+        "kind": "PersistentVolumeClaim",
+        "metadata": {"name": claim, "namespace": namespace},
+        "spec": {
+            "accessModes": ["ReadWriteMany"],
+            "storageClassName": "manual",
+            "resources": {"requests": {"storage": "1Ti"}},
+        },
+    }
+    return [pv, pvc]

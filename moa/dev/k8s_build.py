@@ -188,12 +188,15 @@ def locate(name: str) -> Path | None:
     return Path(on_path) if on_path else None
 
 
-def build(module: GoModule, names: Iterable[str], say: Callable[[str], None]) -> None:
-    """Compile NAMES of MODULE into bin_dir(); each binary is renamed into place when complete."""
+def build(
+    module: GoModule, names: Iterable[str], say: Callable[[str], None], out_dir: Path | None = None
+) -> None:
+    """Compile NAMES of MODULE into OUT_DIR (default bin_dir()); the wrapper module lives in
+    OUT_DIR/../src; each binary is renamed into place when complete."""
     go = find_go()
-    workdir = cache_root() / "k8s" / KUBERNETES_VERSION / "src" / module.path.replace("/", "-")
+    out_dir = out_dir or bin_dir()
+    workdir = out_dir.parent / "src" / module.path.replace("/", "-")
     write_wrapper(module, workdir)
-    out_dir = bin_dir()
     out_dir.mkdir(parents=True, exist_ok=True)
     for name in names:
         say(

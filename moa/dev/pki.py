@@ -23,6 +23,9 @@ IDENTITIES = {
     "kube-controller-manager": ("system:kube-controller-manager", None),
     "kube-scheduler": ("system:kube-scheduler", None),
     "kwok": ("kwok-controller", "system:masters"),
+    # addons (addons.py): their upstream ClusterRoles are not installed
+    "kueue": ("kueue-controller-manager", "system:masters"),
+    "jobset": ("jobset-controller-manager", "system:masters"),
 }
 
 EC_KEY = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
@@ -51,8 +54,8 @@ def sign(pki: Path, name: str, subject: str, usage: str, san: str | None = None)
 
 
 def write_pki(pki: Path) -> None:
-    """CA, API server serving cert, front-proxy client cert (aggregation layer), one client cert
-    per identity, service-account key pair. Only missing files are made, so certs survive restarts."""
+    """CA, API server serving cert, front-proxy client cert (aggregation layer), the addons'
+    webhook serving cert (loopback), one client cert per identity, service-account key pair. Only missing files are made, so certs survive restarts."""
     pki.mkdir(parents=True, exist_ok=True)
     if not (pki / "ca.crt").exists():
         ca = ["-keyout", str(pki / "ca.key"), "-out", str(pki / "ca.crt"), "-days", "3650"]
@@ -61,6 +64,7 @@ def write_pki(pki: Path) -> None:
     sans += ["DNS:kubernetes.default.svc.cluster.local", "IP:127.0.0.1", f"IP:{SERVICE_IP}"]
     sign(pki, "apiserver", "/CN=kube-apiserver", "serverAuth", ",".join(sans))
     sign(pki, "front-proxy-client", "/CN=front-proxy-client", "clientAuth")
+    sign(pki, "webhook-serving", "/CN=moa-webhooks", "serverAuth", "IP:127.0.0.1,DNS:localhost")
     for who, (cn, org) in IDENTITIES.items():
         sign(pki, who, f"/O={org}/CN={cn}" if org else f"/CN={cn}", "clientAuth")
     if not (pki / "sa.pub").exists():

@@ -39,6 +39,9 @@ class PatchError(ValueError):
     """A patch that cannot be parsed or applied; `line` is its 1-based line in the patch text."""
 
     def __init__(self, message: str, line: int | None = None, path: str | None = None) -> None:
+        # The message quotes model-written paths: lone surrogates become escapes so it can be
+        # shown, stored and encoded anywhere.
+        message = message.encode("utf-8", "backslashreplace").decode("utf-8")
         self.reason, self.line, self.path = message, line, path
         where = f"line {line}: " if line is not None else ""
         super().__init__(where + message)
@@ -93,7 +96,12 @@ class Patch:
 # --- parse ---------------------------------------------------------------------------
 
 
+MAX_PATCH_CHARS = 1 << 20  # a patch is an edit, not a data dump: larger ones are refused
+
+
 def parse_patch(text: str) -> Patch:
+    if len(text) > MAX_PATCH_CHARS:
+        raise PatchError(f"the patch is {len(text)} characters; the limit is {MAX_PATCH_CHARS}")
     lines = text.split("\n")
     first = next((i for i, s in enumerate(lines) if s.strip()), len(lines))
     last = next((i for i in range(len(lines) - 1, -1, -1) if lines[i].strip()), -1)
@@ -369,8 +377,10 @@ def apply(patch: Patch | str, root: Path) -> Applied:
     for op in patch.operations:
         try:
             _plan(op, root, plan, done)
-        except (OSError, RuntimeError) as exc:  # e.g. a name too long, a symlink loop
-            raise PatchError(f"{op.path}: {exc}", op.line, op.path) from exc
+        except PatchError:
+            raise
+        except (OSError, RuntimeError, ValueError) as exc:  # a name too long, a symlink loop, a NUL
+            raise PatchError(f"{op.path!r}: {exc}", op.line, op.path) from exc
     plan.commit()
     return done
 
@@ -443,6 +453,13 @@ class _Plan:
             ) from None
 
     def write(self, path: Path, content: str, line: int, mode_from: Path | None = None) -> None:
+        rel = path.relative_to(self.root).as_posix()
+        try:  # refused now, not half-way through the writes
+            content.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise PatchError(
+                f"{rel}: the new content is not valid Unicode ({exc.reason})", line, rel
+            ) from None
         if path.is_dir():
             raise PatchError(f"{path.relative_to(self.root)} is a directory", line)
         for parent in path.relative_to(self.root).parents:
@@ -483,7 +500,7 @@ class _Plan:
             for path, tmp in staged:
                 os.replace(tmp, path)
                 replaced.append(path)
-        except OSError as exc:
+        except (OSError, ValueError) as exc:
             for path in replaced:
                 path.unlink(missing_ok=True)
             for path, backup in backups:

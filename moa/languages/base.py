@@ -37,6 +37,24 @@ class CuratedSource:
     note: str = ""
 
 
+@dataclass(frozen=True)
+class FunctionSpan:
+    """A function (or method) of a source file, as the language's parser sees it.
+
+    `name` is qualified the way the plugin's mutation records name functions (`Class.method`,
+    `Type::method`); lines are 1-based and inclusive, decorators/attributes included."""
+
+    name: str
+    start: int
+    end: int
+
+
+def enclosing(spans: Sequence[FunctionSpan], line: int) -> str | None:
+    """The name of the innermost function whose span holds `line`."""
+    inside = [s for s in spans if s.start <= line <= s.end]
+    return max(inside, key=lambda s: (s.start, -s.end)).name if inside else None
+
+
 @runtime_checkable
 class MutationRunner(Protocol):
     """Runs the language's mutation-testing tool on an unpacked source tree.
@@ -148,6 +166,9 @@ class LanguagePlugin:
     default_sources: Sequence[CuratedSource] = ()
     offline_cache: OfflineCache | None = None
 
+    # The functions of a source file (its text), from a real parser: how a mutation record's
+    # diff is checked to touch only the function it names.
+    functions: Callable[[str, str], list[FunctionSpan]] | None = None  # (path, text) -> spans
     # Knowledge hooks; empty when not known (what needs them then does without, and says so).
     # Lines of the test runners' output that name a failing test (group 1: the name).
     failing_test_patterns: tuple[re.Pattern[str], ...] = ()

@@ -235,7 +235,8 @@ def _toolchain(evaluator: Evaluator) -> str:
 
 
 def _digest(*parts: str) -> str:
-    return hashlib.sha256("\0".join(parts).encode()).hexdigest()
+    # surrogatepass: a model-written patch may hold lone surrogates (it then fails to apply).
+    return hashlib.sha256("\0".join(parts).encode("utf-8", "surrogatepass")).hexdigest()
 
 
 def _store(entry: Path, outcome: EvalOutcome) -> None:

@@ -15,13 +15,28 @@ import os
 import re
 import shutil
 import subprocess
+from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 from moa.languages import sandbox
+from moa.languages.sampling import stratified
+
+T = TypeVar("T")
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")  # colour codes some test libraries print regardless
+
+
+_HUNK = re.compile(r"^@@ -(\d+)(?:,(\d+))? \+\d+(?:,\d+)? @@")
+
+
+TIMED_OUT = "timed out\n"  # how a baseline() output starts when the run hit its time limit
+
+
+class DiffError(ValueError):
+    """A diff that is malformed, does not apply exactly, or does not re-create its mutant."""
 
 
 class ToolError(RuntimeError):
@@ -116,6 +131,77 @@ def file_diff(path: str, fixed: str, buggy: str) -> str:
     return "".join(out)
 
 
+def _hunks(diff: str) -> list[tuple[int, list[tuple[str, str]]]]:
+    """A one-file unified diff as (0-based start in the old file, [(tag, line)]) per hunk."""
+    hunks: list[tuple[int, list[tuple[str, str]]]] = []
+    for n, line in enumerate(diff.splitlines(keepends=True), 1):
+        if line.startswith("@@"):
+            m = _HUNK.match(line)
+            if not m:
+                raise DiffError(f"diff line {n}: bad hunk header {line.strip()!r}")
+            empty = m[2] == "0"  # a pure insertion names the line it follows
+            hunks.append((int(m[1]) - (0 if empty else 1), []))
+        elif not hunks:
+            if not line.startswith(("---", "+++", "diff ", "index ")):
+                raise DiffError(f"diff line {n}: text before the first hunk: {line.strip()!r}")
+        elif line.startswith("\\"):  # "\ No newline at end of file" ends the line before it
+            tag, text = hunks[-1][1][-1]
+            hunks[-1][1][-1] = (tag, text.rstrip("\n"))
+        elif line[:1] in (" ", "-", "+"):
+            hunks[-1][1].append((line[0], line[1:]))
+        else:
+            raise DiffError(f"diff line {n}: not a diff line: {line.strip()!r}")
+    if not hunks:
+        raise DiffError("the diff has no hunk")
+    return hunks
+
+
+def apply_unified(text: str, diff: str) -> str:
+    """`text` with a one-file unified diff applied exactly: no fuzz, no offset, context checked."""
+    src = text.splitlines(keepends=True)
+    out: list[str] = []
+    pos = 0
+    for start, body in _hunks(diff):
+        if start < pos:
+            raise DiffError(f"hunk at line {start + 1} overlaps the one before")
+        out += src[pos:start]
+        i = start
+        for tag, line in body:
+            if tag != "+":
+                if i >= len(src) or src[i] != line:
+                    raise DiffError(f"line {i + 1} differs from the diff's {line.rstrip()!r}")
+                i += 1
+            if tag != "-":
+                out.append(line)
+        pos = i
+    return "".join(out + src[pos:])
+
+
+def changed_lines(diff: str) -> list[int]:
+    """Lines (1-based, of the old file) a diff removes, or after which it inserts."""
+    lines = []
+    for start, body in _hunks(diff):
+        old = start + 1
+        for tag, _ in body:
+            if tag == "+":
+                lines.append(max(1, old - 1))
+            else:
+                if tag == "-":
+                    lines.append(old)
+                old += 1
+    return sorted(set(lines))
+
+
+def mutant_diff(path: str, fixed: str, buggy: str) -> str:
+    """The fixed -> buggy diff of a mutant, checked to re-create `buggy` byte for byte."""
+    diff = file_diff(path, fixed, buggy)
+    if not diff:
+        raise DiffError(f"{path}: the mutant does not change the file")
+    if apply_unified(fixed, diff) != buggy:
+        raise DiffError(f"{path}: the diff does not re-create the mutant")
+    return diff
+
+
 def excerpt(text: str, limit: int = 2000) -> str:
     """The end of a tool's output, where the failure usually is, at most `limit` characters."""
     text = _ANSI.sub("", text).strip()
@@ -129,30 +215,50 @@ def replace_span(text: str, line1: int, col1: int, line2: int, col2: int, replac
 
     Columns count characters (Stryker's and cargo-mutants' convention), not bytes.
     """
-    offsets = [0]
-    for line in text.splitlines(keepends=True):
-        offsets.append(offsets[-1] + len(line))
-    a = offsets[line1 - 1] + col1 - 1
-    b = offsets[line2 - 1] + col2 - 1
+    a, b = span_offsets(text, line1, col1, line2, col2)
     return text[:a] + replacement + text[b:]
 
 
+def span_offsets(text: str, line1: int, col1: int, line2: int, col2: int) -> tuple[int, int]:
+    """Character offsets in `text` of the span between two 1-based (line, column) positions."""
+    offsets = [0]
+    for line in text.splitlines(keepends=True):
+        offsets.append(offsets[-1] + len(line))
+    return offsets[line1 - 1] + col1 - 1, offsets[line2 - 1] + col2 - 1
+
+
+TIMEOUT_FACTOR = 5.0  # a mutant's tests may take this multiple of the green baseline
+
+
 def mutant_timeout(baseline_s: float | None, budget_s: float) -> float:
-    """Seconds one mutant's tests may take: five times the green baseline (at least 30 s).
+    """Seconds one mutant's tests may take: TIMEOUT_FACTOR times the green baseline (at least 30 s).
 
     Why: a mutant that loops forever must not eat the whole source's budget, while a slow but
     honest suite must not be cut short. Without a measured baseline, 300 s; never over budget.
     """
-    guess = 300.0 if baseline_s is None else max(30.0, 5.0 * baseline_s)
+    guess = 300.0 if baseline_s is None else max(30.0, TIMEOUT_FACTOR * baseline_s)
     return min(budget_s, guess)
 
 
 @dataclass
 class RunnerBase:
-    """What the three mutation runners share: parallel jobs and the measured green baseline."""
+    """What the mutation runners share: parallel jobs and the measured green baseline."""
 
     jobs: int = field(default_factory=lambda: os.cpu_count() or 1)  # mutants tested in parallel
     baseline_s: float | None = None  # slowest green baseline seen; sets the per-mutant timeout
+    # Mutants whose record could not be made right (reason -> count): dropped, never guessed.
+    rejected: Counter[str] = field(default_factory=Counter)
+    # The bug classes to draw mutants from (moa.languages.sampling), None for all; and the seed.
+    operator_classes: tuple[str, ...] | None = None
+    seed: int = 0
+
+    def draw(self, items: Sequence[T], n: int | None, key: Callable[[T], tuple[str, str, str]]) -> list[T]:
+        """The mutants to run: those of an allowed bug class (key: file, function, class), then a
+        seeded stratified draw of at most `n`; the others are counted as `operator_excluded`."""
+        allowed = [i for i in items if self.operator_classes is None or key(i)[2] in self.operator_classes]
+        if len(allowed) < len(items):
+            self.rejected["operator_excluded"] += len(items) - len(allowed)
+        return stratified(allowed, n, self.seed, key)
 
     def ensure_tool(self) -> None:
         self.tool_path()
@@ -164,7 +270,7 @@ class RunnerBase:
         if ok:
             self.baseline_s = max(self.baseline_s or 0.0, seconds)
 
-    def baseline_result(self, res: sandbox.Result) -> tuple[bool, str]:
+    def baseline_result(self, res: sandbox.Result, limit: int = 2000) -> tuple[bool, str]:
         """Record a baseline run and answer `baseline()`: (green, output excerpt)."""
         self.note_baseline(res.ok, res.seconds)
-        return res.ok, ("timed out\n" if res.timed_out else "") + excerpt(res.output)
+        return res.ok, (TIMED_OUT if res.timed_out else "") + excerpt(res.output, limit)

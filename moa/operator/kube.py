@@ -7,6 +7,7 @@ counts API requests (the scale benchmark reports requests per resource from it).
 from __future__ import annotations
 
 import json
+import threading
 from collections import Counter
 from typing import Any
 from urllib.parse import quote
@@ -47,6 +48,11 @@ class Kube:
     def __init__(self, api: client.ApiClient) -> None:
         self.api = api
         self.requests: Counter[str] = Counter()
+        self._thread = threading.local()  # requests of the calling thread, for per-reconcile counts
+
+    def thread_requests(self) -> int:
+        """API requests the calling thread made through this client so far."""
+        return getattr(self._thread, "requests", 0)  # type: ignore[no-any-return]
 
     def request(
         self,
@@ -57,6 +63,7 @@ class Kube:
         content_type: str = "application/json",
     ) -> Any:
         self.requests[method] += 1
+        self._thread.requests = self.thread_requests() + 1
         headers = {"Accept": "application/json", "Content-Type": content_type}
         method, url, headers, body, post = self.api.param_serialize(
             method,
@@ -96,7 +103,7 @@ class Kube:
         meta = obj["metadata"]
         try:
             return self.request(
-                "POST", path(obj["apiVersion"], _plural(obj), meta.get("namespace")), body=obj
+                "POST", path(obj["apiVersion"], plural_of(obj), meta.get("namespace")), body=obj
             )  # type: ignore[no-any-return]
         except ApiException as exc:
             if exc.status == 409:
@@ -113,8 +120,8 @@ class Kube:
 
     def patch_status(
         self, api_version: str, plural: str, namespace: str, name: str, status: dict[str, Any]
-    ) -> None:
-        self.request(
+    ) -> dict[str, Any] | None:
+        return self.request(  # type: ignore[no-any-return]
             "PATCH",
             path(api_version, plural, namespace, name, "status"),
             body={"status": status},
@@ -130,6 +137,6 @@ _PLURALS = {
 }
 
 
-def _plural(obj: dict[str, Any]) -> str:
+def plural_of(obj: dict[str, Any]) -> str:
     kind = obj["kind"]
     return _PLURALS.get(kind) or kind.lower() + "s"

@@ -1,7 +1,9 @@
 """kopf wiring: every trigger funnels into one reconcile per AdapterTraining.
 
-- events of AdapterTrainings, of the workloads and pods the operator labelled, and of Adapters;
-- a periodic resync that lists all trainings (a level-triggered safety net);
+- events of AdapterTrainings and Adapters, and the end (or deletion) of the workloads and pods
+  the operator labelled; every event first updates the informer cache reconcile reads from;
+- a periodic resync that relists the cache and reconciles every training (a level-triggered
+  safety net);
 - backoff timers from the planner's `requeue_after`.
 Only `on.event` handlers are used: no finalizers, so deleting a training never waits for the
 operator (owner references clean up its workloads). Reconciles run in threads, serialised per
@@ -22,6 +24,7 @@ import kopf
 
 from moa.operator import adapters as adapter_controller
 from moa.operator import observability as obs
+from moa.operator.cache import CachedKube, Kind
 from moa.operator.kube import Kube, load_client
 from moa.operator.reconcile import API, PLURAL, reconcile
 from moa.operator.workloads import ADAPTERS
@@ -30,9 +33,21 @@ from moa.operator.workloads.base import LABEL_TRAINING
 log = logging.getLogger("moa.operator")
 
 
+TRAININGS: Kind = (API, PLURAL)
+ADAPTER_RESOURCES: Kind = (API, adapter_controller.PLURAL)
+WATCHED: tuple[Kind, ...] = (
+    TRAININGS,
+    ADAPTER_RESOURCES,
+    *sorted({(a.api_version, a.plural) for a in ADAPTERS.values()}),
+)
+
+
 class Operator:
-    def __init__(self, kube: Kube, resync_s: float = 60.0, workers: int = 8) -> None:
+    def __init__(
+        self, kube: Kube, resync_s: float = 60.0, workers: int = 8, namespaces: list[str] | None = None
+    ) -> None:
         self.kube = kube
+        self.namespaces = namespaces or []
         self.resync_s = resync_s
         self.pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="reconcile")
         self.locks: defaultdict[tuple[str, str], threading.Lock] = defaultdict(threading.Lock)
@@ -51,6 +66,7 @@ class Operator:
     def _reconcile(self, namespace: str, name: str) -> float | None:
         with self.locks[(namespace, name)]:
             started = time.monotonic()
+            requests_before = self.kube.thread_requests()
             try:
                 outcome = reconcile(self.kube, namespace, name)
             except Exception as exc:
@@ -63,6 +79,8 @@ class Operator:
                 for method, count in self.kube.requests.items():
                     obs.API_REQUESTS.labels(method).set(count)
             obs.RECONCILES.labels("ok").inc()
+            made = self.kube.thread_requests() - requests_before
+            obs.RECONCILE_REQUESTS.labels("idle" if outcome.idle else "acting").observe(made)
             obs.count_workloads(outcome.created)
             if outcome.plan:
                 obs.record_stages(f"{namespace}/{name}", [s.state for s in outcome.plan.stages])
@@ -103,13 +121,16 @@ class Operator:
         if requeue is not None:
             self.timers[key] = loop.call_later(requeue, lambda: self.spawn(self.trigger(namespace, name)))
 
+    def relist(self) -> None:
+        if isinstance(self.kube, CachedKube):
+            self.kube.relist(self.namespaces)
+
     async def resync(self) -> None:
         while True:
             await asyncio.sleep(self.resync_s)
             try:
-                items = await asyncio.get_running_loop().run_in_executor(
-                    self.pool, self.kube.list, API, PLURAL, None
-                )
+                await asyncio.get_running_loop().run_in_executor(self.pool, self.relist)
+                items = self.kube.list(API, PLURAL, None)
             except Exception:
                 log.exception("resync list failed")
                 continue
@@ -132,31 +153,52 @@ def finished(status: dict[str, Any], type: str | None, **_: Any) -> bool:
 def register(op: Operator, registry: kopf.OperatorRegistry) -> None:
     """Attach the handlers to a kopf registry (one per operator instance, so tests can run several)."""
 
-    async def on_training(name: str, namespace: str, type: str | None, **_: Any) -> None:
+    def cache(kind: Kind, event: dict[str, Any]) -> None:
+        if isinstance(op.kube, CachedKube):
+            op.kube.observe_event(kind, event.get("type"), event["object"])
+
+    async def on_training(
+        name: str, namespace: str, type: str | None, event: dict[str, Any], **_: Any
+    ) -> None:
+        cache(TRAININGS, event)
         if type != "DELETED":
             await op.trigger(namespace, name)
         else:
             obs.forget(f"{namespace}/{name}")
 
-    async def on_workload(labels: dict[str, str], namespace: str, **_: Any) -> None:
-        await op.trigger(namespace, labels[LABEL_TRAINING])
+    def on_workload_of(kind: Kind) -> Any:
+        async def on_workload(
+            labels: dict[str, str], namespace: str, status: dict[str, Any], type: str | None,
+            event: dict[str, Any], **_: Any,
+        ) -> None:  # fmt: skip
+            cache(kind, event)
+            if finished(status, type):
+                await op.trigger(namespace, labels[LABEL_TRAINING])
 
-    async def on_adapter(name: str, namespace: str, type: str | None, **_: Any) -> None:
+        return on_workload
+
+    async def on_adapter(
+        name: str, namespace: str, type: str | None, event: dict[str, Any], **_: Any
+    ) -> None:
+        cache(ADAPTER_RESOURCES, event)
         if type != "DELETED":
             await asyncio.get_running_loop().run_in_executor(op.pool, op.reconcile_adapters, namespace, name)
 
     kopf.on.event("moa.dev", "v1alpha1", "adaptertrainings", registry=registry)(on_training)
     kopf.on.event("moa.dev", "v1alpha1", "adapters", registry=registry)(on_adapter)
-    for adapter in ADAPTERS.values():
-        group, _, version = adapter.api_version.rpartition("/")
-        kopf.on.event(
-            group, version, adapter.plural, labels={LABEL_TRAINING: kopf.PRESENT}, registry=registry
-        )(on_workload)
+    for kind in WATCHED[2:]:
+        group, _, version = kind[0].rpartition("/")
+        kopf.on.event(group, version, kind[1], labels={LABEL_TRAINING: kopf.PRESENT}, registry=registry)(
+            on_workload_of(kind)
+        )
 
     async def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
         settings.peering.standalone = True
         settings.posting.enabled = False  # our own Events carry the transitions
         settings.watching.server_timeout = 300
+        # Fill the cache before the first reconcile (kopf starts watching after startup
+        # handlers): a reconcile on a half-filled cache would show a regressed status.
+        await asyncio.get_running_loop().run_in_executor(op.pool, op.relist)
         op.spawn(op.resync())
 
     kopf.on.startup(registry=registry)(startup)
@@ -175,8 +217,8 @@ def run(
 
     if metrics_port:
         start_http_server(metrics_port)
-    kube = Kube(load_client(kubeconfig))
-    op = Operator(kube, resync_s=resync_s)
+    kube = CachedKube(load_client(kubeconfig), WATCHED, with_spec=WATCHED[:2])
+    op = Operator(kube, resync_s=resync_s, namespaces=namespaces)
     registry = kopf.OperatorRegistry()
     register(op, registry)
     asyncio.run(

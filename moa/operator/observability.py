@@ -19,7 +19,13 @@ LATENCY = Histogram(
 )
 STAGES = Gauge("moa_stages", "Stages of all AdapterTrainings by state", ["state"])
 WORKLOADS = PCounter("moa_workloads_created", "Workloads created", ["stage"])
-API_REQUESTS = Gauge("moa_api_requests", "Kubernetes API requests made by the reconciler", ["method"])
+API_REQUESTS = Gauge("moa_api_requests", "Kubernetes API requests made by the operator", ["method"])
+RECONCILE_REQUESTS = Histogram(
+    "moa_reconcile_api_requests",
+    "Kubernetes API requests of one reconcile; idle: it launched nothing and wrote no status",
+    ["reconcile"],
+    buckets=(0, 1, 2, 4, 8, 16, 32),
+)
 
 _stage_states: dict[str, Counter[str]] = {}
 

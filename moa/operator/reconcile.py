@@ -8,6 +8,7 @@ this module only observes workloads and writes what the planner decided.
 
 from __future__ import annotations
 
+import functools
 import logging
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -45,11 +46,19 @@ class Outcome:
     plan: Plan | None = None
     created: list[Launch] = field(default_factory=list)  # launches whose workload this pass created
     sandbox_created: bool = False  # the namespace's sandbox NetworkPolicy / artifact PVC
+    status_written: bool = False
+
+    @property
+    def idle(self) -> bool:
+        """Nothing launched, nothing written: the world already matched the plan."""
+        return not (self.created or self.sandbox_created or self.status_written)
 
 
-def known_languages() -> set[str]:
-    """Language plugins installed in this image (entry-point names; nothing is imported)."""
-    return {ep.name for ep in entry_points(group=LANGUAGE_GROUP)}
+@functools.cache
+def known_languages() -> frozenset[str]:
+    """Language plugins installed in this image (entry-point names; nothing is imported). Read
+    once: scanning every distribution's metadata on each reconcile costs more than the reconcile."""
+    return frozenset(ep.name for ep in entry_points(group=LANGUAGE_GROUP))
 
 
 def _key(obj: dict[str, Any]) -> tuple[str, str | None, int]:
@@ -166,12 +175,17 @@ def reconcile(kube: Kube, namespace: str, name: str, now: datetime | None = None
         stages=current.stages,
         adapter=adapter_ref,
     )
-    if _write_status(kube, namespace, name, old, new):
+    written = _write_status(kube, namespace, name, old, new)
+    if written:
         for type_, reason, message in current.events:
             emit_event(kube, obj, type_, reason, message, now)
-    rlog.info("phase=%s stage=%s launched=%d", current.phase, current.stage, len(current.launches))
+        rlog.info("phase=%s stage=%s launched=%d", current.phase, current.stage, len(current.launches))
     return Outcome(
-        requeue_after=current.requeue_after, plan=current, created=created, sandbox_created=sandbox_created
+        requeue_after=current.requeue_after,
+        plan=current,
+        created=created,
+        sandbox_created=sandbox_created,
+        status_written=written,
     )
 
 

@@ -20,8 +20,10 @@ decision or None, and the first decision wins:
 4. `suspended`: nothing new is launched (running workloads finish on their own); phase Suspended.
 5. `waiting_for_dependencies`: until every AdapterTraining in `after` has succeeded, phase Waiting.
 6. `backing_off`: a failed attempt is retried after `backoffSeconds * 2**(attempt-1)`.
-7. `launch`: otherwise a shard with no attempt (or a failed one) is launched; `fetch` and
-   `mutate` fan out one shard per source, at most `data.limits.concurrency` at once, other stages one at a time.
+7. `launch`: otherwise a shard with no attempt (or a failed one) is launched; `fetch` and `mutate`
+   fan out one shard per source, at most `data.limits.concurrency` at once, other stages one at a time.
+Status only, `queued`: while every running shard of the current stage waits for admission (a
+Kueue-suspended workload), the stage is Pending and Reconciling says queued: never Failed.
 """
 
 from __future__ import annotations
@@ -285,6 +287,14 @@ def launch(name: str, stage: Stage, shard: _ShardView) -> Launch | None:
     return Launch(stage.name, shard.shard, attempt, workload_name(name, stage.name, shard.shard, attempt))
 
 
+def queued(current: _StageView) -> str | None:
+    """Status only: every active shard of the current stage waits for admission (e.g. by Kueue)."""
+    active = current.active
+    if not active or any(v.last is None or v.last.state != "pending" for v in active):
+        return None
+    return active[0].last.message if active[0].last else None
+
+
 def _gate_message(gates: Sequence[GateResult]) -> str:
     return "; ".join(g.describe() for g in gates)
 
@@ -349,10 +359,15 @@ def plan(
                 )
                 budget -= 1
     status.state = "Running" if (current.active or launches or requeue or hold is None) else "Pending"
+    waiting = queued(current) if not launches else None
+    if waiting is not None:
+        status.state, status.message = "Pending", waiting
 
     phase: Phase = "Running"
     if hold is not None:
         phase, reason, msg = hold.phase, hold.reason, hold.message
+    elif waiting is not None:
+        reason, msg = "Queued", f"stage {stage.name} {waiting}"
     else:
         reason, msg = "StageRunning", f"stage {stage.name} running"
         if all(s.state == "Pending" for s in statuses):

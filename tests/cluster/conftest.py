@@ -16,13 +16,17 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
 import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+import yaml
 
 REPO = Path(__file__).resolve().parents[2]
 MOA_CRDS = REPO / "manifests" / "crds"
@@ -147,3 +151,57 @@ def namespace(request: pytest.FixtureRequest, kube_api) -> Iterator[str]:
             time.sleep(0.1)
     yield name
     core.delete_namespace(name, propagation_policy="Background")
+
+
+# -- the operator as a real process, on a training namespace -------------------------------------
+class OperatorProcess:
+    """`moa operator run` as a real process, watching one namespace."""
+
+    def __init__(self, kubeconfig: Path, namespace: str, log: Path) -> None:
+        self.argv = [
+            sys.executable, "-m", "moa.cli", "operator", "run", "--kubeconfig", str(kubeconfig),
+            "--namespace", namespace, "--liveness-port", "0", "--metrics-port", "0", "--resync", "2",
+        ]  # fmt: skip
+        self.log = log
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        out = self.log.open("ab")
+        self.proc = subprocess.Popen(
+            self.argv, stdout=out, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"}
+        )
+
+    def kill(self) -> None:
+        """SIGKILL: no shutdown handlers, exactly like a node dying."""
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait()
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+
+@pytest.fixture
+def training_ns(namespace: str, kubectl: Callable[..., Any]) -> Iterator[str]:
+    """The test namespace as a training namespace: Pod Security restricted + an artifact PVC."""
+    kubectl("label", "namespace", namespace, "pod-security.kubernetes.io/enforce=restricted")
+    from moa.dev.fake_pods import artifact_volume
+
+    kubectl("apply", "-f", "-", input=yaml.safe_dump_all(artifact_volume(namespace)))
+    yield namespace
+    kubectl("delete", "pv", f"{namespace}-artifacts", "--wait=false", check=False)
+
+
+@pytest.fixture
+def operator(kubeconfig: Path, training_ns: str, tmp_path: Path) -> Iterator[OperatorProcess]:
+    op = OperatorProcess(kubeconfig, training_ns, tmp_path / "operator.log")
+    op.start()
+    yield op
+    op.stop()
+    if os.environ.get("MOA_TEST_SHOW_OPERATOR_LOG"):
+        print(op.log.read_text())

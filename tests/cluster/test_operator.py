@@ -5,99 +5,24 @@ scheduler and garbage collector do the rest."""
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
-import sys
 import time
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 import yaml
+from conftest import OperatorProcess
 
 from moa.api.gates import check
 from moa.api.stages import STAGE_NAMES, StageSummary
 from moa.dev import fake_pods
+from moa.operator.cache import CachedKube
+from moa.operator.main import WATCHED
+from moa.operator.reconcile import reconcile
 
 pytestmark = pytest.mark.cluster
 
 SOURCES = ["pypi:six@1.16.0", "pypi:idna@3.7"]
-
-
-class OperatorProcess:
-    """`moa operator run` as a real process, watching one namespace."""
-
-    def __init__(self, kubeconfig: Path, namespace: str, log: Path) -> None:
-        self.argv = [
-            sys.executable, "-m", "moa.cli", "operator", "run", "--kubeconfig", str(kubeconfig),
-            "--namespace", namespace, "--liveness-port", "0", "--metrics-port", "0", "--resync", "2",
-        ]  # fmt: skip
-        self.log = log
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        out = self.log.open("ab")
-        self.proc = subprocess.Popen(
-            self.argv, stdout=out, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"}
-        )
-
-    def kill(self) -> None:
-        """SIGKILL: no shutdown handlers, exactly like a node dying."""
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGKILL)
-            self.proc.wait()
-
-    def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.kill()
-
-
-@pytest.fixture
-def training_ns(namespace: str, kubectl: Callable[..., Any]) -> Iterator[str]:
-    """The test namespace as a training namespace: Pod Security restricted + an artifact PVC."""
-    kubectl("label", "namespace", namespace, "pod-security.kubernetes.io/enforce=restricted")
-    pv = {
-        "apiVersion": "v1",
-        "kind": "PersistentVolume",
-        "metadata": {"name": f"{namespace}-artifacts"},
-        "spec": {
-            "capacity": {"storage": "1Ti"},
-            "accessModes": ["ReadWriteMany"],
-            "storageClassName": "manual",
-            "hostPath": {"path": f"/tmp/{namespace}"},
-            "persistentVolumeReclaimPolicy": "Retain",
-            "claimRef": {"namespace": namespace, "name": "artifacts"},
-        },
-    }
-    pvc = {
-        "apiVersion": "v1",
-        "kind": "PersistentVolumeClaim",
-        "metadata": {"name": "artifacts", "namespace": namespace},
-        "spec": {
-            "accessModes": ["ReadWriteMany"],
-            "storageClassName": "manual",
-            "resources": {"requests": {"storage": "1Ti"}},
-        },
-    }
-    kubectl("apply", "-f", "-", input=yaml.safe_dump_all([pv, pvc]))
-    yield namespace
-    kubectl("delete", "pv", f"{namespace}-artifacts", "--wait=false", check=False)
-
-
-@pytest.fixture
-def operator(kubeconfig: Path, training_ns: str, tmp_path: Path) -> Iterator[OperatorProcess]:
-    op = OperatorProcess(kubeconfig, training_ns, tmp_path / "operator.log")
-    op.start()
-    yield op
-    op.stop()
-    if os.environ.get("MOA_TEST_SHOW_OPERATOR_LOG"):
-        print(op.log.read_text())
 
 
 def summary_message(stage: str, **metrics: float) -> str:
@@ -162,7 +87,7 @@ def workloads(kubectl: Callable[..., Any], ns: str, name: str) -> list[str]:
 
 
 def test_sample_runs_every_stage_to_ready_and_creates_an_adapter(
-    operator: OperatorProcess, training_ns: str, kubectl: Callable[..., Any]
+    operator: OperatorProcess, training_ns: str, kubectl: Callable[..., Any], kube_api: Any
 ) -> None:
     ns = training_ns
     kubectl("apply", "-n", ns, "-f", "-", input=yaml.safe_dump(training("py")))
@@ -183,6 +108,15 @@ def test_sample_runs_every_stage_to_ready_and_creates_an_adapter(
     ).stdout
     reasons = {e["reason"] for e in json.loads(events)["items"]}
     assert {"StageStarted", "AdapterCreated"} <= reasons
+
+    # Reconciling the finished training again, from an informer cache like the operator's, makes
+    # no API request once the process has checked its namespace objects (the first pass).
+    kube = CachedKube(kube_api, WATCHED, with_spec=WATCHED[:2])
+    kube.relist([ns])
+    reconcile(kube, ns, "py")
+    before = kube.thread_requests()
+    outcome = reconcile(kube, ns, "py")
+    assert outcome.idle and kube.thread_requests() == before
     # Sandboxed stages were admitted by Pod Security `restricted` and kept off GPU nodes.
     pods = json.loads(kubectl("get", "pods", "-n", ns, "-l", "moa.dev/sandbox=true", "-o", "json").stdout)[
         "items"

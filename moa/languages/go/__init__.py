@@ -3,6 +3,7 @@
 import re
 
 from moa.languages.base import Idiom, LanguagePlugin, lazy
+from moa.languages.go.functions import functions
 from moa.languages.go.offline import OFFLINE_CACHE
 from moa.languages.go.sources import SOURCES
 
@@ -18,6 +19,7 @@ plugin = LanguagePlugin(
     },
     evaluator=lazy("moa.languages.go.evaluator:GoEvaluator"),
     mutation_runner=lazy("moa.languages.go.mutation:GoMutationRunner"),
+    functions=functions,
     default_sources=SOURCES,
     failing_test_patterns=(
         re.compile(r"^\s*--- FAIL: (\S+)", re.M),  # go test

@@ -16,6 +16,7 @@ recorded as `missed` without running anything.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import queue
@@ -30,15 +31,18 @@ from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
-from moa.api.records import FailingTest, MutationRecord, MutationStatus, SourceRef
-from moa.languages import sandbox
+from moa.api.records import SUITE_FAILURE, FailingTest, MutationRecord, MutationStatus, SourceRef
+from moa.languages import go, sandbox
+from moa.languages.base import FunctionSpan, enclosing
+from moa.languages.go.functions import functions
 from moa.languages.tools import (
+    DiffError,
     RunnerBase,
     ToolError,
     check_call,
     excerpt,
-    file_diff,
     install_once,
+    mutant_diff,
     mutant_timeout,
 )
 
@@ -62,12 +66,24 @@ SWAPS: dict[str, dict[str, str]] = {
         op: "=" for op in ("+=", "&=", "&^=", "*=", "|=", "/=", "%=", "<<=", ">>=", "-=", "^=")
     },
 }
+# Each mutant type's bug class (moa.languages.sampling): what a spec's operator mix selects.
+CLASSES: dict[str, str] = {
+    "ARITHMETIC_BASE": "arithmetic",
+    "CONDITIONALS_BOUNDARY": "boundary",
+    "CONDITIONALS_NEGATION": "comparison",
+    "INCREMENT_DECREMENT": "arithmetic",
+    "INVERT_ASSIGNMENTS": "arithmetic",
+    "INVERT_BITWISE": "arithmetic",
+    "INVERT_BWASSIGN": "arithmetic",
+    "INVERT_LOGICAL": "boolean",
+    "INVERT_LOOPCTRL": "other",
+    "INVERT_NEGATIVES": "arithmetic",
+    "REMOVE_SELF_ASSIGNMENTS": "arithmetic",
+}
 _ALL_TYPES = ("invert-assignments", "invert-bitwise", "invert-bwassign", "invert-logical", "invert-loopctrl")
 _ENABLE_ALL = [f"--{flag}" for flag in _ALL_TYPES] + ["--remove-self-assignments"]
 # Longest first, so `<<=` is read as one token and not as `<`.
 _TOKENS = sorted({tok for swaps in SWAPS.values() for tok in swaps}, key=len, reverse=True)
-_FUNC = re.compile(r"^func\s+(?:\(\s*\w*\s*\*?\s*(?P<recv>\w+)[^)]*\)\s*)?(?P<name>\w+)")
-_FAIL = re.compile(r"^\s*--- FAIL: (\S+)", re.MULTILINE)
 _BUILD_FAILED = re.compile(r"\[(build|setup) failed\]|^# \S+\n", re.MULTILINE)
 
 
@@ -116,11 +132,15 @@ class GoMutationRunner(RunnerBase):
         check_call(["go", "mod", "download"], repo, env, "go mod download")
         # Module zips carry no go.sum for their dependencies; record them while the network is up.
         check_call(["go", "mod", "tidy", "-e"], repo, env, "go mod tidy")
-        self._go_test(repo, ["-run", "^$", "./..."], 900.0)
+        self._go_test(repo, ["-run", "^$", "./..."], 900.0)  # warms the build cache; baseline judges
 
-    def baseline(self, repo: Path, timeout_s: float) -> tuple[bool, str]:
-        res = self._go_test(repo, ["./..."], timeout_s)
-        return self.baseline_result(res)
+    def baseline(self, repo: Path, timeout_s: float, exclude_tests: Sequence[str] = ()) -> tuple[bool, str]:
+        res, _ = self._go_test(repo, [*_skip(exclude_tests), "./..."], timeout_s)
+        return self.baseline_result(res, limit=4000)
+
+    def failing_tests(self, output: str) -> list[str]:
+        """The tests a baseline's report (the text of its `go test -json` events) names as failed."""
+        return list(dict.fromkeys(n for p in go.plugin.failing_test_patterns for n in p.findall(output)))
 
     def run(
         self,
@@ -130,15 +150,22 @@ class GoMutationRunner(RunnerBase):
         timeout_s: float,
         exclude_tests: Sequence[str] = (),
     ) -> list[MutationRecord]:
-        """The first `max_mutations` mutants of the module (all when None).
+        """`max_mutations` mutants of the module (all when None), drawn by `self.draw`.
 
         `timeout_s` is the budget of the whole run; each mutant's `go test` gets
         `mutant_timeout(baseline)`. `exclude_tests` (flaky tests) are skipped with `-skip`.
         """
-        mutants = self.find_mutants(repo)[:max_mutations]
+        spans: dict[str, list[FunctionSpan]] = {}
+
+        def key(m: Mutant) -> tuple[str, str, str]:
+            if m.file not in spans:
+                spans[m.file] = functions(m.file, (repo / m.file).read_text())
+            return m.file, enclosing(spans[m.file], m.line) or "", CLASSES.get(m.type, "other")
+
+        mutants = self.draw(self.find_mutants(repo), max_mutations, key)
         deadline = time.monotonic() + timeout_s
         per_mutant = mutant_timeout(self.baseline_s, timeout_s)
-        skip = ["-skip", "^(" + "|".join(re.escape(t) for t in exclude_tests) + ")$"] if exclude_tests else []
+        skip = _skip(exclude_tests)
         copies = [repo] + [self._copy(repo) for _ in range(max(0, min(self.jobs, len(mutants)) - 1))]
         free: queue.SimpleQueue[Path] = queue.SimpleQueue()
         for copy in copies:
@@ -159,6 +186,12 @@ class GoMutationRunner(RunnerBase):
         finally:
             for copy in copies[1:]:
                 shutil.rmtree(copy.parent, ignore_errors=True)
+
+    def raw_command(self, repo: Path) -> tuple[list[str], dict[str, str], tuple[int, ...]]:
+        """Gremlins as a person runs it on the whole module (bench/datagen_overhead.py): argv,
+        environment, the exit codes of a finished run."""
+        cmd = [str(self.tool_path()), "unleash", *_ENABLE_ALL, "--workers", str(self.jobs), "."]
+        return cmd, self._env(offline=True), (0,)
 
     def find_mutants(self, repo: Path) -> list[Mutant]:
         """Gremlins' dry run: every mutant position and whether a test covers it."""
@@ -182,19 +215,25 @@ class GoMutationRunner(RunnerBase):
 
     def _execute(
         self, repo: Path, source: SourceRef, m: Mutant, timeout_s: float, skip: list[str]
-    ) -> MutationRecord:
+    ) -> MutationRecord | None:
         path = repo / m.file
         fixed = path.read_text()
         buggy, operator = apply_mutant(fixed, m)
+        try:
+            diff = mutant_diff(m.file, fixed, buggy)
+        except DiffError:
+            self.rejected["diff_roundtrip"] += 1
+            return None
         record = MutationRecord(
             language="go",
             source=str(source),
             version=source.version,
             file=m.file,
-            function=enclosing_function(fixed, m.line),
+            function=enclosing(functions(m.file, fixed), m.line),
             line=m.line,
             operator=operator,
-            diff=file_diff(m.file, fixed, buggy),
+            operator_class=CLASSES.get(m.type, "other"),
+            diff=diff,
             status="missed",
             tool=self.tool,
         )
@@ -203,23 +242,26 @@ class GoMutationRunner(RunnerBase):
         pkg = "./" + (str(Path(m.file).parent) if Path(m.file).parent != Path(".") else "")
         path.write_text(buggy)
         try:
-            res = self._go_test(
+            res, failed = self._go_test(
                 repo, ["-failfast", "-timeout", f"{int(timeout_s) + 2}s", *skip, pkg], timeout_s + 30
             )
         finally:
             path.write_text(fixed)
-        record.status, record.failing_tests = classify(res)
+        record.status, record.failing_tests = classify(res, failed)
         record.timings = {"test_s": round(res.seconds, 3)}
         return record
 
-    def _go_test(self, repo: Path, args: list[str], timeout_s: float) -> sandbox.Result:
-        return sandbox.run(
-            ["go", "test", "-count=1", *args],
+    def _go_test(self, repo: Path, args: list[str], timeout_s: float) -> tuple[sandbox.Result, list[str]]:
+        """`go test -json`: the result with the report's text as output, and the failed tests."""
+        res = sandbox.run(
+            ["go", "test", "-json", "-count=1", *args],
             repo,
             writable=self._caches(),
             env=self._env(offline=True),
             limits=sandbox.Limits(timeout_s=timeout_s),
         )
+        text, failed = read_events(res.output)
+        return dataclasses.replace(res, output=text), failed
 
     def _caches(self) -> list[Path]:
         # The build cache is written by every build; the module cache only read, but Go takes
@@ -272,24 +314,40 @@ def apply_mutant(text: str, m: Mutant) -> tuple[str, str]:
     return "".join(lines), f"{m.type}: {token} -> {new}"
 
 
-def enclosing_function(text: str, line: int) -> str | None:
-    """The top-level func declared last at or above `line` (`Type.Method` for methods)."""
-    for candidate in reversed(text.splitlines()[:line]):
-        if m := _FUNC.match(candidate):
-            return f"{m['recv']}.{m['name']}" if m["recv"] else m["name"]
-    return None
+def _skip(tests: Sequence[str]) -> list[str]:
+    """`go test` arguments that skip `tests` (flaky, or red at baseline) by exact name."""
+    return ["-skip", "^(" + "|".join(re.escape(t) for t in tests) + ")$"] if tests else []
 
 
-def classify(res: sandbox.Result) -> tuple[MutationStatus, list[FailingTest]]:
-    """A mutated package's `go test` result -> status and the tests that failed."""
+def read_events(output: str) -> tuple[str, list[str]]:
+    """`go test -json` output -> (the report as `go test` prints it, the tests that failed).
+
+    Lines that are not events (the go command's own errors on stderr) are kept as text."""
+    text: list[str] = []
+    failed: list[str] = []
+    for line in output.splitlines(keepends=True):
+        try:
+            event = json.loads(line)
+        except ValueError:
+            event = None
+        if not isinstance(event, dict):
+            text.append(line)
+        elif event.get("Action") in ("output", "build-output"):
+            text.append(str(event.get("Output", "")))
+        elif event.get("Action") == "fail" and event.get("Test"):
+            failed.append(str(event["Test"]))
+    return "".join(text), list(dict.fromkeys(failed))
+
+
+def classify(res: sandbox.Result, failed: list[str]) -> tuple[MutationStatus, list[FailingTest]]:
+    """A mutated package's `go test -json` result (as text) and failed tests -> status, tests."""
     if res.timed_out or "panic: test timed out" in res.output:
         return "timeout", []
     if res.ok:
         return "missed", []
-    if _BUILD_FAILED.search(res.output) and not _FAIL.search(res.output):
+    if _BUILD_FAILED.search(res.output) and not failed:
         return "unviable", []
-    names = list(dict.fromkeys(_FAIL.findall(res.output)))
     text = excerpt(res.output, 1500)
-    return "caught", [FailingTest(name=n, excerpt=text) for n in names] or [
-        FailingTest(name="go test", excerpt=text)
+    return "caught", [FailingTest(name=n, excerpt=text) for n in failed] or [
+        FailingTest(name=SUITE_FAILURE, excerpt=text)
     ]

@@ -3,6 +3,7 @@
 import re
 
 from moa.languages.base import Idiom, LanguagePlugin, lazy
+from moa.languages.python.functions import functions
 from moa.languages.python.offline import OFFLINE_CACHE
 from moa.languages.python.sources import DEFAULT_SOURCES
 
@@ -18,6 +19,7 @@ plugin = LanguagePlugin(
     },
     evaluator=lazy("moa.languages.python.evaluator:PythonEvaluator"),
     mutation_runner=lazy("moa.languages.python.mutation:MutmutRunner"),
+    functions=functions,
     default_sources=DEFAULT_SOURCES,
     failing_test_patterns=(
         re.compile(r"^(?:FAILED|ERROR) (\S+?)(?: - .*)?$", re.M),  # pytest summary

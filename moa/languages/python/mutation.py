@@ -12,20 +12,30 @@ network (pip), baseline/mutation runs without.
 
 from __future__ import annotations
 
+import hashlib
 import json
-import os
 import re
 import shutil
-import subprocess
 import sys
 import tokenize
 from collections.abc import Sequence
+from dataclasses import dataclass
 from io import StringIO
 from pathlib import Path
 
 from moa.api.records import MutationRecord, MutationStatus, SourceRef
+from moa.languages import python
+from moa.languages.sampling import operator_swap_class
 from moa.languages.sandbox import Limits, Result, run
-from moa.languages.tools import cache_dir, file_lock, tools_dir
+from moa.languages.tools import (
+    TIMEOUT_FACTOR,
+    DiffError,
+    RunnerBase,
+    apply_unified,
+    cache_dir,
+    check_call,
+    install_once,
+)
 
 MUTMUT_VERSION = "3.8.1"
 VENV = ".moa-venv"
@@ -67,10 +77,8 @@ _NOT_PACKAGE = {
 }
 # Projects' addopts often name plugins we do not install (--cov=...); the suite runs without them.
 _NO_ADDOPTS = "--override-ini=addopts="
-_FAILED_RE = re.compile(r"^(?:FAILED|ERROR) (\S+?)(?: - .*)?$", re.MULTILINE)
-
-
-moa_cache = cache_dir
+_MUTMUT_CLI = "import sys; from mutmut.__main__ import cli; sys.argv[0] = 'mutmut'; sys.exit(cli())"
+_PASSED_RE = re.compile(r"(\d+) passed")
 
 
 def base_python() -> str:
@@ -169,6 +177,32 @@ def _tokens(code: str) -> list[tuple[int, str]]:
     return out
 
 
+# classify()'s operator -> bug class (moa.languages.sampling); comparisons are split below.
+_CLASSES = {
+    "arithmetic": "arithmetic",
+    "boolean": "boolean",
+    "bool": "boolean",
+    "number": "constant",
+    "string": "sentinel",  # mutmut's 'XXtextXX'
+    "none": "stub",  # a value replaced by None
+    "removal": "variable",  # an argument or operand dropped
+    "name": "variable",
+    "keyword": "other",
+    "other": "other",
+}
+
+
+def bug_class(diff: str) -> str:
+    """The bug class of a fixed -> buggy diff (its `classify` operator, mapped)."""
+    kind, _, change = classify(diff).partition(":")
+    if kind == "comparison":
+        old, _, new = change.partition("->")
+        return operator_swap_class(old, new) if old and new else "comparison"
+    if kind == "assignment":
+        return "variable" if "=" in (change.split("->")[0], change.split("->")[-1]) else "arithmetic"
+    return _CLASSES.get(kind, "other")
+
+
 def first_changed_line(diff: str) -> int | None:
     """Line number (in the fixed file) of the first removed or added line of a unified diff."""
     line = None
@@ -183,46 +217,33 @@ def first_changed_line(diff: str) -> int | None:
     return None
 
 
-class MutmutRunner:
+@dataclass
+class MutmutRunner(RunnerBase):
     """`MutationRunner` for Python: mutmut 3 + pytest."""
 
-    tool = "mutmut"
+    tool: str = f"mutmut@{MUTMUT_VERSION}"
 
-    def __init__(self, jobs: int | None = None) -> None:
-        self.jobs = jobs or os.cpu_count() or 2
+    def tool_path(self) -> Path:
+        """The mutmut tool venv, built on first use. Only ever run as `venv/bin/python -m ...`
+        (never through its scripts), so building it in a temporary folder and renaming it works."""
 
-    # -- tool -------------------------------------------------------------------------------
-
-    @property
-    def tool_dir(self) -> Path:
-        return tools_dir() / "mutmut" / f"{MUTMUT_VERSION}-{_PY}"
-
-    def ensure_tool(self) -> None:
-        done = self.tool_dir / ".installed"
-        if done.is_file():
-            return
-        with file_lock(self.tool_dir.parent / f"{self.tool_dir.name}.lock"):
-            if done.is_file():
-                return
-            # A venv is not relocatable, so it is built at its final path; `.installed` marks it complete.
-            shutil.rmtree(self.tool_dir, ignore_errors=True)
-            self._host([base_python(), "-m", "venv", str(self.tool_dir)], "create the mutmut tool venv")
+        def install(folder: Path) -> None:
+            check_call([base_python(), "-m", "venv", str(folder)], folder, what="python -m venv")
             pip = [
-                str(self.tool_dir / "bin" / "python"),
+                str(folder / "bin" / "python"),
                 "-m",
                 "pip",
                 "install",
                 "-q",
                 "--disable-pip-version-check",
             ]
-            self._host([*pip, f"mutmut=={MUTMUT_VERSION}"], f"install mutmut {MUTMUT_VERSION}")
-            done.write_text(MUTMUT_VERSION + "\n")
+            check_call(
+                [*pip, f"mutmut=={MUTMUT_VERSION}"], folder, what=f"pip install mutmut {MUTMUT_VERSION}"
+            )
 
-    @staticmethod
-    def _host(cmd: Sequence[str], what: str) -> None:
-        proc = subprocess.run(cmd, capture_output=True, text=True)
-        if proc.returncode != 0:
-            raise RuntimeError(f"could not {what}: {(proc.stdout + proc.stderr).strip()[-800:]}")
+        return install_once(
+            f"mutmut-{MUTMUT_VERSION}-{_PY}", lambda d: (self._site_packages(d) / "mutmut").is_dir(), install
+        )
 
     def _site_packages(self, venv: Path) -> Path:
         return venv / "lib" / _PY / "site-packages"
@@ -232,7 +253,7 @@ class MutmutRunner:
     def prepare(self, repo: Path) -> None:
         """A venv in the tree: the package (editable, so tests see edits to it) with its test extras
         if it declares any (test, tests, testing), and pytest."""
-        self.ensure_tool()
+        tool = self.tool_path()
         repo = repo.resolve()
         venv = repo / VENV
         if (venv / ".prepared").is_file():
@@ -245,8 +266,8 @@ class MutmutRunner:
                 f"{repo}: no tests found (tests/, test/, testing/, test*.py); the source must ship its tests"
             )
         shutil.rmtree(venv, ignore_errors=True)
-        self._host([base_python(), "-m", "venv", str(venv)], f"create a venv in {repo}")
-        pip_cache = moa_cache() / "pip"
+        check_call([base_python(), "-m", "venv", str(venv)], repo, what=f"create a venv in {repo}")
+        pip_cache = cache_dir() / "pip"
         install = [str(venv / "bin" / "python"), "-m", "pip", "install", "-q", "--disable-pip-version-check"]
         res = run(
             [*install, "pytest", "-e", ".[test,tests,testing]"],
@@ -260,9 +281,7 @@ class MutmutRunner:
             raise RuntimeError(
                 f"{repo}: pip install of the package and pytest failed: {res.output.strip()[-800:]}"
             )
-        (self._site_packages(venv) / "zz-moa-mutmut.pth").write_text(
-            str(self._site_packages(self.tool_dir)) + "\n"
-        )
+        (self._site_packages(venv) / "zz-moa-mutmut.pth").write_text(str(self._site_packages(tool)) + "\n")
         (venv / ".prepared").write_text(json.dumps({"sources": sources, "tests": tests}))
 
     def _pytest(self, repo: Path, args: Sequence[str], timeout_s: float) -> Result:
@@ -287,12 +306,23 @@ class MutmutRunner:
         """The suite (or just `only_tests`, ids as pytest prints them) without `exclude_tests`."""
         tests = list(only_tests) or json.loads((repo / VENV / ".prepared").read_text())["tests"]
         res = self._pytest(repo, [*tests, *(a for t in exclude_tests for a in ("--deselect", t))], timeout_s)
-        tail = res.output[-4000:]
-        return res.ok, ("[timed out]\n" + tail if res.timed_out else tail)
+        return self.baseline_result(res, limit=4000)
 
     def failing_tests(self, output: str) -> list[str]:
         """Test ids pytest reported as failed or errored (from its -rfE short summary)."""
-        return sorted(set(_FAILED_RE.findall(output)))
+        return sorted({n for p in python.plugin.failing_test_patterns for n in p.findall(output)})
+
+    def passed_tests(self, output: str) -> int | None:
+        """How many tests passed, from pytest's last summary line (`12 passed, 2 deselected in 0.3s`)."""
+        counts = _PASSED_RE.findall(output)
+        return int(counts[-1]) if counts else None
+
+    def raw_command(self, repo: Path) -> tuple[list[str], dict[str, str], tuple[int, ...]]:
+        """`mutmut run` as a person runs it on every mutant (bench/datagen_overhead.py): argv,
+        environment, the exit codes of a finished run."""
+        self._write_config(repo.resolve(), [])
+        python = str(repo.resolve() / VENV / "bin" / "python")
+        return [python, "-c", _MUTMUT_CLI, "run", "--max-children", str(self.jobs)], {}, (0,)
 
     def _write_config(self, repo: Path, exclude_tests: Sequence[str]) -> None:
         """mutmut reads [tool.mutmut] from pyproject.toml, else [mutmut] from setup.cfg."""
@@ -301,6 +331,8 @@ class MutmutRunner:
         lines += ["pytest_add_cli_args_test_selection=", *(f"    {t}" for t in meta["tests"])]
         lines += ["pytest_add_cli_args=", "    -p", "    no:cacheprovider", f"    {_NO_ADDOPTS}"]
         lines += [f"    --deselect={t}" for t in exclude_tests]
+        # mutmut's own per-mutant limit is (estimated test time + 1 s) x this; its default is 15.
+        lines += [f"timeout_multiplier={TIMEOUT_FACTOR}"]
         lines += ["do_not_mutate=", "    */tests/*", "    */test_*.py", "    *conftest.py"]
         cfg = repo / "setup.cfg"
         text = cfg.read_text() if cfg.is_file() else ""
@@ -315,14 +347,14 @@ class MutmutRunner:
         timeout_s: float,
         exclude_tests: Sequence[str] = (),
     ) -> list[MutationRecord]:
-        """`mutmut run` on all mutants, or on `max_mutations` of them spread round-robin over the
-        functions; resumable either way (mutmut keeps verdicts in mutants/*.meta)."""
+        """`mutmut run` on all mutants, or on `max_mutations` of them drawn by `self.draw`;
+        resumable either way (mutmut keeps verdicts in mutants/*.meta)."""
         repo = repo.resolve()
         py = str(repo / VENV / "bin" / "python")
         self._write_config(repo, exclude_tests)
         names: list[str] = []
-        picked: set[str] = set()
-        if max_mutations is not None:
+        picked: set[str] | None = None  # None: every mutant
+        if max_mutations is not None or self.operator_classes is not None:
             listed = run(
                 [py, "-W", "ignore", str(_EXPORT), "names"], repo, limits=Limits(timeout_s=timeout_s)
             )
@@ -331,12 +363,14 @@ class MutmutRunner:
                     f"generating mutants failed on {source}: {_strip_spinner(listed.output)[-1500:]}"
                 )
             rows = [json.loads(line) for line in listed.output.splitlines() if line.startswith("{")]
-            chosen = spread(rows, max_mutations)
+            rows = [r for r in rows if r.get("diff")]  # the unreadable ones are counted after the run
+            chosen = self.draw(
+                rows, max_mutations, lambda r: (r["file"], r["function"], bug_class(r["diff"]))
+            )
             picked = {str(r["name"]) for r in chosen}
             names = [str(r["name"]) for r in chosen if r["exit_code"] is None]
-        if max_mutations is None or names:
-            cli = "import sys; from mutmut.__main__ import cli; sys.argv[0] = 'mutmut'; sys.exit(cli())"
-            cmd = [py, "-c", cli, "run", "--max-children", str(self.jobs), *names]
+        if picked is None or names:
+            cmd = [py, "-c", _MUTMUT_CLI, "run", "--max-children", str(self.jobs), *names]
             res = run(cmd, repo, limits=Limits(timeout_s=timeout_s))
             if not res.ok:
                 why = "timed out" if res.timed_out else f"exit {res.returncode}"
@@ -347,14 +381,22 @@ class MutmutRunner:
         if not export.ok:
             raise RuntimeError(f"reading mutmut's results failed on {source}: {export.output[-1500:]}")
         records = []
+        texts: dict[str, str] = {}
         for line in export.output.splitlines():
             if not line.startswith("{"):
                 continue
             row = json.loads(line)
-            if picked and row["name"] not in picked:
+            if picked is not None and row["name"] not in picked:
                 continue
             status = STATUS.get(row["status"])
-            if status is None or "diff" not in row or not row["diff"]:
+            if status is None:
+                continue
+            fixed = texts.setdefault(row["file"], (repo / row["file"]).read_text())
+            if not row.get("diff"):
+                self.rejected["mutant_unreadable" if row.get("error") else "diff_empty"] += 1
+                continue
+            if not _recreates(fixed, row["diff"], row["sha256"]):
+                self.rejected["diff_roundtrip"] += 1
                 continue
             records.append(
                 MutationRecord(
@@ -365,28 +407,23 @@ class MutmutRunner:
                     function=row["function"],
                     line=first_changed_line(row["diff"]),
                     operator=classify(row["diff"]),
+                    operator_class=bug_class(row["diff"]),
                     diff=row["diff"],
                     status=status,
-                    tool=f"mutmut {MUTMUT_VERSION}",
+                    tool=self.tool,
                     timings={"test_s": round(row["seconds"], 3)} if row.get("seconds") is not None else {},
                 )
             )
         return records
 
 
-def spread(rows: list[dict[str, object]], n: int) -> list[dict[str, object]]:
-    """Up to `n` rows taken round-robin over their `function`, so a cap spreads over the code."""
-    by_function: dict[object, list[dict[str, object]]] = {}
-    for row in rows:
-        by_function.setdefault(row["function"], []).append(row)
-    queues = list(by_function.values())
-    out: list[dict[str, object]] = []
-    while len(out) < n and queues:
-        for q in queues:
-            if q and len(out) < n:
-                out.append(q.pop(0))
-        queues = [q for q in queues if q]
-    return out
+def _recreates(fixed: str, diff: str, sha256: str) -> bool:
+    """Whether `diff` applied to `fixed` gives the file mutmut's mutant is (by its hash)."""
+    try:
+        buggy = apply_unified(fixed, diff)
+    except DiffError:
+        return False
+    return hashlib.sha256(buggy.encode()).hexdigest() == sha256
 
 
 def _strip_spinner(text: str) -> str:

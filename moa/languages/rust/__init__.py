@@ -3,6 +3,7 @@
 import re
 
 from moa.languages.base import Idiom, LanguagePlugin, lazy
+from moa.languages.rust.functions import functions
 from moa.languages.rust.offline import OFFLINE_CACHE
 from moa.languages.rust.sources import SOURCES
 
@@ -19,6 +20,7 @@ plugin = LanguagePlugin(
     },
     evaluator=lazy("moa.languages.rust.evaluator:RustEvaluator"),
     mutation_runner=lazy("moa.languages.rust.mutation:RustMutationRunner"),
+    functions=functions,
     default_sources=SOURCES,
     failing_test_patterns=(
         re.compile(r"^test (\S+) \.\.\. FAILED$", re.M),  # cargo test

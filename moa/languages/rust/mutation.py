@@ -28,23 +28,28 @@ import subprocess
 import tempfile
 import time
 import tomllib
+from collections import Counter
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from moa.api.records import FailingTest, MutationRecord, MutationStatus, SourceRef
+from moa.api.records import SUITE_FAILURE, FailingTest, MutationRecord, MutationStatus, SourceRef
 from moa.languages import sandbox
+from moa.languages.base import FunctionSpan, enclosing
+from moa.languages.rust.functions import functions
+from moa.languages.sampling import operator_swap_class
 from moa.languages.tools import (
+    DiffError,
     RunnerBase,
     ToolError,
     cache_dir,
     check_call,
     excerpt,
-    file_diff,
     install_once,
     locked,
+    mutant_diff,
     mutant_timeout,
     replace_span,
 )
@@ -57,6 +62,8 @@ STATUS: dict[str, MutationStatus] = {
     "Unviable": "unviable",
 }
 ENV = {"CARGO_NET_OFFLINE": "true", "CARGO_TERM_COLOR": "never", "CARGO_INCREMENTAL": "0"}
+_PASSED = re.compile(r"^test result: \w+\. (\d+) passed", re.MULTILINE)
+_SWAP = re.compile(r"^replace (\S+) with (\S+)$")
 _TEST_BLOCK = re.compile(r"^---- (\S+) stdout ----\n(.*?)(?=^---- |^failures:|\Z)", re.MULTILINE | re.DOTALL)
 _FAILED = re.compile(r"^test (\S+) \.\.\. FAILED", re.MULTILINE)
 _REGEX_META = re.compile(r"([\\.+*?()|\[\]{}^$#&\-~])")
@@ -106,9 +113,25 @@ class RustMutationRunner(RunnerBase):
         if not res.ok:
             raise ToolError(f"the tests of {repo.name} do not build standalone:\n{excerpt(res.output)}")
 
-    def baseline(self, repo: Path, timeout_s: float) -> tuple[bool, str]:
-        res = self._cargo(repo, ["test", "--offline"], timeout_s, target=True)
-        return self.baseline_result(res)
+    def baseline(self, repo: Path, timeout_s: float, exclude_tests: Sequence[str] = ()) -> tuple[bool, str]:
+        skip = ["--", "--exact", *(a for t in exclude_tests for a in ("--skip", t))] if exclude_tests else []
+        res = self._cargo(repo, ["test", "--offline", *skip], timeout_s, target=True)
+        return self.baseline_result(res, limit=4000)
+
+    def failing_tests(self, output: str) -> list[str]:
+        """The tests libtest reported FAILED (`test NAME ... FAILED`)."""
+        return [t.name for t in log_failures(output) if t.name != SUITE_FAILURE]
+
+    def passed_tests(self, output: str) -> int | None:
+        """Tests passed over every libtest binary (`test result: ok. 12 passed; ...`)."""
+        counts = _PASSED.findall(output)
+        return sum(map(int, counts)) if counts else None
+
+    def raw_command(self, repo: Path) -> tuple[list[str], dict[str, str], tuple[int, ...]]:
+        """cargo-mutants as a person runs it on the whole crate (bench/datagen_overhead.py): its
+        own build folders, every mutant; argv, environment, the exit codes of a finished run."""
+        # exit 2 and 3 say that mutants were missed or timed out: a finished run
+        return [str(self.tool_path()), "mutants", "--no-shuffle", "-j", str(self.jobs)], dict(ENV), (0, 2, 3)
 
     def list_mutants(self, repo: Path) -> list[dict[str, Any]]:
         res = self._cargo(
@@ -127,12 +150,21 @@ class RustMutationRunner(RunnerBase):
         timeout_s: float,
         exclude_tests: Sequence[str] = (),
     ) -> list[MutationRecord]:
-        """The first `max_mutations` mutants (all when None), tested in `jobs` warm copies.
+        """`max_mutations` mutants (all when None) drawn by `self.draw`, tested in `jobs` warm copies.
 
         `timeout_s` bounds the whole run; each mutant's tests get `mutant_timeout(baseline)`.
         `exclude_tests` (flaky tests) are passed to libtest as `--skip NAME --exact`.
         """
-        mutants = self.list_mutants(repo)
+        listed = self.list_mutants(repo)
+        spans: dict[str, list[FunctionSpan]] = {}
+
+        def key(m: dict[str, Any]) -> tuple[str, str, str]:
+            if m["file"] not in spans:
+                spans[m["file"]] = functions(m["file"], (repo / m["file"]).read_text())
+            line = m["span"]["start"]["line"]
+            return m["file"], enclosing(spans[m["file"]], line) or "", bug_class(m["genre"], _operator(m))
+
+        mutants = self.draw(listed, max_mutations, key)
         if not mutants:
             return []
         per_mutant = mutant_timeout(self.baseline_s, timeout_s)
@@ -140,8 +172,7 @@ class RustMutationRunner(RunnerBase):
         if exclude_tests:
             args += ["--cargo-test-arg=--", "--cargo-test-arg=--exact"]
             args += [f"--cargo-test-arg={a}" for t in exclude_tests for a in ("--skip", t)]
-        if max_mutations is not None and len(mutants) > max_mutations:
-            mutants = mutants[:max_mutations]
+        if len(mutants) < len(listed):
             args += ["--re", "^(" + "|".join(_REGEX_META.sub(r"\\\1", m["name"]) for m in mutants) + ")$"]
         shards = max(1, min(self.jobs, len(mutants)))
         with tempfile.TemporaryDirectory(prefix="moa-cargo-mutants-") as scratch:
@@ -174,7 +205,7 @@ class RustMutationRunner(RunnerBase):
 
             with ThreadPoolExecutor(max_workers=shards) as pool:
                 outcomes = [o for part in pool.map(shard, range(shards)) for o in part]
-        return normalise(outcomes, repo, source, self.tool)
+        return normalise(outcomes, repo, source, self.tool, self.rejected)
 
     # ------------------------------------------------------------------ internals
 
@@ -217,9 +248,10 @@ def target_dir(repo: Path) -> Path:
 
 
 def normalise(
-    outcomes: list[dict[str, Any]], repo: Path, source: SourceRef, tool: str
+    outcomes: list[dict[str, Any]], repo: Path, source: SourceRef, tool: str, rejected: Counter[str]
 ) -> list[MutationRecord]:
-    """cargo-mutants' outcomes (outcomes.json entries, plus `log_text`) into records, in file order."""
+    """cargo-mutants' outcomes (outcomes.json entries, plus `log_text`) into records, in file order;
+    a mutant whose diff cannot be made right is counted in `rejected` instead."""
     texts: dict[str, str] = {}
     records = []
     for o in outcomes:
@@ -238,22 +270,25 @@ def normalise(
             span["end"]["column"],
             mutant["replacement"],
         )
-        function = (mutant.get("function") or {}).get("function_name")
-        operator = mutant["name"].split(": ", 1)[-1]
-        if function and operator.endswith(f" in {function}"):
-            operator = operator[: -len(f" in {function}")]
+        try:
+            diff = mutant_diff(path, fixed, buggy)
+        except DiffError:
+            rejected["diff_roundtrip"] += 1
+            continue
+        operator = _operator(mutant)
         records.append(
             MutationRecord(
                 language="rust",
                 source=str(source),
                 version=source.version,
                 file=path,
-                function=function,
+                function=enclosing(functions(path, fixed), span["start"]["line"]),
                 line=span["start"]["line"],
                 operator=f"{mutant['genre']}: {operator}",
-                diff=file_diff(path, fixed, buggy),
+                operator_class=bug_class(mutant["genre"], operator),
+                diff=diff,
                 status=status,
-                failing_tests=failing_tests(o.get("log_text", "")) if status == "caught" else [],
+                failing_tests=log_failures(o.get("log_text", "")) if status == "caught" else [],
                 tool=tool,
                 timings={
                     f"{p['phase'].lower()}_s": round(p["duration"], 3) for p in o.get("phase_results") or []
@@ -263,10 +298,37 @@ def normalise(
     return sorted(records, key=lambda r: (r.file, r.line or 0, r.operator))
 
 
-def failing_tests(log: str) -> list[FailingTest]:
+def _operator(mutant: dict[str, Any]) -> str:
+    """cargo-mutants' description of a mutant without its place: `replace == with !=`."""
+    # cargo-mutants' own name for the function is used only to cut it off the label.
+    function = (mutant.get("function") or {}).get("function_name")
+    operator: str = mutant["name"].split(": ", 1)[-1]
+    return (
+        operator[: -len(f" in {function}")] if function and operator.endswith(f" in {function}") else operator
+    )
+
+
+def bug_class(genre: str, operator: str) -> str:
+    """cargo-mutants' genre and operator -> bug class (moa.languages.sampling). Replacing a whole
+    body with a default value is a stub; deleting a match arm drops a block."""
+    if genre == "FnValue":
+        return "stub"
+    if genre == "MatchArm":
+        return "block"
+    if genre == "MatchArmGuard":
+        return "boolean"
+    if genre == "StructField":
+        return "variable"
+    if genre == "UnaryOperator":
+        return "boolean" if "!" in operator else "arithmetic"
+    swap = _SWAP.match(operator)
+    return operator_swap_class(swap[1], swap[2]) if genre == "BinaryOperator" and swap else "other"
+
+
+def log_failures(log: str) -> list[FailingTest]:
     """The tests libtest reported FAILED, each with its captured output (panic message)."""
     blocks = {name: excerpt(body, 1500) for name, body in _TEST_BLOCK.findall(log)}
     names = list(dict.fromkeys(_FAILED.findall(log))) or list(blocks)
     if not names:  # e.g. a doctest or a test binary that crashed: keep the log's end
-        return [FailingTest(name="cargo test", excerpt=excerpt(log, 1500))]
+        return [FailingTest(name=SUITE_FAILURE, excerpt=excerpt(log, 1500))]
     return [FailingTest(name=n, excerpt=blocks.get(n, "")) for n in names]

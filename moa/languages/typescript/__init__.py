@@ -3,6 +3,7 @@
 import re
 
 from moa.languages.base import Idiom, LanguagePlugin, lazy
+from moa.languages.typescript.functions import functions
 from moa.languages.typescript.offline import OFFLINE_CACHE
 from moa.languages.typescript.sources import SOURCES
 
@@ -18,6 +19,7 @@ plugin = LanguagePlugin(
     },
     evaluator=lazy("moa.languages.typescript.evaluator:TypeScriptEvaluator"),
     mutation_runner=lazy("moa.languages.typescript.mutation:TypeScriptMutationRunner"),
+    functions=functions,
     default_sources=SOURCES,
     failing_test_patterns=(
         re.compile(r"^not ok \d+ - (.+?)\s*(?:#.*)?$", re.M),  # TAP (node --test, tape)

@@ -22,6 +22,7 @@ import json
 import re
 import shutil
 import tempfile
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,16 +30,21 @@ from typing import Any
 
 from moa.api.records import FailingTest, MutationRecord, MutationStatus, SourceRef
 from moa.languages import sandbox
+from moa.languages.base import enclosing
+from moa.languages.sampling import operator_swap_class, stratified
 from moa.languages.tools import (
+    DiffError,
     RunnerBase,
     ToolError,
     check_call,
     excerpt,
-    file_diff,
     install_once,
+    mutant_diff,
     mutant_timeout,
     replace_span,
+    span_offsets,
 )
+from moa.languages.typescript.functions import functions
 
 TOOL_PACKAGES = {
     "@stryker-mutator/core": "9.6.1",
@@ -59,17 +65,33 @@ DEFAULT_MUTATE = [
     "!{src,lib}/**/__tests__/**",
     "!{src,lib}/**/*.+(spec|test).*",
 ]
+# Stryker's mutators -> bug class (moa.languages.sampling); EqualityOperator is told apart below.
+MUTATOR_CLASSES: dict[str, str] = {
+    "ArithmeticOperator": "arithmetic",
+    "AssignmentOperator": "arithmetic",
+    "UnaryOperator": "arithmetic",
+    "UpdateOperator": "arithmetic",
+    "EqualityOperator": "comparison",
+    "LogicalOperator": "boolean",
+    "BooleanLiteral": "boolean",
+    "ConditionalExpression": "boolean",
+    "MethodExpression": "call",
+    "OptionalChaining": "other",
+    "Regex": "other",
+    "StringLiteral": "sentinel",
+    "BlockStatement": "block",
+    "ArrayDeclaration": "stub",
+    "ObjectLiteral": "stub",
+    "ArrowFunction": "stub",
+}
+_COMPARISON_OP = re.compile(r"[<>]=?|[!=]==?")
 _VITEST_CONFIG = ".moa-vitest.config.mjs"
 _STRYKER_CONFIG = ".moa-stryker.json"
 _JEST_COMPAT = ".moa-jest-compat.mjs"
-_FUNC_PATTERNS = [
-    re.compile(r"\bfunction\s*\*?\s*(\w+)\s*[<(]"),
-    re.compile(r"\b(?:const|let|var)\s+(\w+)\s*(?::[^=]+)?=\s*(?:async\s*)?(?:function\b|\(|\w+\s*=>|<)"),
-    re.compile(
-        r"^\s*(?:(?:public|private|protected|static|async|readonly|get|set)\s+)*(\w+)\s*\([^;]*\)\s*(?::[^{;]*)?\{\s*$"
-    ),
-]
-_NOT_FUNCS = {"if", "for", "while", "switch", "catch", "return", "function"}
+_VITEST_PASSED = re.compile(r"^\s*Tests\s+(?:.*?\|\s*)?(\d+) passed", re.MULTILINE)
+# A failed test in Vitest's report: its "Failed Tests" section (`FAIL  file > describe > test`) or
+# its per-file list (`× describe > test 12ms`); the section may be cut from an excerpt's tail.
+_VITEST_FAIL = re.compile(r"^\s*(?:FAIL\s+\S+ > |× )(.+?)(?: \d+ms)?\s*$", re.MULTILINE)
 
 
 def _tool_ready(folder: Path) -> bool:
@@ -121,8 +143,9 @@ class TypeScriptMutationRunner(RunnerBase):
             (repo / _VITEST_CONFIG).write_text(vitest_config(manifest))
             (repo / _JEST_COMPAT).write_text("import { vi } from 'vitest';\nglobalThis.jest = vi;\n")
 
-    def baseline(self, repo: Path, timeout_s: float) -> tuple[bool, str]:
+    def baseline(self, repo: Path, timeout_s: float, exclude_tests: Sequence[str] = ()) -> tuple[bool, str]:
         tool = self.tool_path()
+        _exclude(repo, exclude_tests)
         vitest = tool / "node_modules" / "vitest" / "vitest.mjs"
         cmd = [
             "node",
@@ -133,7 +156,17 @@ class TypeScriptMutationRunner(RunnerBase):
         res = sandbox.run(
             cmd, repo, env={"CI": "1", "NO_COLOR": "1"}, limits=sandbox.Limits(timeout_s=timeout_s)
         )
-        return self.baseline_result(res)
+        return self.baseline_result(res, limit=4000)
+
+    def failing_tests(self, output: str) -> list[str]:
+        """Full names ("describe test", as Stryker and `testNamePattern` name them) of the tests
+        Vitest's report lists as failed."""
+        return list(dict.fromkeys(" ".join(m.split(" > ")) for m in _VITEST_FAIL.findall(output)))
+
+    def passed_tests(self, output: str) -> int | None:
+        """Tests passed, from Vitest's summary (`Tests  2 failed | 40 passed (42)`)."""
+        m = _VITEST_PASSED.search(output)
+        return int(m[1]) if m else None
 
     def run(
         self,
@@ -149,31 +182,12 @@ class TypeScriptMutationRunner(RunnerBase):
         `exclude_tests` (full Vitest names, "describe test") are left out by a name pattern.
         """
         tool = self.tool_path()
-        if exclude_tests:
-            if not (repo / _VITEST_CONFIG).is_file():
-                raise ToolError(
-                    f"{repo} brings its own Vitest config: cannot exclude flaky tests {exclude_tests}"
-                )
-            manifest = _manifest(repo)
-            (repo / _VITEST_CONFIG).write_text(vitest_config(manifest, exclude_tests))
+        _exclude(repo, exclude_tests)
         with tempfile.TemporaryDirectory(prefix="moa-stryker-") as out_dir:
             report_path = Path(out_dir) / "mutation.json"
-            config: dict[str, Any] = {
-                "testRunner": "vitest",
-                "plugins": [
-                    (tool / "node_modules/@stryker-mutator/vitest-runner/dist/src/index.js").as_uri()
-                ],
-                "reporters": ["json", "progress-append-only"],
-                "jsonReporter": {"fileName": str(report_path)},
-                "mutate": self.mutate,
-                "coverageAnalysis": "perTest",
-                "concurrency": max(1, self.jobs),
-                "timeoutMS": int(mutant_timeout(self.baseline_s, timeout_s) * 1000),
-                "tempDirName": ".stryker-tmp",
-                "cleanTempDir": "always",
-            }
-            if (repo / _VITEST_CONFIG).is_file():
-                config["vitest"] = {"configFile": _VITEST_CONFIG}
+            config = self._config(repo, report_path, mutant_timeout(self.baseline_s, timeout_s))
+            if max_mutations is not None and self.mutate == DEFAULT_MUTATE:  # not narrowed by the caller
+                config["mutate"] = self._function_ranges(repo, max_mutations)
             (repo / _STRYKER_CONFIG).write_text(json.dumps(config, indent=1))
             stryker = tool / "node_modules" / "@stryker-mutator" / "core" / "bin" / "stryker.js"
             res = sandbox.run(
@@ -190,17 +204,81 @@ class TypeScriptMutationRunner(RunnerBase):
                     f"stryker wrote no report in {repo} (exit {res.returncode}):\n{excerpt(res.output)}"
                 )
             report = json.loads(report_path.read_text())
-        return normalise(report, source, self.tool)[:max_mutations]
+        records = normalise(report, source, self.tool, self.rejected)
+        # Stryker cannot run chosen mutants, only chosen lines: the final draw is from its results.
+        return self.draw(records, max_mutations, lambda r: (r.file, r.function or "", r.operator_class))
+
+    def _function_ranges(self, repo: Path, n: int) -> list[str]:
+        """Stryker `mutate` entries (`file:START-END`) for functions drawn like mutants (seeded,
+        spread over files), about one function per two wanted mutants: what keeps a capped run
+        from testing every mutant of a package."""
+        spans = [
+            (str(path.relative_to(repo)), span)
+            for path in _mutable_files(repo)
+            for span in functions(str(path.relative_to(repo)), path.read_text(errors="replace"))
+        ]
+        # nested functions lie inside their parents' ranges: draw among the outermost only
+        outer = [
+            (f, s)
+            for f, s in spans
+            if not any(g == f and o != s and o.start <= s.start and s.end <= o.end for g, o in spans)
+        ]
+        drawn = stratified(outer, max(1, (n + 1) // 2), self.seed, lambda fs: (fs[0], fs[1].name))
+        return [f"{f}:{s.start}-{s.end}" for f, s in drawn] or self.mutate
+
+    def raw_command(self, repo: Path) -> tuple[list[str], dict[str, str], tuple[int, ...]]:
+        """Stryker as a person runs it on the whole package (bench/datagen_overhead.py): every
+        mutant, no draw, its own timeout rule, the report in reports/; argv, environment, the exit
+        codes of a finished run."""
+        config = self._config(repo, repo / "reports" / "mutation.json", None)
+        (repo / _STRYKER_CONFIG).write_text(json.dumps(config, indent=1))
+        stryker = self.tool_path() / "node_modules" / "@stryker-mutator" / "core" / "bin" / "stryker.js"
+        return ["node", str(stryker), "run", _STRYKER_CONFIG], {"CI": "1", "NO_COLOR": "1"}, (0,)
+
+    def _config(self, repo: Path, report_path: Path, timeout_s: float | None) -> dict[str, Any]:
+        """Stryker's configuration: the Vitest runner from the tool folder, a JSON report."""
+        tool = self.tool_path()
+        config: dict[str, Any] = {
+            "testRunner": "vitest",
+            "plugins": [(tool / "node_modules/@stryker-mutator/vitest-runner/dist/src/index.js").as_uri()],
+            "reporters": ["json", "progress-append-only"],
+            "jsonReporter": {"fileName": str(report_path)},
+            "mutate": self.mutate,
+            "coverageAnalysis": "perTest",
+            "concurrency": max(1, self.jobs),
+            "tempDirName": ".stryker-tmp",
+            "cleanTempDir": "always",
+            "mutator": {"excludedMutations": self._excluded_mutators()},
+        }
+        if timeout_s is not None:
+            config["timeoutMS"] = int(timeout_s * 1000)
+        if (repo / _VITEST_CONFIG).is_file():
+            config["vitest"] = {"configFile": _VITEST_CONFIG}
+        return config
+
+    def _excluded_mutators(self) -> list[str]:
+        allowed = self.operator_classes
+        if allowed is None:
+            return []
+        return [
+            name
+            for name, cls in MUTATOR_CLASSES.items()
+            if cls not in allowed and not (name == "EqualityOperator" and "boundary" in allowed)
+        ]
 
 
-def normalise(report: dict[str, Any], source: SourceRef, tool: str) -> list[MutationRecord]:
-    """A mutation-testing-report-schema document (Stryker's mutation.json) into records."""
+def normalise(
+    report: dict[str, Any], source: SourceRef, tool: str, rejected: Counter[str]
+) -> list[MutationRecord]:
+    """A mutation-testing-report-schema document (Stryker's mutation.json) into records; a mutant
+    whose diff cannot be made right is counted in `rejected` instead."""
     tests = {
         t["id"]: t.get("name", t["id"]) for f in (report.get("testFiles") or {}).values() for t in f["tests"]
     }
     records = []
     for path, entry in sorted(report["files"].items()):
         fixed = entry["source"]
+        spans = functions(path, fixed)
         for m in sorted(
             entry["mutants"], key=lambda m: (m["location"]["start"]["line"], m["location"]["start"]["column"])
         ):
@@ -211,6 +289,11 @@ def normalise(report: dict[str, Any], source: SourceRef, tool: str) -> list[Muta
             buggy = replace_span(
                 fixed, start["line"], start["column"], end["line"], end["column"], m["replacement"]
             )
+            try:
+                diff = mutant_diff(path, fixed, buggy)
+            except DiffError:
+                rejected["diff_roundtrip"] += 1
+                continue
             killers = [tests.get(t, t) for t in m.get("killedBy") or []]
             reason = excerpt(m.get("statusReason") or "", 1500)
             records.append(
@@ -219,10 +302,11 @@ def normalise(report: dict[str, Any], source: SourceRef, tool: str) -> list[Muta
                     source=str(source),
                     version=source.version,
                     file=path,
-                    function=enclosing_function(fixed, start["line"]),
+                    function=enclosing(spans, start["line"]),
                     line=start["line"],
                     operator=f"{m['mutatorName']}: {m['replacement']}"[:200],
-                    diff=file_diff(path, fixed, buggy),
+                    operator_class=bug_class(m["mutatorName"], original(fixed, start, end), m["replacement"]),
+                    diff=diff,
                     status=status,
                     failing_tests=[FailingTest(name=k, excerpt=reason) for k in killers]
                     if status == "caught"
@@ -234,13 +318,18 @@ def normalise(report: dict[str, Any], source: SourceRef, tool: str) -> list[Muta
     return records
 
 
-def enclosing_function(text: str, line: int) -> str | None:
-    """The nearest function-like declaration at or above `line` (a heuristic, not a parser)."""
-    for candidate in reversed(text.splitlines()[:line]):
-        for pattern in _FUNC_PATTERNS:
-            if (m := pattern.search(candidate)) and m[1] not in _NOT_FUNCS:
-                return m[1]
-    return None
+def original(text: str, start: dict[str, int], end: dict[str, int]) -> str:
+    """The source text a mutant replaces."""
+    a, b = span_offsets(text, start["line"], start["column"], end["line"], end["column"])
+    return text[a:b]
+
+
+def bug_class(mutator: str, old: str, new: str) -> str:
+    """Stryker's mutator -> bug class; an EqualityOperator is a boundary when it moves `<` to `<=`."""
+    if mutator == "EqualityOperator":
+        a, b = _COMPARISON_OP.search(old), _COMPARISON_OP.search(new)
+        return operator_swap_class(a[0], b[0]) if a and b else "comparison"
+    return MUTATOR_CLASSES.get(mutator, "other")
 
 
 def vitest_config(manifest: dict[str, Any], exclude_tests: Sequence[str] = ()) -> str:
@@ -275,6 +364,15 @@ export default defineConfig({{
 """
 
 
+def _exclude(repo: Path, tests: Sequence[str]) -> None:
+    """Leave `tests` (flaky, or red at baseline) out of every later Vitest run of `repo`."""
+    if not tests:
+        return
+    if not (repo / _VITEST_CONFIG).is_file():
+        raise ToolError(f"{repo} brings its own Vitest config: cannot exclude tests {list(tests)}")
+    (repo / _VITEST_CONFIG).write_text(vitest_config(_manifest(repo), tests))
+
+
 def _js_target(target: str) -> str:
     if target.startswith("<rootDir>/"):
         return f"root + {json.dumps(target[len('<rootDir>/') :])}"
@@ -289,6 +387,23 @@ def _manifest(repo: Path) -> dict[str, Any]:
         )
     data: dict[str, Any] = json.loads(path.read_text())
     return data
+
+
+def _mutable_files(repo: Path) -> list[Path]:
+    """The files DEFAULT_MUTATE selects (its globs, read in Python), in a stable order."""
+    suffixes = {".ts", ".mts", ".cts", ".tsx", ".js", ".mjs", ".cjs"}
+    out = []
+    for top in ("src", "lib"):
+        for path in sorted((repo / top).rglob("*")) if (repo / top).is_dir() else []:
+            name = path.name
+            if (
+                path.is_file()
+                and path.suffix in suffixes
+                and not re.search(r"\.d\.[mc]?ts$|\.(spec|test)\.", name)
+                and "__tests__" not in path.relative_to(repo).parts
+            ):
+                out.append(path)
+    return out
 
 
 def _own_vitest_config(repo: Path) -> bool:

@@ -324,10 +324,17 @@ def condition(obj: dict[str, Any], type_: str) -> dict[str, Any] | None:
     return None
 
 
+QUEUED = "queued: suspended until its queue admits it (Kueue)"
+
+
 def observe_conditions(kind: str, obj: dict[str, Any], pods: list[dict[str, Any]], done: str) -> Attempt:
-    """For controllers that report `done` / `Failed` conditions (Job, PyTorchJob, TrainJob)."""
+    """For controllers that report `done` / `Failed` / `Suspended` conditions (Job, PyTorchJob,
+    TrainJob). A suspended workload waits for admission: pending, never failed."""
     failed = condition(obj, "Failed")
     finished = True if condition(obj, done) else (False if failed else None)
+    if finished is None and condition(obj, "Suspended"):
+        name, created = obj["metadata"]["name"], _time(obj["metadata"].get("creationTimestamp"))
+        return Attempt("pending", started_at=created, message=QUEUED, workload=name, workload_kind=kind)
     reason = (
         ": ".join(x for x in (failed.get("reason", ""), failed.get("message", "")) if x) if failed else ""
     )

@@ -224,9 +224,13 @@ def test_gates_from_spec_sections() -> None:
             "average_turns": 3.5,
             "valid_harmony_fraction": 1.0,
             "eval_overlap": 0,
+            "named_test_fraction": 0.95,
+            "stub_operator_fraction": 0.1,
+            "function_scoped_fraction": 1.0,
+            "timeout_pairs": 0,
         }
     )
-    assert [r.name for r in data if not r.passed] == ["data.caught_mutations"]
+    assert [r.name for r in data if not r.passed] == ["data.caught_mutations", "data.stub_operator_fraction"]
     no_benchmarks = spec.stages.eval.model_copy(update={"humaneval_problems": 0, "mmlu_questions": 0})
     assert "eval.humaneval_drop" not in {r.name for r in no_benchmarks.evaluate({})}
     assert spec.stages.grpo.rewards.reward("lint_warnings") == 0.7

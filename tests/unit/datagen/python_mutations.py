@@ -18,7 +18,23 @@ from typing import Any
 from click.testing import Result as CliResult
 
 from moa.api.records import MutationRecord, SourceRef
+from moa.datagen.diffcheck import DiffChecker
+from moa.languages.python.functions import functions
+from moa.languages.python.mutation import bug_class
 from moa.languages.sources import fetch
+
+
+def local_package(root: Path, name: str, files: dict[str, str]) -> Path:
+    """A pip-installable package `name` at `root` (a `path:` source) holding `files`."""
+    for rel, text in files.items():
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_text(text)
+    (root / "pyproject.toml").write_text(
+        '[build-system]\nrequires = ["setuptools>=61"]\nbuild-backend = "setuptools.build_meta"\n\n'
+        f'[project]\nname = "{name}"\nversion = "0.1"\n'
+    )
+    return root
+
 
 # (source, file, function, fixed line, buggy line, operator)
 MUTANTS = (
@@ -76,20 +92,22 @@ def records(mutants: tuple[tuple[str, str, str, str, str, str], ...] = MUTANTS) 
     out = []
     for source, file, function, fixed, buggy, operator in mutants:
         diff, line = mutation_diff(fetch(source), file, fixed, buggy)
-        out.append(
-            MutationRecord(
-                language="python",
-                source=source,
-                version=SourceRef.parse(source).version,
-                file=file,
-                function=function,
-                line=line,
-                operator=operator,
-                diff=diff,
-                status="caught",
-                tool="hand-made",
-            )
+        rec = MutationRecord(
+            language="python",
+            source=source,
+            version=SourceRef.parse(source).version,
+            file=file,
+            function=function,
+            line=line,
+            operator=operator,
+            diff=diff,
+            status="caught",
+            tool="hand-made",
+            operator_class=bug_class(diff),
         )
+        # checked like the mutate stage checks every record: against a parse of the real file
+        scoped = DiffChecker(fetch(source), functions).problem(rec) is None
+        out.append(rec.model_copy(update={"function_scoped": scoped}))
     return out
 
 
@@ -123,6 +141,7 @@ def stage_config(root: Path, stage: str, **data: object) -> Path:
                     "minAverageTurns": 3,
                     "minValidHarmonyFraction": 1.0,
                     "maxEvalOverlap": 0,
+                    "minNamedTestFraction": 0.0,  # hand-made records: no test was run to name one
                 },
                 **data,
             },

@@ -127,7 +127,12 @@ def test_real_oracle_trajectories_pass_the_data_gate(tmp_path: Path) -> None:
         "data.average_turns",
         "data.valid_harmony_fraction",
         "data.eval_overlap",
+        "data.named_test_fraction",
+        "data.stub_operator_fraction",
+        "data.function_scoped_fraction",
+        "data.timeout_pairs",
     }
     assert all(g["passed"] and g.get("value") is not None for g in metrics["gates"])
+    assert metrics["metrics"]["function_scoped_fraction"] == 1.0
     again = CliRunner().invoke(cli, ["datagen", "gate", "--config", str(config)])
     assert again.exit_code == 0 and "already passed" in again.output

@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 import pytest
+from python_mutations import local_package
 
 from moa.api.records import MutationRecord
 from moa.datagen.dedup import diff_hash
@@ -77,16 +78,8 @@ FLAKY_ID = "tests/test_flaky.py::test_flaky_greet"
 
 
 def tiny_package(root: Path) -> Path:
-    (root / "calc").mkdir(parents=True)
-    (root / "tests").mkdir()
-    (root / "pyproject.toml").write_text(
-        '[build-system]\nrequires = ["setuptools>=61"]\nbuild-backend = "setuptools.build_meta"\n\n'
-        '[project]\nname = "calc"\nversion = "0.1"\n'
-    )
-    (root / "calc" / "__init__.py").write_text(CALC)
-    (root / "tests" / "test_calc.py").write_text(TESTS)
-    (root / "tests" / "test_flaky.py").write_text(FLAKY)
-    return root
+    files = {"calc/__init__.py": CALC, "tests/test_calc.py": TESTS, "tests/test_flaky.py": FLAKY}
+    return local_package(root, "calc", files)
 
 
 def record(diff: str, function: str = "f", operator: str = "arithmetic:+->-") -> MutationRecord:
@@ -182,7 +175,7 @@ def test_flaky_test_found_and_verification_rule(prepared: tuple[object, Path]) -
 
 
 def _mutate(source: Path, out: Path) -> subprocess.Popen[str]:
-    cmd = [str(Path(sys.executable).with_name("moa")), "datagen", "mutate", "--language", "python", "--source", f"path:{source}", "--output", str(out), "--timeout", "120"]  # fmt: skip
+    cmd = [str(Path(sys.executable).with_name("moa")), "datagen", "mutate", "--language", "python", "--source", f"path:{source}", "--output", str(out), "--timeout", "120", "--min-green-tests", "1", "--all-operators"]  # fmt: skip
     return subprocess.Popen(
         cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True
     )

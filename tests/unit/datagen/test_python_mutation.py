@@ -10,13 +10,20 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from python_mutations import local_package
 
 from moa.api.records import SourceRef
-from moa.languages.python.mutation import VENV, MutmutRunner, classify, first_changed_line, layout, spread
+from moa.datagen.diffcheck import DiffChecker
+from moa.languages.python.functions import functions
+from moa.languages.python.mutation import VENV, MutmutRunner, bug_class, classify, first_changed_line, layout
 from moa.languages.sandbox import run
 from moa.languages.sources import fetch
+from moa.languages.tools import apply_unified, changed_lines
 
 SOURCE = SourceRef.parse("pypi:inflection@0.5.1")
+# What `classify` may answer before its ':' (the operator class the caps count).
+OPERATOR_CLASSES = {"none", "boolean", "removal", "string", "number", "bool", "keyword", "arithmetic"}
+OPERATOR_CLASSES |= {"comparison", "assignment", "name", "other"}
 
 
 def _diff(old: str, new: str, line: int = 10) -> str:
@@ -56,9 +63,13 @@ def test_first_changed_line_and_layout(tmp_path: Path) -> None:
     assert layout(tmp_path) == (["src/pkg/"], ["tests"])
 
 
-def test_spread_round_robins_over_functions() -> None:
-    rows: list[dict[str, object]] = [{"name": f"{fn}{i}", "function": fn} for fn in "aab" for i in range(3)]
-    assert [r["name"] for r in spread(rows, 4)] == ["a0", "b0", "a1", "b1"]
+def test_bug_classes_of_python_operators() -> None:
+    assert bug_class(_diff("if x < lo:", "if x <= lo:")) == "boundary"
+    assert bug_class(_diff("if x == lo:", "if x != lo:")) == "comparison"
+    assert bug_class(_diff("s = 'abc'", "s = 'XXabcXX'")) == "sentinel"
+    assert bug_class(_diff("v = compute(x)", "v = None")) == "stub"
+    assert bug_class(_diff("return a + b", "return a - b")) == "arithmetic"
+    assert bug_class(_diff("y = x.upper()", "y = x.lower()")) == "variable"
 
 
 @pytest.mark.slow
@@ -76,7 +87,7 @@ def test_mutmut_records_match_mutmut_show(tmp_path: Path) -> None:
     assert len({r.function for r in records}) >= 6  # spread over functions, not the first 12 of one
     text = (repo / "inflection" / "__init__.py").read_text()
     for rec in records:
-        assert rec.file == "inflection/__init__.py" and rec.tool == "mutmut 3.8.1"
+        assert rec.file == "inflection/__init__.py" and rec.tool == "mutmut@3.8.1"
         assert f"def {rec.function.split('.')[-1]}(" in text
         assert rec.operator and rec.line is not None
         # the file-level diff applies to the pristine tree (it is fixed -> buggy)...
@@ -110,3 +121,79 @@ def _mutmut(repo: Path, *args: str) -> str:
     res = run([str(repo / VENV / "bin" / "python"), "-W", "ignore", "-c", cli, *args], repo)
     assert res.ok, res.output
     return res.output
+
+
+# A subclass overriding its parent's methods by the same names: mutmut's own lookup finds the
+# parent's method first, which once gave diffs that replaced the parent's body with the child's.
+SHAPES = '''"""Shapes."""
+
+
+class Shape:
+    """A shape."""
+
+    def area(self, scale):
+        """The area of the shape, scaled: never negative."""
+        if scale < 0:
+            return 0
+        return self.base() * scale
+
+    def base(self):
+        return 1
+
+
+class Square(Shape):
+    """A square, which is a shape."""
+
+    def __init__(self, side):
+        self.side = side
+
+    def area(self, scale):
+        """The area of the square, scaled: the side times itself."""
+        if scale <= 0:
+            return 0
+        return self.side * self.side * scale
+
+    def base(self):
+        return self.side + 1
+'''
+SHAPES_TESTS = """from shapes import Shape, Square
+
+
+def test_shape():
+    assert Shape().area(3) == 3
+    assert Shape().area(-1) == 0
+    assert Shape().base() == 1
+
+
+def test_square():
+    assert Square(2).area(3) == 12
+    assert Square(2).area(0) == 0
+    assert Square(2).base() == 3
+"""
+
+
+@pytest.mark.slow
+def test_subclass_method_of_the_same_name_gets_its_own_diff(tmp_path: Path) -> None:
+    files = {"shapes/__init__.py": SHAPES, "tests/test_shapes.py": SHAPES_TESTS}
+    repo = local_package(tmp_path / "shapes", "shapes", files)
+    runner = MutmutRunner(jobs=1)
+    runner.prepare(repo)
+    assert runner.baseline(repo, 300)[0]
+    records = runner.run(repo, SourceRef.parse(f"path:{repo}"), None, 900)
+
+    spans = {s.name: s for s in functions("shapes/__init__.py", SHAPES)}
+    by_function = {r.function for r in records}
+    assert {"Square.area", "Shape.area", "Square.base"} <= by_function, by_function
+    checker = DiffChecker(repo, functions)
+    for rec in records:
+        assert checker.problem(rec) is None, (rec.function, rec.diff)
+        span = spans[rec.function or ""]
+        assert all(span.start <= n <= span.end for n in changed_lines(rec.diff)), (rec.function, rec.diff)
+        buggy = apply_unified(SHAPES, rec.diff)
+        assert buggy.count("def area(") == 2 and "the side times itself" in buggy  # nothing pasted over
+        # The label says what changed in code, never a piece of a docstring.
+        assert rec.operator.split(":")[0] in OPERATOR_CLASSES, rec.operator
+        assert "area of" not in rec.operator and "shape" not in rec.operator.lower()
+    child = [r for r in records if r.function == "Square.area"]
+    assert any(r.operator.startswith("comparison:<=") for r in child), [r.operator for r in child]
+    assert runner.rejected == {} or sum(runner.rejected.values()) < len(records) / 10, runner.rejected

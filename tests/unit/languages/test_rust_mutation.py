@@ -13,7 +13,7 @@ from mutation_checks import check_records, working_copy
 
 from moa.api.records import SourceRef
 from moa.languages import registry
-from moa.languages.rust.mutation import RustMutationRunner, failing_tests
+from moa.languages.rust.mutation import RustMutationRunner, log_failures
 from moa.languages.sources import fetch
 
 SOURCE = SourceRef.parse("crates:strsim@0.11.1")
@@ -91,7 +91,8 @@ def test_run_normalises_real_mutants(repo: Path) -> None:
 
 
 def test_failing_tests_from_a_libtest_log() -> None:
-    tests = failing_tests(LOG)
+    tests = log_failures(LOG)
     assert [t.name for t in tests] == ["tests::levenshtein_empty", "tests::jaro_same"]
     assert "left: 1" in tests[0].excerpt and "jaro" in tests[1].excerpt
-    assert failing_tests("error: could not compile")[0].name == "cargo test"
+    assert log_failures("error: could not compile")[0].name == "(suite)"
+    assert RustMutationRunner().failing_tests(LOG) == [t.name for t in tests]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -60,12 +61,25 @@ def test_run_normalises_real_mutants(repo: Path) -> None:
 
 def test_normalise_recorded_report() -> None:
     report = json.loads(FIXTURE.read_text())
-    records = normalise(report, SOURCE, "stryker@9.6.1")
+    rejected: Counter[str] = Counter()
+    records = normalise(report, SOURCE, "stryker@9.6.1", rejected)
+    assert not rejected and records
     by_status = {r.status for r in records}
     assert by_status == {"caught", "missed"}
     caught = next(r for r in records if r.status == "caught")
     assert caught.failing_tests and caught.failing_tests[0].excerpt
     assert "-  let strings" in caught.diff or caught.diff.count("\n-") >= 1
+    assert caught.function == "dedent", caught.function
+
+
+def test_failing_tests_from_vitest_report() -> None:
+    out = (
+        " ✓ src/a.test.ts (2 tests) 3ms\n FAIL  src/index.test.ts > dedent > keeps blank lines\n"
+        "AssertionError: expected 'a' to be 'b'\n FAIL  src/b.test.ts > top level\n"
+        " ❯ src/c.test.ts (2 tests | 1 failed) 7607ms\n   × parse > compiles 7605ms\n     → Test timed out in 5000ms.\n"
+    )
+    names = TypeScriptMutationRunner().failing_tests(out)
+    assert names == ["dedent keeps blank lines", "top level", "parse compiles"]
 
 
 def test_replace_span_and_jest_config() -> None:
@@ -73,3 +87,20 @@ def test_replace_span_and_jest_config() -> None:
     config = vitest_config({"jest": {"moduleNameMapper": {"^ts-dedent$": "<rootDir>/src/index.ts"}}})
     assert 'new RegExp("^@jest/globals$"), replacement: "vitest"' in config
     assert 'replacement: root + "src/index.ts"' in config
+
+
+def test_a_capped_run_mutates_drawn_functions_across_files(tmp_path: Path) -> None:
+    for name in ("a", "b", "c"):
+        body = "\n".join(
+            f"export function {name}{i}(x: number): number {{\n  return x + {i};\n}}" for i in range(10)
+        )
+        (tmp_path / "src" / name).mkdir(parents=True)
+        (tmp_path / "src" / name / "index.ts").write_text(body + "\n")
+    (tmp_path / "src" / "a" / "index.test.ts").write_text("export function notMutated() {}\n")
+    runner = TypeScriptMutationRunner(seed=3)
+    ranges = runner._function_ranges(tmp_path, 6)
+    assert len(ranges) == 3 and {r.split("/")[1] for r in ranges} == {"a", "b", "c"}, ranges
+    assert all(
+        r.endswith(("-3", "-6", "-9", "-12", "-15", "-18", "-21", "-24", "-27", "-30")) for r in ranges
+    )
+    assert runner._function_ranges(tmp_path, 6) == ranges and not any("test" in r for r in ranges)

@@ -140,3 +140,20 @@ def test_job_observation_reads_the_stage_summary_from_the_termination_message() 
     assert failed.state == "gate_failed" and failed.summary is not None and not failed.summary.gates[0].passed
     crash = job.observe(_job([{"type": "Failed", "status": "True"}]), [_pod(137, "OOMKilled")])
     assert crash.state == "failed" and "137" in crash.message and "OOMKilled" in crash.message
+
+
+@pytest.mark.parametrize("kind", ["Job", "PyTorchJob", "TrainJob"])
+def test_a_suspended_workload_is_pending_in_its_queue_never_failed(kind: str) -> None:
+    suspended = _job([{"type": "Suspended", "status": "True", "reason": "JobSuspended"}])
+    attempt = ADAPTERS[kind].observe(suspended, [])
+    assert attempt.state == "pending" and attempt.message.startswith("queued")
+    resumed = _job([{"type": "Suspended", "status": "False", "reason": "JobResumed"}])
+    assert ADAPTERS[kind].observe(resumed, []).state == "running"
+
+
+def test_trainjob_is_rendered_through_kubeflows_own_model_without_losing_a_field() -> None:
+    from kubeflow_trainer_api.models import TrainerV1alpha1TrainJob
+
+    t = training(backend="trainjob", gpus=2, nodeSelector={"pool": "gpu"})
+    rendered = ADAPTERS["TrainJob"].render(ctx(t, "sft"))
+    assert TrainerV1alpha1TrainJob.from_dict(rendered).to_dict() == rendered  # type: ignore[union-attr]

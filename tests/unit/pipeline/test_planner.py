@@ -115,6 +115,18 @@ def test_one_shard_keeps_its_own_ratios_and_an_empty_total_has_no_yield() -> Non
     assert "yield" not in mutate_of(plan("py", s2, Observed(now=T0, attempts=empty))).metrics
 
 
+def test_a_stage_waiting_in_its_queue_is_pending_and_reconciling_never_failed() -> None:
+    s = spec()
+    attempts = done_until("sft", s)
+    attempts[("sft", None)] = [Attempt("pending", started_at=T0, message="queued: suspended until admitted")]
+    p = plan("py", s, Observed(now=T0 + timedelta(hours=2), attempts=attempts))
+    sft = next(st for st in p.stages if st.name == "sft")
+    assert p.launches == [] and p.phase == "Running" and sft.state == "Pending"
+    assert sft.message == "queued: suspended until admitted"
+    assert cond(p, "Reconciling").status == "True" and cond(p, "Reconciling").reason == "Queued"
+    assert cond(p, "Stalled").status == "False" and "queued" in cond(p, "Ready").message
+
+
 def test_failed_attempt_waits_for_exponential_backoff_then_retries() -> None:
     s = spec()
     attempts = done_until("sft", s)

@@ -1,0 +1,30 @@
+"""Malformed input records: a stage skips them and says which, instead of crashing.
+
+Every skipped record is named `file:line: why`. All of them go to `bad-records.txt` in the
+stage's report folder (the place a user looks after a run); the first few are printed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from moa.api import atomic
+
+REPORT = "bad-records.txt"
+SHOWN = 5
+
+
+def report(bad: Sequence[str], folder: Path, echo: Callable[[str], object] = print) -> Path | None:
+    """Write every bad record to `folder/bad-records.txt` (atomically) and print the first few.
+    Returns the report's path, or None when there is nothing to report (a stale report is removed)."""
+    path = folder / REPORT
+    if not bad:
+        path.unlink(missing_ok=True)
+        return None
+    atomic.write_text(path, "".join(f"{line}\n" for line in bad), errors="backslashreplace")
+    for line in bad[:SHOWN]:
+        echo(f"skipped malformed record: {line}")
+    if len(bad) > SHOWN:
+        echo(f"... and {len(bad) - SHOWN} more malformed records: all {len(bad)} are listed in {path}")
+    return path

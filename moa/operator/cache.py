@@ -1,0 +1,147 @@
+"""The watch streams' view of what reconcile reads: an informer cache in front of the API.
+
+kopf already watches AdapterTrainings, Adapters and every workload kind and pod the operator
+labels; each event lands here before it triggers anything, so a reconcile reads trainings,
+workloads and pods from memory instead of a GET and a LIST per kind (an idle reconcile makes no
+API request at all). Writes go to the API server and their answers are written through, so the
+next reconcile sees its own creations and status without waiting for the watch.
+
+A stale read is harmless by construction: workload names are deterministic, so planning a launch
+that already exists ends in 409 Conflict (no duplicate), and the next event corrects the view. A
+periodic relist (one LIST per kind, not per training) drops objects whose deletion no watch
+delivered, as client-go's informers resync. Objects are trimmed to what reconcile reads
+(metadata and status; the spec only for trainings and adapters) to keep memory flat at scale.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable
+from typing import Any
+
+from kubernetes import client
+from kubernetes.client.rest import ApiException
+
+from moa.operator.kube import Kube, path, plural_of
+
+Kind = tuple[str, str]  # (apiVersion, plural)
+_META = ("name", "namespace", "uid", "resourceVersion", "generation", "creationTimestamp", "deletionTimestamp",
+         "labels", "annotations", "ownerReferences")  # fmt: skip
+
+
+def trim(obj: dict[str, Any], keep_spec: bool) -> dict[str, Any]:
+    """What reconcile reads of OBJ: identity, metadata, status (and the spec when asked)."""
+    meta = obj.get("metadata") or {}
+    out: dict[str, Any] = {k: obj[k] for k in ("apiVersion", "kind") if obj.get(k)}
+    out["metadata"] = {k: meta[k] for k in _META if k in meta}
+    out["status"] = obj.get("status") or {}
+    if keep_spec:
+        out["spec"] = obj.get("spec") or {}
+    return out
+
+
+def _version(obj: dict[str, Any]) -> int:
+    try:
+        return int(obj["metadata"].get("resourceVersion") or 0)
+    except ValueError:  # resourceVersion is opaque by contract; etcd's are integers
+        return 0
+
+
+def matches(obj: dict[str, Any], selector: str | None) -> bool:
+    """Equality-based label selectors only (`a=b,c=d`): all the operator uses."""
+    if not selector:
+        return True
+    labels = obj["metadata"].get("labels") or {}
+    for term in selector.split(","):
+        key, sep, value = term.partition("=")
+        if not sep or key.endswith("!"):
+            raise ValueError(f"unsupported label selector {selector!r}: only key=value terms")
+        if labels.get(key) != value:
+            return False
+    return True
+
+
+class CachedKube(Kube):
+    """A Kube whose reads of the watched kinds come from the watch streams (see the module doc)."""
+
+    def __init__(self, api: client.ApiClient, kinds: Iterable[Kind], with_spec: Iterable[Kind]) -> None:
+        super().__init__(api)
+        self.kinds = set(kinds)
+        self.with_spec = set(with_spec)
+        self._objects: dict[Kind, dict[tuple[str, str], dict[str, Any]]] = {k: {} for k in self.kinds}
+        self._lock = threading.Lock()
+
+    # -- fed by the watch streams (kopf events) and by relists ----------------------------------
+    def observe_event(self, kind: Kind, event_type: str | None, body: dict[str, Any]) -> None:
+        meta = body["metadata"]
+        key = (meta.get("namespace") or "", meta["name"])
+        with self._lock:
+            objects = self._objects[kind]
+            if event_type == "DELETED":
+                objects.pop(key, None)
+                return
+            cached = objects.get(key)
+            if cached is None or _version(body) >= _version(cached):
+                objects[key] = trim(body, kind in self.with_spec)
+
+    def relist(self, namespaces: list[str]) -> None:
+        """LIST every watched kind; objects the lists no longer hold, and that did not change
+        after the list was taken, are gone (their DELETED event was missed)."""
+        for kind in sorted(self.kinds):
+            for namespace in namespaces or [None]:
+                try:
+                    answer = self.request("GET", path(kind[0], kind[1], namespace)) or {}
+                except ApiException as exc:
+                    if exc.status == 404:  # the kind is not installed (e.g. no Kubeflow CRDs)
+                        continue
+                    raise
+                listed_at = int((answer.get("metadata") or {}).get("resourceVersion") or 0)
+                items = answer.get("items") or []
+                for item in items:  # a list's items carry no apiVersion / kind of their own
+                    item.setdefault("apiVersion", kind[0])
+                    item.setdefault("kind", str(answer.get("kind", "")).removesuffix("List"))
+                    self.observe_event(kind, None, item)
+                seen = {(i["metadata"].get("namespace") or "", i["metadata"]["name"]) for i in items}
+                with self._lock:
+                    objects = self._objects[kind]
+                    for key in [k for k in objects if namespace in (None, k[0]) and k not in seen]:
+                        if _version(objects[key]) <= listed_at:
+                            del objects[key]
+
+    def size(self) -> int:
+        with self._lock:
+            return sum(len(v) for v in self._objects.values())
+
+    # -- reads -----------------------------------------------------------------------------------
+    def get(self, api_version: str, plural: str, namespace: str | None, name: str) -> dict[str, Any] | None:
+        kind = (api_version, plural)
+        if kind not in self.kinds:
+            return super().get(api_version, plural, namespace, name)
+        with self._lock:
+            return self._objects[kind].get((namespace or "", name))
+
+    def list(
+        self, api_version: str, plural: str, namespace: str | None, label_selector: str | None = None
+    ) -> list[dict[str, Any]]:
+        kind = (api_version, plural)
+        if kind not in self.kinds:
+            return super().list(api_version, plural, namespace, label_selector)
+        with self._lock:
+            objects = list(self._objects[kind].items())
+        return [o for (ns, _), o in objects if namespace in (None, ns) and matches(o, label_selector)]
+
+    # -- writes, with their answers written through ---------------------------------------------
+    def create(self, obj: dict[str, Any]) -> dict[str, Any]:
+        created = super().create(obj)
+        kind = (obj["apiVersion"], plural_of(obj))
+        if kind in self.kinds and created:
+            self.observe_event(kind, "ADDED", created)
+        return created
+
+    def patch_status(
+        self, api_version: str, plural: str, namespace: str, name: str, status: dict[str, Any]
+    ) -> dict[str, Any] | None:
+        answer = super().patch_status(api_version, plural, namespace, name, status)
+        if (api_version, plural) in self.kinds and answer:
+            self.observe_event((api_version, plural), "MODIFIED", answer)
+        return answer

@@ -1,0 +1,70 @@
+"""The informer cache: what the watch streams deliver is what reconcile reads, newest first."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from kubernetes import client
+
+from moa.operator.cache import CachedKube, matches, trim
+
+PODS = ("v1", "pods")
+TRAININGS = ("moa.dev/v1alpha1", "adaptertrainings")
+
+
+def pod(name: str, version: int, training: str = "py", phase: str = "Running") -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {
+            "name": name,
+            "namespace": "ns",
+            "resourceVersion": str(version),
+            "labels": {"moa.dev/training": training},
+            "managedFields": [{"manager": "kubelet"}],
+        },
+        "spec": {"containers": [{"name": "stage", "image": "x"}]},
+        "status": {"phase": phase},
+    }
+
+
+@pytest.fixture
+def kube() -> CachedKube:
+    return CachedKube(client.ApiClient(), [PODS, TRAININGS], with_spec=[TRAININGS])
+
+
+def test_reads_come_from_events_trimmed_to_what_reconcile_reads(kube: CachedKube) -> None:
+    kube.observe_event(PODS, None, pod("a", 5))
+    kube.observe_event(PODS, "ADDED", pod("b", 6, training="other"))
+    got = kube.get("v1", "pods", "ns", "a")
+    assert got is not None and got["status"]["phase"] == "Running"
+    assert "spec" not in got and "managedFields" not in got["metadata"]
+    assert [p["metadata"]["name"] for p in kube.list("v1", "pods", "ns", "moa.dev/training=py")] == ["a"]
+    assert kube.list("v1", "pods", "elsewhere") == [] and len(kube.list("v1", "pods", None)) == 2
+    assert kube.requests == {}  # no API request for any of it
+
+
+def test_an_older_version_never_replaces_a_newer_one_and_deletion_removes(kube: CachedKube) -> None:
+    kube.observe_event(PODS, "MODIFIED", pod("a", 9, phase="Succeeded"))
+    kube.observe_event(PODS, None, pod("a", 5, phase="Running"))  # a late relist answer
+    assert kube.get("v1", "pods", "ns", "a")["status"]["phase"] == "Succeeded"  # type: ignore[index]
+    kube.observe_event(PODS, "DELETED", pod("a", 10))
+    assert kube.get("v1", "pods", "ns", "a") is None
+
+
+def test_trainings_keep_their_spec() -> None:
+    body = {
+        "apiVersion": "moa.dev/v1alpha1",
+        "kind": "AdapterTraining",
+        "metadata": {"name": "t"},
+        "spec": {"x": 1},
+    }
+    assert trim(body, keep_spec=True)["spec"] == {"x": 1}
+
+
+def test_only_equality_selectors_are_understood() -> None:
+    obj = pod("a", 1)
+    assert matches(obj, "moa.dev/training=py") and not matches(obj, "moa.dev/training=go")
+    with pytest.raises(ValueError, match="only key=value"):
+        matches(obj, "moa.dev/training!=py")
