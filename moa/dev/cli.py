@@ -12,7 +12,7 @@ from moa.lazy_group import LazyGroup
     lazy={
         "cluster": "moa.dev.cluster:cluster",
         "images": "moa.dev.images:images",
-        "tiny-model": "moa.trainer.tiny_model:tiny_model_cmd",
+        "tiny-model": "moa.dev.tiny_model:tiny_model_cmd",
     },
 )
 def dev() -> None:
