@@ -8,7 +8,7 @@ EXTRAS := operator,datagen,trainer,serving,dev
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: install node-deps lint typecheck contracts test test-unit test-cluster test-e2e demo clean crds bench
+.PHONY: install node-deps lint typecheck contracts test test-unit test-cluster test-e2e demo demo-cluster images clean crds bench
 
 install: $(STAMP)
 
@@ -70,6 +70,20 @@ demo: install
 	$(BIN)/moa run examples/demo-python.yaml --workdir $(DEMO_DIR)
 	$(BIN)/moa registry list --workdir $(DEMO_DIR)
 	@echo "reports: $(DEMO_DIR)/reports/python   adapter: $(DEMO_DIR)/checkpoints/adapters/python_coding"
+
+# The main job on Kubernetes: local control plane + real node, images imported, the operator
+# from its image, kubectl apply of the demo spec, a live `kubectl get at -w`, the demo summary.
+demo-cluster: install
+	examples/demo-cluster.sh
+
+# moa's container images (images/*/Dockerfile), built without a Docker engine: buildah (vfs,
+# chroot) from a Debian base assembled with debootstrap. Cached by content hash under
+# ~/.cache/moa/images; OCI archives for `ctr -n k8s.io images import` land in ~/.cache/moa/images/oci.
+IMAGES ?=
+images: install
+	@command -v buildah >/dev/null && command -v debootstrap >/dev/null || { [ "$$(id -u)" = 0 ] && \
+	  apt-get update -qq && apt-get install -y -qq buildah debootstrap >/dev/null; }
+	$(BIN)/moa dev images build $(foreach i,$(IMAGES),--only $(i))
 
 crds: install
 	$(BIN)/moa manifests crds --output manifests/crds

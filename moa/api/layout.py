@@ -104,7 +104,7 @@ class Layout:
     def stage_dir(self, stage: str, shard: str | None = None) -> Path:
         """The folder a stage owns; its metrics.json is written there last.
 
-        `mutate` is fanned out per source, so its folder is per shard (the source).
+        `fetch` and `mutate` are fanned out per source, so their folders are per shard (the source).
         """
         dirs = {
             "trajectories": self.core_agent,
@@ -116,13 +116,23 @@ class Layout:
             "merge": self.final_adapter,
             "eval": self.reports / "eval",
         }
-        if stage == "mutate":
+        if stage in ("fetch", "mutate"):
             if shard is None:
-                raise ValueError("stage mutate is per source: pass shard=<source>")
-            return self.mutations_of(shard)
+                raise ValueError(f"stage {stage} is per source: pass shard=<source>")
+            return self.fetched_of(shard) if stage == "fetch" else self.mutations_of(shard)
         if stage not in dirs:
-            raise ValueError(f"unknown stage {stage!r}; expected mutate or one of {sorted(dirs)}")
+            raise ValueError(f"unknown stage {stage!r}; expected fetch, mutate or one of {sorted(dirs)}")
         return dirs[stage]
+
+    # cache/ (the offline mirror)
+    @property
+    def cache(self) -> Path:
+        return self.root / "cache"
+
+    def fetched_of(self, source: SourceRef | str) -> Path:
+        """cache/fetched/{lang}/{repo}/: the fetch stage's record for one source (metrics.json)."""
+        ref = SourceRef.parse(source) if isinstance(source, str) else source
+        return self.cache / "fetched" / self.language / ref.slug
 
     def metrics(self, stage: str, shard: str | None = None) -> Path:
         return self.stage_dir(stage, shard) / METRICS

@@ -26,12 +26,17 @@ from moa.api.layout import Layout
 from moa.api.training import AdapterTraining, AdapterTrainingSpec
 
 StageName = Literal[
-    "mutate", "trajectories", "datagate", "sft", "preferences", "ipo", "grpo", "merge", "eval"
+    "fetch", "mutate", "trajectories", "datagate", "sft", "preferences", "ipo", "grpo", "merge", "eval"
 ]
 
 # Exit codes of the stage contract.
 EXIT_OK = 0
 EXIT_GATE_FAILED = 3
+
+
+# What a stage's pod may reach: nothing; the package registries (fetch: downloads only, before
+# anything untrusted runs); the teacher endpoint of the spec (none for the oracle teacher).
+Network = Literal["none", "registries", "teacher"]
 
 
 @dataclass(frozen=True)
@@ -50,6 +55,8 @@ class Stage:
     gpu: bool  # needs an accelerator (a training workload)
     sandboxed: bool  # executes untrusted code (mutants, model-written patches)
     fan_out: bool = False  # one run per source (shard)
+    network: Network = "none"
+    toolchain: bool = False  # runs the language's toolchain (its sandbox image) without being sandboxed
     # Across shards counts add up, ratios never do: a fanned-out stage's ratios are recomputed
     # from the summed counts, and its rates (per unit of one shard's time) are left out.
     ratios: tuple[Ratio, ...] = ()
@@ -59,6 +66,16 @@ class Stage:
 
 
 STAGES: tuple[Stage, ...] = (
+    Stage(
+        "fetch",
+        ("datagen", "fetch"),
+        gpu=False,
+        sandboxed=False,
+        fan_out=True,
+        network="registries",
+        toolchain=True,
+        headline=("sources_fetched", "sources_failed", "seconds"),
+    ),
     Stage(
         "mutate",
         ("datagen", "mutate"),
@@ -74,6 +91,7 @@ STAGES: tuple[Stage, ...] = (
         ("datagen", "trajectories"),
         gpu=False,
         sandboxed=True,
+        network="teacher",
         headline=("kept", "train", "eval", "mean_tool_calls"),
     ),
     Stage(

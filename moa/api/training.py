@@ -9,6 +9,7 @@ path differs between a test spec and a production one.
 
 from __future__ import annotations
 
+import ipaddress
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any, Final, Literal
@@ -673,6 +674,67 @@ class ResourcesSpec(Model):
     }
 
 
+class ConfigMapKeyRef(Model):
+    """One key of a ConfigMap in the same namespace."""
+
+    name: Name
+    key: str = Field(default="ca.crt", max_length=253)
+
+
+class Egress(Model):
+    """Where one stage that needs the network may connect (NetworkPolicy egress, L3/L4)."""
+
+    cidrs: list[Annotated[str, Field(max_length=43, pattern=r"^[0-9a-fA-F:.]+/[0-9]{1,3}$")]] = Field(
+        default_factory=list,
+        max_length=64,
+        description="Allowed destinations. Empty: any public address (private, loopback, "
+        "link-local and shared ranges stay unreachable: the cluster, the node, cloud metadata).",
+    )
+    ports: list[Annotated[int, Field(ge=1, le=65535)]] = Field(
+        default_factory=lambda: [443], min_length=1, max_length=16, description="TCP ports allowed."
+    )
+    proxy: str | None = Field(
+        default=None,
+        max_length=2048,
+        pattern=r"^https?://",
+        description="An HTTP(S) proxy set as HTTPS_PROXY/HTTP_PROXY in the pod (its address belongs in cidrs).",
+    )
+    ca_bundle: ConfigMapKeyRef | None = Field(
+        default=None,
+        description="CA certificates to trust (PEM; e.g. a TLS-inspecting proxy's, with the public roots), "
+        "mounted read-only and named by SSL_CERT_FILE; each language plugin points its toolchain at it.",
+    )
+
+    @field_validator("cidrs")
+    @classmethod
+    def _networks(cls, cidrs: list[str]) -> list[str]:
+        for i, cidr in enumerate(cidrs):
+            try:
+                ipaddress.ip_network(cidr, strict=False)
+            except ValueError as err:
+                raise ValueError(f"cidrs[{i}]: {err}") from None
+        return cidrs
+
+
+class RegistryEgress(Egress):
+    """The fetch pod's egress: package registries over HTTPS, and HTTP (some indexes redirect)."""
+
+    ports: list[Annotated[int, Field(ge=1, le=65535)]] = Field(
+        default_factory=lambda: [443, 80], min_length=1, max_length=16, description="TCP ports allowed."
+    )
+
+
+class NetworkSpec(Model):
+    """Egress of the two stages that need the network; every other stage pod gets none.
+
+    `fetch` downloads sources and their test dependencies from package registries; the
+    trajectories pod of an API teacher reaches the teacher endpoint (the oracle needs nothing).
+    """
+
+    fetch: RegistryEgress = Field(default_factory=RegistryEgress)
+    teacher: Egress = Field(default_factory=Egress)
+
+
 # ----------------------------------------------------------------------------- spec / status
 
 
@@ -691,6 +753,7 @@ class AdapterTrainingSpec(Model):
     stages: StagesSpec = Field(default_factory=StagesSpec)
     lora: LoraSpec = Field(default_factory=LoraSpec)
     resources: ResourcesSpec = Field(default_factory=ResourcesSpec)
+    network: NetworkSpec = Field(default_factory=NetworkSpec)
     max_attempts: int = Field(
         default=3, ge=1, le=20, description="Attempts per stage before the training fails."
     )

@@ -10,6 +10,7 @@ from moa.lazy_group import LazyGroup
 @click.group(
     cls=LazyGroup,
     lazy={
+        "fetch": "moa.datagen.fetch:fetch_cmd",
         "mutate": "moa.datagen.mutate:mutate_cmd",
         "trajectories": "moa.datagen.trajectories:trajectories_cmd",
         "preferences": "moa.datagen.preferences:preferences_cmd",
@@ -17,4 +18,4 @@ from moa.lazy_group import LazyGroup
     },
 )
 def datagen() -> None:
-    """Generate training data: mutations, trajectories, preferences, and the data gate."""
+    """Generate training data: fetch (the only step with network), mutations, trajectories, preferences, and the data gate."""

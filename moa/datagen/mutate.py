@@ -1,7 +1,7 @@
 """`moa datagen mutate`: caught mutations (fixed -> buggy pairs) from real sources.
 
-Per source: fetch -> scratch copy -> runner.prepare (network) -> baseline x2 (green required, flaky
-tests found and excluded) -> runner.run (sandboxed, no network) -> dedup -> caps -> verification
+Per source: fetch (the fetch stage, or first here on one machine; see fetch.py) -> runner.prepare
+offline -> baseline x2 (green required, flaky tests found and excluded) -> runner.run (sandboxed, no network) -> dedup -> caps -> verification
 (each kept pair re-checked by applying its diff to the clean tree) -> mutations.jsonl + stats.json.
 The stage's metrics.json is written last.
 
@@ -13,7 +13,6 @@ kept in the scratch folder, so a killed run picks up where it stopped. Scratch l
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -32,14 +31,14 @@ from moa.api.layout import METRICS
 from moa.api.records import SUITE_FAILURE, MutationRecord, SourceRef
 from moa.api.stages import StageConfig, StageSummary
 from moa.api.training import DEVELOPER_BUG_CLASSES, BugClass
+from moa.datagen import fetch
 from moa.datagen.dedup import diff_hash
 from moa.datagen.diffcheck import DiffChecker
 from moa.datagen.verify import Verdict, apply_verdict, find_flaky, recover, verify
 from moa.languages import registry
 from moa.languages.base import MutationRunner
 from moa.languages.sampling import stratified
-from moa.languages.sources import fetch
-from moa.languages.tools import RunnerBase, cache_dir, mutant_timeout
+from moa.languages.tools import RunnerBase, mutant_timeout
 from moa.stage import already_done, config_option, exit_with
 
 RECORDS = "mutations.jsonl"
@@ -63,6 +62,10 @@ class MutateConfig:
     test_timeout_s: float = 300.0  # one run of the test suite
     source_timeout_s: float = 14400.0  # the mutation tool on one source
     metrics_path: Path | None = None  # default: output/metrics.json
+    # The fetch stage downloaded everything already (a pod with no network): never fetch here.
+    # Otherwise (the CLI on one machine) each source is fetched first; either way the runs
+    # themselves are offline.
+    offline: bool = False
     # None: every bug class; else the mix to draw from (MutationSpec.operator_classes).
     operator_classes: tuple[str, ...] | None = tuple(DEVELOPER_BUG_CLASSES)
     seed: int = 0
@@ -70,9 +73,7 @@ class MutateConfig:
 
 
 def scratch_dir(cfg: MutateConfig, ref: SourceRef) -> Path:
-    key = hashlib.sha256(f"{cfg.output.resolve()}|{ref}".encode()).hexdigest()[:12]
-    root = cache_dir() / "scratch" / cfg.language
-    return root / f"{ref.slug}-{key}"
+    return fetch.scratch_dir(cfg.language, cfg.output, ref)
 
 
 def log(ref: SourceRef | str, msg: str) -> None:
@@ -160,11 +161,10 @@ def mutate_source(cfg: MutateConfig, ref: SourceRef) -> dict[str, Any]:
     repo = work / "repo"
 
     t = time.monotonic()
-    tree = fetch(ref)
-    if not (work / ".copied").is_file():
-        shutil.rmtree(work, ignore_errors=True)
-        shutil.copytree(tree, repo, symlinks=True, ignore=shutil.ignore_patterns(".moa-source.json"))
-        (work / ".copied").write_text(str(ref))
+    if cfg.offline and not fetch.is_fetched(work):
+        raise fetch.NotFetched(f"{ref} was not fetched: the fetch stage (`moa datagen fetch`) runs first")
+    if not cfg.offline:
+        fetch.fetch_source(cfg.language, cfg.output, ref)
     secs["fetch"] = time.monotonic() - t
     log(ref, f"fetched -> {repo}")
 
@@ -343,11 +343,12 @@ def aggregate(rows: list[dict[str, Any]], seconds: float) -> dict[str, float]:
 
 def run_stage(cfg: MutateConfig, refs: list[SourceRef]) -> StageSummary:
     start = time.monotonic()
-    if cfg.jobs > 1 and len(refs) > 1:
-        with ProcessPoolExecutor(max_workers=cfg.jobs) as pool:
-            rows = list(pool.map(_safe, [cfg] * len(refs), refs))
-    else:
-        rows = [_safe(cfg, ref) for ref in refs]
+    with fetch.toolchain_env(cfg.language, offline=True):
+        if cfg.jobs > 1 and len(refs) > 1:
+            with ProcessPoolExecutor(max_workers=cfg.jobs) as pool:
+                rows = list(pool.map(_safe, [cfg] * len(refs), refs))
+        else:
+            rows = [_safe(cfg, ref) for ref in refs]
     metrics = aggregate(rows, time.monotonic() - start)
     failed = [r for r in rows if r["status"] == "failed"]
     summary = StageSummary(
@@ -399,6 +400,7 @@ def from_stage_config(stage: StageConfig, texts: list[str]) -> tuple[MutateConfi
         jobs=limits.jobs,
         test_timeout_s=float(limits.timeouts.test_seconds),
         source_timeout_s=float(limits.timeouts.source_seconds),
+        offline=True,
         operator_classes=tuple(mutation.operator_classes),
         seed=mutation.seed,
         min_green_tests=mutation.min_green_tests,

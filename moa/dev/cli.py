@@ -11,8 +11,9 @@ from moa.lazy_group import LazyGroup
     cls=LazyGroup,
     lazy={
         "cluster": "moa.dev.cluster:cluster",
+        "images": "moa.dev.images:images",
         "tiny-model": "moa.dev.tiny_model:tiny_model_cmd",
     },
 )
 def dev() -> None:
-    """Developer tools: a real local control plane, a tiny offline model."""
+    """Developer tools: a real local control plane, container images, a tiny offline model."""

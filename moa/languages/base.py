@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import importlib
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
@@ -87,7 +87,10 @@ class MutationRunner(Protocol):
         """Install the mutation tool into ~/.cache/moa if it is missing (idempotent)."""
 
     def prepare(self, repo: Path) -> None:
-        """Fetch dependencies and make the repo buildable/testable (network allowed here)."""
+        """Fetch dependencies and make the repo buildable/testable.
+
+        The fetch stage runs it with the network; mutate runs it again offline (the plugin's
+        `offline_cache` switches on), where it must find everything already downloaded."""
 
     def baseline(self, repo: Path, timeout_s: float) -> tuple[bool, str]:
         """Run the test suite unmodified: (green, output excerpt)."""
@@ -103,6 +106,23 @@ class Evaluator(Protocol):
     """Judges a repository state: builds, tests, lint -> outcome and reward."""
 
     def evaluate(self, repo: Path, timeout_s: float) -> EvalOutcome: ...
+
+
+@dataclass(frozen=True)
+class OfflineCache:
+    """Where the language's toolchain keeps what it downloads, and the switches forbidding more.
+
+    `env(cache)` points the toolchain's download caches into moa's cache (on the artifact volume
+    in a cluster, so the fetch pod and the mutate pods share them); `offline` makes it use those
+    caches only. The fetch stage runs with `env` and the network; mutate with `env` + `offline`
+    and none, so a sandboxed run never needs the network.
+    """
+
+    env: Callable[[Path], dict[str, str]]
+    offline: Mapping[str, str]
+    # Variables naming a CA bundle for this toolchain; fetch sets them to SSL_CERT_FILE when that
+    # is set (a cluster's caBundle, a TLS-inspecting proxy), as OpenSSL alone does not reach them.
+    ca_env: tuple[str, ...] = ()
 
 
 @runtime_checkable
@@ -160,6 +180,8 @@ class LanguagePlugin:
     mutation_runner: Callable[[], MutationRunner] | None = None
     evaluator: Callable[[], Evaluator] | None = None
     default_sources: Sequence[CuratedSource] = ()
+    offline_cache: OfflineCache | None = None
+
     # The functions of a source file (its text), from a real parser: how a mutation record's
     # diff is checked to touch only the function it names.
     functions: Callable[[str, str], list[FunctionSpan]] | None = None  # (path, text) -> spans

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import click
 
-from moa.languages import registry
+from moa.languages import registry, tools
 
 CAPABILITIES = ("detect", "route", "mutate", "evaluate", "sources")
 
@@ -61,3 +61,23 @@ def detect_cmd(file: Path, show_all: bool) -> None:
         )
     for name, score in ranked if show_all else ranked[:1]:
         click.echo(f"{name}\t{score:.2f}")
+
+
+@languages.command("install-tools")
+@click.argument("language")
+def install_tools_cmd(language: str) -> None:
+    """Install LANGUAGE's mutation tool now (into MOA_TOOLS, else the cache), as a first mutate would.
+
+    Image builds run this so sandbox pods, which have no network, find the tool baked in.
+    """
+    plugin = registry.plugins().get(language)
+    if plugin is None:
+        raise click.ClickException(
+            f"unknown language {language!r} (installed: {', '.join(registry.plugins())})"
+        )
+    if plugin.mutation_runner is None:
+        click.echo(f"{language}: no mutation runner, nothing to install")
+        return
+    runner = plugin.mutation_runner()
+    runner.ensure_tool()
+    click.echo(f"{language}: {runner.tool} installed under {tools.tools_dir()}")

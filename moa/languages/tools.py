@@ -48,7 +48,9 @@ def cache_dir() -> Path:
 
 
 def tools_dir() -> Path:
-    return cache_dir() / "tools"
+    """Where mutation tools live: MOA_TOOLS when set (an image's baked, read-only tools), else the cache."""
+    baked = os.environ.get("MOA_TOOLS")
+    return Path(baked) if baked else cache_dir() / "tools"
 
 
 @contextlib.contextmanager
@@ -72,7 +74,7 @@ def file_lock(path: Path, blocking: bool = True) -> Iterator[bool]:
 @contextlib.contextmanager
 def locked(name: str) -> Iterator[None]:
     """An exclusive, cross-process lock named `name` (held while installing a tool)."""
-    with file_lock(tools_dir() / ".locks" / f"{name}.lock"):
+    with file_lock(cache_dir() / "locks" / f"{name}.lock"):  # writable even where tools are baked
         yield
 
 

@@ -139,7 +139,7 @@ def operator(image: str = f"{IMAGE_REGISTRY}/moa-operator:{IMAGE_TAG}") -> list[
 
 
 def sandbox(namespace: str = "moa-training") -> list[dict[str, Any]]:
-    """A training namespace: Pod Security restricted, deny-all for sandbox pods, quota, limits."""
+    """A training namespace: Pod Security restricted, deny-all for stage pods, quota, limits."""
     return [
         {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace, "labels": RESTRICTED_NS}},
         network_policy(namespace),

@@ -9,9 +9,10 @@ The rules, in the order `plan` applies them; each is a small pure function below
 decision or None, and the first decision wins:
 1. `current_stage`: stages run in DESIGN.md's order; the first that has not succeeded is current
    (none left: the training Succeeded). A stage that a later stage has started is frozen: a spec
-   change mid-run (new generation) never re-runs it, and sources added to `mutate` after it
-   completed are ignored once a later stage has started (the data those stages used stays
-   consistent). Across `mutate`'s shards counts add up and ratios are recomputed, never added.
+   change mid-run (new generation) never re-runs it. Sources added mid-mutate are fetched, then
+   mutated; they are ignored once a later, whole-data stage has started (the data those stages
+   used stays consistent). Across a stage's shards counts add up and ratios are recomputed,
+   never added.
 2. `gate_failed`: a gate failure is final: Failed, Stalled=True with the gate, value and
    threshold in the message.
 3. `attempts_exhausted`: a shard that failed `maxAttempts` times fails the training
@@ -19,8 +20,8 @@ decision or None, and the first decision wins:
 4. `suspended`: nothing new is launched (running workloads finish on their own); phase Suspended.
 5. `waiting_for_dependencies`: until every AdapterTraining in `after` has succeeded, phase Waiting.
 6. `backing_off`: a failed attempt is retried after `backoffSeconds * 2**(attempt-1)`.
-7. `launch`: otherwise a shard with no attempt (or a failed one) is launched; `mutate` fans out
-   one shard per source, at most `data.limits.concurrency` at once, other stages one at a time.
+7. `launch`: otherwise a shard with no attempt (or a failed one) is launched; `fetch` and `mutate`
+   fan out one shard per source, at most `data.limits.concurrency` at once, other stages one at a time.
 Status only, `queued`: while every running shard of the current stage waits for admission (a
 Kueue-suspended workload), the stage is Pending and Reconciling says queued: never Failed.
 """
@@ -197,7 +198,9 @@ def current_stage(
     started = [any(k[0] == s.name and v for k, v in observed.attempts.items()) for s in STAGES]
     views: list[_StageView] = []
     for index, stage in enumerate(STAGES):
-        view = observe_stage(spec, observed, stage, frozen=any(started[index + 1 :]))
+        # Per-source stages (fetch, mutate) take new sources until a whole-data stage starts.
+        later = [started[j] for j in range(index + 1, len(STAGES)) if not STAGES[j].fan_out]
+        view = observe_stage(spec, observed, stage, frozen=any(later))
         views.append(view)
         if view.status.state != "Succeeded":
             return views, view

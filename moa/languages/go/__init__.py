@@ -4,6 +4,7 @@ import re
 
 from moa.languages.base import Idiom, LanguagePlugin, RoutingMarkers, lazy
 from moa.languages.go.functions import functions
+from moa.languages.go.offline import OFFLINE_CACHE
 from moa.languages.go.samples import CODE_SAMPLES
 from moa.languages.go.sources import SOURCES
 
@@ -55,5 +56,6 @@ plugin = LanguagePlugin(
         Idiom(re.compile(r"\bpanic\("), "panic instead of an error"),
     ),
     dependency_dirs=("vendor",),
+    offline_cache=OFFLINE_CACHE,
     code_samples=CODE_SAMPLES,
 )

@@ -4,6 +4,7 @@ import re
 
 from moa.languages.base import Idiom, LanguagePlugin, RoutingMarkers, lazy
 from moa.languages.python.functions import functions
+from moa.languages.python.offline import OFFLINE_CACHE
 from moa.languages.python.samples import CODE_SAMPLES
 from moa.languages.python.sources import DEFAULT_SOURCES
 
@@ -72,5 +73,6 @@ plugin = LanguagePlugin(
         "build",
         "dist",
     ),
+    offline_cache=OFFLINE_CACHE,
     code_samples=CODE_SAMPLES,
 )

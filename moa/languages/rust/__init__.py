@@ -4,6 +4,7 @@ import re
 
 from moa.languages.base import Idiom, LanguagePlugin, RoutingMarkers, lazy
 from moa.languages.rust.functions import functions
+from moa.languages.rust.offline import OFFLINE_CACHE
 from moa.languages.rust.samples import CODE_SAMPLES
 from moa.languages.rust.sources import SOURCES
 
@@ -55,5 +56,6 @@ plugin = LanguagePlugin(
     ),
     build_dirs=("target", "mutants"),
     incremental_dirs=("target",),
+    offline_cache=OFFLINE_CACHE,
     code_samples=CODE_SAMPLES,
 )

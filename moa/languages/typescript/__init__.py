@@ -4,6 +4,7 @@ import re
 
 from moa.languages.base import Idiom, LanguagePlugin, RoutingMarkers, lazy
 from moa.languages.typescript.functions import functions
+from moa.languages.typescript.offline import OFFLINE_CACHE
 from moa.languages.typescript.samples import CODE_SAMPLES
 from moa.languages.typescript.sources import SOURCES
 
@@ -63,5 +64,6 @@ plugin = LanguagePlugin(
     dependency_dirs=("node_modules",),
     dependency_locks=("node_modules/.package-lock.json",),
     build_dirs=("dist", "build", "coverage", ".next", ".turbo"),
+    offline_cache=OFFLINE_CACHE,
     code_samples=CODE_SAMPLES,
 )

@@ -14,7 +14,7 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from moa.api.stages import Stage, StageConfig, StageSummary
-from moa.api.training import AdapterTraining
+from moa.api.training import AdapterTraining, ConfigMapKeyRef, Egress
 from moa.pipeline.planner import Attempt, Launch
 
 LABEL_TRAINING = "moa.dev/training"
@@ -25,6 +25,8 @@ LABEL_SANDBOX = "moa.dev/sandbox"
 LABEL_QUEUE = "kueue.x-k8s.io/queue-name"
 ANNOTATION_SHARD = "moa.dev/shard"  # the source itself
 CONFIG_MOUNT = "/etc/moa/stage"
+CA_MOUNT, CA_FILE = "/etc/moa/ca", "ca.crt"  # a stage's extra CA bundle (spec.network.*.caBundle)
+TEACHER_KEY_ENV = "MOA_TEACHER_API_KEY"  # what the API teachers read (moa/datagen/teachers.py)
 CONTAINER = "stage"
 
 
@@ -102,8 +104,36 @@ class Context:
     def image(self) -> str:
         images = self.spec.resources.images
         if not self.stage.gpu:
-            return str(images.sandbox_for(self.spec.language) if self.stage.sandboxed else images.operator)
+            toolchain = self.stage.sandboxed or self.stage.toolchain
+            return str(images.sandbox_for(self.spec.language) if toolchain else images.operator)
         return str(images.trainer)
+
+    def egress(self) -> Egress | None:
+        """The spec's egress for this stage's pod; None: it may reach nothing."""
+        if self.stage.network == "registries":
+            return self.spec.network.fetch
+        if self.stage.network == "teacher" and self.spec.data.teacher.kind != "oracle":
+            return self.spec.network.teacher
+        return None
+
+    def network_env(self) -> list[dict[str, Any]]:
+        """The proxy and CA bundle of a stage with egress, and the teacher's key for the pod that calls it."""
+        env: list[dict[str, Any]] = []
+        egress = self.egress()
+        if egress is not None and egress.proxy:
+            env += [
+                {"name": n, "value": egress.proxy}
+                for n in ("HTTPS_PROXY", "HTTP_PROXY", "https_proxy", "http_proxy")
+            ]
+        if self.ca_bundle():
+            env.append({"name": "SSL_CERT_FILE", "value": f"{CA_MOUNT}/{CA_FILE}"})
+        teacher = self.spec.data.teacher
+        if self.stage.network == "teacher" and teacher.kind != "oracle" and teacher.secret_ref:
+            ref = teacher.secret_ref
+            env.append(
+                {"name": TEACHER_KEY_ENV, "valueFrom": {"secretKeyRef": {"name": ref.name, "key": ref.key}}}
+            )
+        return env
 
     def container(self, name: str = CONTAINER) -> dict[str, Any]:
         res = self.spec.resources
@@ -124,6 +154,7 @@ class Context:
                 # Tool installs, fetched sources and prepared trees live on the shared volume, so
                 # every stage pod (and every retry) reuses them instead of starting cold.
                 {"name": "MOA_CACHE", "value": f"{self.spec.storage.root}/cache"},
+                *self.network_env(),
             ],
             "resources": {"requests": dict(limits), "limits": dict(limits)},
             "securityContext": {
@@ -139,15 +170,34 @@ class Context:
                 {"name": "artifacts", "mountPath": self.spec.storage.root},
                 {"name": "stage-config", "mountPath": CONFIG_MOUNT, "readOnly": True},
                 {"name": "tmp", "mountPath": "/tmp"},
+                *(
+                    [{"name": "ca-bundle", "mountPath": CA_MOUNT, "readOnly": True}]
+                    if self.ca_bundle()
+                    else []
+                ),
             ],
         }
 
+    def ca_bundle(self) -> ConfigMapKeyRef | None:
+        """The extra CA certificates this stage's pod trusts (only stages with egress have any)."""
+        egress = self.egress()
+        return egress.ca_bundle if egress is not None else None
+
     def volumes(self) -> list[dict[str, Any]]:
-        return [
+        out: list[dict[str, Any]] = [
             {"name": "artifacts", "persistentVolumeClaim": {"claimName": artifacts_claim(self.training)}},
             {"name": "stage-config", "configMap": {"name": self.name}},
             {"name": "tmp", "emptyDir": {"sizeLimit": "10Gi"}},
         ]
+        ref = self.ca_bundle()
+        if ref is not None:
+            out.append(
+                {
+                    "name": "ca-bundle",
+                    "configMap": {"name": ref.name, "items": [{"key": ref.key, "path": CA_FILE}]},
+                }
+            )
+        return out
 
     def scheduling(self) -> dict[str, Any]:
         """nodeSelector and tolerations of a GPU stage (the GPU taint tolerated when it asks for GPUs)."""

@@ -126,6 +126,7 @@ def test_stage_config_refuses_other_files(tmp_path: Path) -> None:
 
 def test_stages_in_order_with_their_commands() -> None:
     assert STAGE_NAMES == (
+        "fetch",
         "mutate",
         "trajectories",
         "datagate",
@@ -137,6 +138,7 @@ def test_stages_in_order_with_their_commands() -> None:
         "eval",
     )
     assert {s.name: " ".join(("moa", *s.command)) for s in STAGES} == {
+        "fetch": "moa datagen fetch",
         "mutate": "moa datagen mutate",
         "trajectories": "moa datagen trajectories",
         "datagate": "moa datagen gate",
@@ -148,6 +150,11 @@ def test_stages_in_order_with_their_commands() -> None:
         "eval": "moa eval",
     }
     assert stage("grpo").gpu and stage("grpo").sandboxed and stage("mutate").fan_out
+    # Only fetch and an API teacher's trajectories may use the network.
+    assert {s.name: s.network for s in STAGES if s.network != "none"} == {
+        "fetch": "registries",
+        "trajectories": "teacher",
+    }
     with pytest.raises(ValueError, match="unknown stage"):
         stage("deploy")
 
@@ -174,7 +181,8 @@ def test_layout_follows_the_design() -> None:
     assert lay.base_model("/models/base") == Path("/models/base")
     assert lay.base_model("checkpoints/x") == Path("/a/checkpoints/x")
     assert lay.metrics("sft") == Path("/a/checkpoints/adapters/rust_core_agent/metrics.json")
-    dirs = [lay.stage_dir(n, "crates:hex@0.4.3" if n == "mutate" else None) for n in STAGE_NAMES]
+    assert lay.stage_dir("fetch", "crates:hex@0.4.3") == Path("/a/cache/fetched/rust/hex-0.4.3")
+    dirs = [lay.stage_dir(n, "crates:hex@0.4.3" if stage(n).fan_out else None) for n in STAGE_NAMES]
     assert len(set(dirs)) == len(dirs), "every stage owns its own folder"
     with pytest.raises(ValueError, match="per source"):
         lay.stage_dir("mutate")

@@ -38,7 +38,8 @@ def test_runs_every_stage_in_order_then_rerun_skips_all(
     final = local.run()
     assert final.phase == "Succeeded"
     stages = [c.split()[0] for c in calls(log)]
-    assert stages[:2] == ["mutate", "mutate"] and stages[2:] == list(STAGE_NAMES[1:])
+    # fetch and mutate run once per source (two here), then every later stage once.
+    assert stages[:4] == ["fetch", "fetch", "mutate", "mutate"] and stages[4:] == list(STAGE_NAMES[2:])
     assert (local.state / "succeeded").exists()
     again, _ = runner(tmp_path, monkeypatch)
     log.unlink()

@@ -10,6 +10,7 @@ import pytest
 
 from moa.api.gates import check
 from moa.api.stages import STAGE_NAMES, StageSummary
+from moa.api.stages import stage as stage_of
 from moa.api.training import AdapterTrainingSpec
 from moa.pipeline.planner import Attempt, Observed, plan, workload_name
 
@@ -36,7 +37,7 @@ def done_until(stage: str, s: AdapterTrainingSpec) -> dict[tuple[str, str | None
     """Attempts in which every stage before `stage` succeeded."""
     out: dict[tuple[str, str | None], list[Attempt]] = {}
     for name in STAGE_NAMES[: STAGE_NAMES.index(stage)]:
-        if name == "mutate":
+        if stage_of(name).fan_out:
             for src in s.data.sources:
                 out[(name, src)] = [ok(name, caught=10)]
         else:
@@ -44,12 +45,22 @@ def done_until(stage: str, s: AdapterTrainingSpec) -> dict[tuple[str, str | None
     return out
 
 
+def mutate_of(p):  # type: ignore[no-untyped-def]
+    return next(st for st in p.stages if st.name == "mutate")
+
+
 def cond(p, type_: str):  # type: ignore[no-untyped-def]
     return next(c for c in p.conditions if c.type == type_)
 
 
-def test_fresh_training_fans_out_mutate_up_to_concurrency() -> None:
+def test_fresh_training_fans_out_fetch_then_mutate_up_to_concurrency() -> None:
     p = plan("py", spec(), Observed(now=T0))
+    assert [(launch.stage, launch.shard, launch.attempt) for launch in p.launches] == [
+        ("fetch", SOURCES[0], 1),
+        ("fetch", SOURCES[1], 1),
+    ]
+    assert p.phase == "Running" and p.stage == "fetch"
+    p = plan("py", spec(), Observed(now=T0, attempts=done_until("mutate", spec())))
     assert [(launch.stage, launch.shard, launch.attempt) for launch in p.launches] == [
         ("mutate", SOURCES[0], 1),
         ("mutate", SOURCES[1], 1),
@@ -59,7 +70,7 @@ def test_fresh_training_fans_out_mutate_up_to_concurrency() -> None:
 
 
 def test_running_shards_count_against_concurrency_and_are_not_relaunched() -> None:
-    attempts = {
+    attempts = done_until("mutate", spec()) | {
         ("mutate", SOURCES[0]): [Attempt("running", started_at=T0)],
         ("mutate", SOURCES[1]): [ok("mutate")],
     }
@@ -84,20 +95,24 @@ def test_mutation_yield_across_two_sources_is_recomputed_from_counts_and_stays_a
         ("mutate", SOURCES[1]): [ok("mutate", caught=24, total=30, **{"yield": 0.8}, mutants_per_minute=50)],
     }
     s = spec(data={"sources": SOURCES[:2], "limits": {"concurrency": 2}})
-    mutate = plan("py", s, Observed(now=T0, attempts=attempts)).stages[0]
+    attempts |= {("fetch", src): [ok("fetch")] for src in SOURCES[:2]}
+    mutate = next(
+        st for st in plan("py", s, Observed(now=T0, attempts=attempts)).stages if st.name == "mutate"
+    )
     assert mutate.metrics == {"caught": 33.0, "total": 40.0, "yield": 0.825}
     assert mutate.metrics["yield"] <= 1  # mutants_per_minute is one shard's rate: left out, not added
 
 
 def test_one_shard_keeps_its_own_ratios_and_an_empty_total_has_no_yield() -> None:
     one = {
-        ("mutate", SOURCES[0]): [ok("mutate", caught=9, total=10, **{"yield": 0.9}, mutants_per_minute=30)]
+        ("fetch", SOURCES[0]): [ok("fetch")],
+        ("mutate", SOURCES[0]): [ok("mutate", caught=9, total=10, **{"yield": 0.9}, mutants_per_minute=30)],
     }
     s = spec(data={"sources": SOURCES[:1], "limits": {"concurrency": 2}})
-    assert plan("py", s, Observed(now=T0, attempts=one)).stages[0].metrics["mutants_per_minute"] == 30
-    empty = {("mutate", src): [ok("mutate", caught=0, total=0)] for src in SOURCES[:2]}
+    assert mutate_of(plan("py", s, Observed(now=T0, attempts=one))).metrics["mutants_per_minute"] == 30
+    empty = {(st, src): [ok(st, caught=0, total=0)] for src in SOURCES[:2] for st in ("fetch", "mutate")}
     s2 = spec(data={"sources": SOURCES[:2], "limits": {"concurrency": 2}})
-    assert "yield" not in plan("py", s2, Observed(now=T0, attempts=empty)).stages[0].metrics
+    assert "yield" not in mutate_of(plan("py", s2, Observed(now=T0, attempts=empty))).metrics
 
 
 def test_a_stage_waiting_in_its_queue_is_pending_and_reconciling_never_failed() -> None:
@@ -182,15 +197,17 @@ def test_after_waits_for_dependencies() -> None:
     assert len(p.launches) == 2
 
 
-def test_source_added_mid_mutate_gets_a_shard_but_not_after_mutate_completed() -> None:
+def test_source_added_mid_mutate_is_fetched_then_mutated_but_not_after_mutate_completed() -> None:
     s = spec()
-    attempts = {("mutate", src): [ok("mutate")] for src in SOURCES[:2]}
+    attempts = {(st, src): [ok(st)] for src in SOURCES[:2] for st in ("fetch", "mutate")}
     s2 = spec(data={"sources": SOURCES, "limits": {"concurrency": 2}})
-    assert [launch.shard for launch in plan("py", s2, Observed(now=T0, attempts=attempts)).launches] == [
-        SOURCES[2]
-    ]
+    launches = plan("py", s2, Observed(now=T0, attempts=attempts)).launches
+    assert [(launch.stage, launch.shard) for launch in launches] == [("fetch", SOURCES[2])]
+    attempts[("fetch", SOURCES[2])] = [ok("fetch")]
+    launches = plan("py", s2, Observed(now=T0, attempts=attempts)).launches
+    assert [(launch.stage, launch.shard) for launch in launches] == [("mutate", SOURCES[2])]
     # Once trajectories started, mutate is frozen: the new source is ignored.
-    attempts2 = {("mutate", src): [ok("mutate")] for src in SOURCES[:2]}
+    attempts2 = {(st, src): [ok(st)] for src in SOURCES[:2] for st in ("fetch", "mutate")}
     attempts2[("trajectories", None)] = [Attempt("running", started_at=T0)]
     grown = spec(data={"sources": [*SOURCES, "pypi:new@1.0"], "limits": {"concurrency": 2}})
     assert plan("py", grown, Observed(now=T0, attempts=attempts2)).launches == []

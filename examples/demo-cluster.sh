@@ -1,0 +1,79 @@
+#!/usr/bin/env bash
+# `make demo-cluster`: the main job on Kubernetes, on this machine. The local control plane with
+# a real node (kubelet + containerd), moa's images built and imported, the operator running from
+# its image, `kubectl apply` of the demo spec, a live `kubectl get at -w`, then the summary
+# `make demo` prints. Every stage runs in a real pod from moa's images.
+#
+# The demo spec is examples/demo-python.yaml with what a one-node cluster needs on top (printed
+# before it is applied): gpus: 0 (training on the node's CPU), small CPU/memory requests, the
+# artifact claim bound to the node's local volume, and the host's CA bundle for the fetch pod. Its MODEL IS A TINY RANDOM checkpoint,
+# written onto that volume by `moa dev tiny-model`.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+MOA=${MOA:-.venv/bin/moa}
+PY=${PY:-.venv/bin/python}
+CLUSTER=${MOA_CLUSTER:-moa}
+NS=moa-training
+NAME=python-demo
+CLAIM=$NAME-artifacts
+VOLUME=${MOA_CACHE:-$HOME/.cache/moa}/cluster/$CLUSTER/node/volumes/artifacts
+started=$(date +%s)
+phase() { echo "== $* ($(($(date +%s) - started)) s)"; }
+
+phase "images (cached by content hash)"
+"$MOA" dev images build
+mapfile -t archives < <("$PY" -c 'import json, os, sys
+for row in json.load(open(os.path.expanduser(sys.argv[1]))): print(row["archive"])' \
+  "${MOA_CACHE:-$HOME/.cache/moa}/images/images.json")
+
+phase "cluster up with the real node, images imported"
+"$MOA" dev cluster --name "$CLUSTER" up --real-node "${archives[@]/#/--image=}"
+eval "$("$MOA" dev cluster --name "$CLUSTER" env)"
+
+phase "the tiny base model on the artifact volume"
+base=$VOLUME/checkpoints/coding_tui/final_merged
+test -f "$base/config.json" || "$MOA" dev tiny-model --output "$base"
+chown -R 65532:65532 "$VOLUME"  # the stage pods' uid (images/*/Dockerfile USER)
+
+phase "operator and the training namespace"
+"$MOA" manifests install | kubectl apply -f -
+kubectl apply -f manifests/sandbox/sandbox.yaml
+kubectl -n moa-system rollout status deployment/moa-operator --timeout=300s
+
+phase "kubectl apply the demo spec"
+# The fetch pod trusts what this host trusts (a TLS-inspecting egress proxy, say): its CA bundle
+# goes into a ConfigMap named by spec.network.fetch.caBundle.
+HOST_CA=${HOST_CA:-/etc/ssl/certs/ca-certificates.crt}
+kubectl -n "$NS" create configmap host-ca --from-file=ca.crt="$HOST_CA" --dry-run=client -o yaml | kubectl apply -f -
+spec=$("$PY" - "$NS" "$NAME" "$CLAIM" <<'EOF'
+import sys, yaml
+ns, name, claim = sys.argv[1:]
+doc = yaml.safe_load(open("examples/demo-python.yaml"))
+doc["metadata"] = {"name": name, "namespace": ns}
+spec = doc["spec"]
+spec["storage"] = {**spec.get("storage", {}), "claimName": claim}
+spec["network"] = {"fetch": {"caBundle": {"name": "host-ca"}}}
+spec["resources"] = {**spec.get("resources", {}), "gpus": 0, "cpu": "2", "memory": "6Gi",
+                     "sandbox": {"cpu": "1", "memory": "3Gi"}}
+claim_doc = {"apiVersion": "v1", "kind": "PersistentVolumeClaim",
+             "metadata": {"name": claim, "namespace": ns},
+             "spec": {"accessModes": ["ReadWriteOnce"], "storageClassName": "moa-local",
+                      "resources": {"requests": {"storage": "20Gi"}}}}
+print(yaml.safe_dump_all([claim_doc, doc], sort_keys=False))
+EOF
+)
+echo "$spec"
+echo "$spec" | kubectl apply -f -
+
+phase "live: kubectl get at -w (until Ready)"
+kubectl -n "$NS" get at -w &
+watcher=$!
+trap 'kill $watcher 2>/dev/null || true' EXIT
+kubectl -n "$NS" wait --for=condition=Ready "at/$NAME" --timeout="${DEMO_TIMEOUT:-3600s}"
+kill $watcher 2>/dev/null || true
+
+phase "summary"
+kubectl -n "$NS" get at,adapters,pods
+"$MOA" registry list --workdir "$VOLUME"
+echo "reports: $VOLUME/reports/python   adapter: $VOLUME/checkpoints/adapters/python_coding"
+phase "done"
