@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import importlib
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
@@ -114,6 +114,10 @@ class NameChecker(Protocol):
         """(file, message) for each use of an undefined name in `files` (paths relative to `repo`)."""
 
 
+# (source, dest, archives) -> what was verified (checksums, URLs), kept in the tree's record.
+Fetcher = Callable[[SourceRef, Path, Path], dict[str, str]]
+
+
 @dataclass(frozen=True)
 class Idiom:
     """A line a fix in this language should not add, and what it breaks."""
@@ -144,6 +148,10 @@ class LanguagePlugin:
     mutation_runner: Callable[[], MutationRunner] | None = None
     evaluator: Callable[[], Evaluator] | None = None
     default_sources: Sequence[CuratedSource] = ()
+    # Source registries this plugin fetches from, by prefix (`maven:` in `maven:G:A@V`): a
+    # fetcher fills `dest` with the unpacked tree (archives kept under `archives`) and returns
+    # what it verified, for the tree's record. Built-in prefixes cannot be overridden.
+    fetchers: Mapping[str, Fetcher] = field(default_factory=dict)
     # The functions of a source file (its text), from a real parser: how a mutation record's
     # diff is checked to touch only the function it names.
     functions: Callable[[str, str], list[FunctionSpan]] | None = None  # (path, text) -> spans
