@@ -37,7 +37,9 @@ plugin = LanguagePlugin(
             re.compile(r"=\s*new\s+(File)?(Input|Output)Stream|=\s*new\s+\w*(Reader|Writer)\("),
             "a stream opened outside try-with-resources",
         ),
-        Idiom(re.compile(r"catch\s*\(\s*(Exception|Throwable)\s+\w+\s*\)\s*\{\s*\}"), "an exception swallowed"),
+        Idiom(
+            re.compile(r"catch\s*\(\s*(Exception|Throwable)\s+\w+\s*\)\s*\{\s*\}"), "an exception swallowed"
+        ),
         Idiom(re.compile(r"\.printStackTrace\(\)"), "printStackTrace instead of handling or rethrowing"),
     ),
     dependency_locks=(".moa-java.json",),

@@ -18,6 +18,7 @@ from moa.languages.sandbox import Result, Sandbox
 from moa_java.maven import LAYOUT
 
 MAIN, TEST = "src/main/java", "src/test/java"
+RESOURCES = ("src/main/resources", "src/test/resources")
 _SUMMARY = re.compile(r"\[\s*(\d+) tests (successful|failed)\s*\]")
 
 
@@ -47,22 +48,30 @@ class JavaEvaluator(BuildNameChecker):
         return ":".join([*first, *map(str, layout(repo)["classpath"])])  # type: ignore[call-overload]
 
     def _javac(self, repo: Path, run: Runner, folder: str, out: str, *flags: str, cp: str) -> Result:
-        return run(["javac", "-nowarn", "-encoding", "UTF-8", "-d", out, "-cp", cp, *flags, *_sources(repo, folder)])
+        return run(
+            ["javac", "-nowarn", "-encoding", "UTF-8", "-d", out, "-cp", cp, *flags, *_sources(repo, folder)]
+        )
 
     def build(self, repo: Path, run: Runner) -> Result:
         return self._javac(repo, run, MAIN, "target/classes", cp=self._classpath(repo, MAIN))
 
     def test(self, repo: Path, run: Runner, tests: Sequence[str] = ()) -> SuiteRun:
         launcher = str(layout(repo)["launcher"])
-        cp = self._classpath(repo, "target/classes", TEST, launcher)
+        cp = self._classpath(repo, "target/classes", launcher)
         compiled = self._javac(repo, run, TEST, "target/test-classes", cp=cp)
         if not compiled.ok:
             return SuiteRun(compiled, builds=False)
         select = [f"--select-method={t}" if "#" in t else f"--select-class={t}" for t in tests]
         result = run(
             [
-                "java", "-jar", launcher, "execute", "--disable-banner", "--details=tree",
-                "--class-path", self._classpath(repo, "target/test-classes", "target/classes", TEST),
+                "java",
+                "-jar",
+                launcher,
+                "execute",
+                "--disable-banner",
+                "--details=tree",
+                "--class-path",
+                self._classpath(repo, "target/test-classes", "target/classes", *RESOURCES),
                 *(select or ["--scan-class-path", "target/test-classes"]),
             ]
         )
@@ -73,9 +82,25 @@ class JavaEvaluator(BuildNameChecker):
 
     def lint(self, repo: Path, run: Runner) -> Lint:
         cp = self._classpath(repo, MAIN)
-        result = run(["javac", "-encoding", "UTF-8", "-Xlint:all", "-Xmaxwarns", "10000", "-d", "target/lint-classes", "-cp", cp, *_sources(repo, MAIN)])
+        result = run(
+            [
+                "javac",
+                "-encoding",
+                "UTF-8",
+                "-Xlint:all",
+                "-Xmaxwarns",
+                "10000",
+                "-d",
+                "target/lint-classes",
+                "-cp",
+                cp,
+                *_sources(repo, MAIN),
+            ]
+        )
         warnings = "\n".join(line for line in result.output.splitlines() if ": warning: " in line)
         findings, shown = located_findings(warnings, repo, "javac")
         if not result.ok:
             return Lint([], f"javac -Xlint:all failed, lint not judged:\n{result.output}", available=False)
-        return Lint(findings, "javac -Xlint:all:\n" + "\n".join(shown) if shown else "javac -Xlint:all: clean")
+        return Lint(
+            findings, "javac -Xlint:all:\n" + "\n".join(shown) if shown else "javac -Xlint:all: clean"
+        )

@@ -5,8 +5,8 @@ publish a `-sources.jar` and a `-test-sources.jar` next to the POM; together the
 tree. Each file is verified against its published `.sha1` before it is unpacked (moa's own
 `download`, which re-verifies a cached archive on every use).
 
-The tree:  pom.xml, src/main/java (sources jar), src/test/java (test-sources jar; its test
-resources stay beside the classes, and that folder is on the test classpath), and
+The tree:  pom.xml, src/main/java (sources jar), src/test/java (test-sources jar), their
+non-Java files moved to src/main/resources and src/test/resources (the Maven layout), and
 `.moa-java.json`: the dependency classpath (test scope included) resolved by Maven into a
 local repository under ~/.cache/moa, and the JUnit Platform console launcher matching the
 artifact's JUnit version. The network is needed only here: evaluation and mutation run
@@ -61,10 +61,21 @@ def fetch_maven(ref: SourceRef, dest: Path, archives: Path) -> dict[str, str]:
             (dest / folder).mkdir(parents=True)
             unpack(ref, path, dest / folder)
             shutil.rmtree(dest / folder / "META-INF", ignore_errors=True)
+            _split_resources(dest / folder)
         else:
             shutil.copyfile(path, dest / "pom.xml")
     (dest / LAYOUT).write_text(json.dumps(resolve(ref, dest), indent=1))
     return {"sha1": json.dumps(verified), "url": base}
+
+
+def _split_resources(java: Path) -> None:
+    """Move what is not Java source to the Maven layout's resources folder (tests open
+    `src/test/resources/...` by path)."""
+    resources = java.parent / "resources"
+    for path in [p for p in java.rglob("*") if p.is_file() and p.suffix != ".java"]:
+        target = resources / path.relative_to(java)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        path.rename(target)
 
 
 def _mvn(ref: SourceRef, dest: Path, *goal: str) -> str:
