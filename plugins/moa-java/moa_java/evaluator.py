@@ -36,7 +36,10 @@ def _sources(repo: Path, folder: str) -> list[str]:
 
 class JavaEvaluator(BuildNameChecker):
     language = "java"
-    UNDEFINED = re.compile(r"^(?P<path>[^\s:]+\.java):\d+: error: (?P<message>cannot find symbol.*)$", re.M)
+    # javac names the missing symbol two lines below the error (after the source line).
+    UNDEFINED = re.compile(
+        r"^(?P<path>[^\s:]+\.java):\d+: error: (?P<message>cannot find symbol\n.*\n\s*symbol:.*)$", re.M
+    )
 
     def toolchain(self) -> str:
         return " | ".join((version_of("javac", "-version"), version_of("java", "-version")))
