@@ -55,7 +55,9 @@ test-e2e: install
 DEMO_DIR ?= runs/demo
 DEMO_BASE := $(DEMO_DIR)/checkpoints/coding_tui/final_merged
 demo: install
-	@test -f $(DEMO_BASE)/config.json || $(BIN)/moa dev tiny-model --output $(DEMO_BASE)
+	@# A tiny GPT-OSS-shaped model, pretrained for a few minutes on the demo sources' code and on
+	@# Harmony agent episodes, so that SFT starts from a model that knows the format.
+	@test -f $(DEMO_BASE)/config.json || $(BIN)/moa dev tiny-model --output $(DEMO_BASE) --pretrain --spec examples/demo-python.yaml
 	$(BIN)/moa run examples/demo-python.yaml --workdir $(DEMO_DIR)
 	$(BIN)/moa registry list --workdir $(DEMO_DIR)
 	@echo "reports: $(DEMO_DIR)/reports/python   adapter: $(DEMO_DIR)/checkpoints/adapters/python_coding"

@@ -24,6 +24,7 @@ COMMANDS: dict[str, str] = {
     "merge": "moa.trainer.merge:merge_cmd",
     "registry": "moa.pipeline.cli:registry",
     "serve": "moa.serving.cli:serve",
+    "detect": "moa.serving.cli:detect",
     "operator": "moa.operator.cli:operator",
     "manifests": "moa.operator.install:manifests",  # api's crds/validate + install
     "languages": "moa.languages.cli:languages",

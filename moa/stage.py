@@ -140,6 +140,16 @@ def setup_logging() -> None:
         logging.getLogger("moa").setLevel(logging.INFO)
 
 
+def mirror_report(output: Path, reports: Path) -> None:
+    """Copy a published stage's report.md and plots to reports/{lang}/{stage}/ (DESIGN's layout),
+    where the other stages' reports are; the output folder keeps its own copy."""
+    reports.mkdir(parents=True, exist_ok=True)
+    if (output / "report.md").exists():
+        shutil.copy2(output / "report.md", reports / "report.md")
+    if (output / "plots").is_dir():
+        shutil.copytree(output / "plots", reports / "plots", dirs_exist_ok=True)
+
+
 def write_report(
     path: Path, language: str, backend: str, summary: StageSummary, samples: tuple[str, ...] = ()
 ) -> None:

@@ -4,20 +4,27 @@ Loading lives here, below the trainer, because every user of a policy loads it t
 preference sampling (datagen), SFT/IPO/GRPO and eval (trainer), and serving. Heavy imports
 (torch, transformers, peft, unsloth) happen inside the functions only.
 
-Two backends, chosen once per process and logged:
-  - `unsloth`: CUDA present -> Unsloth loads the base in 4-bit (bitsandbytes) when the spec asks
-    for it; the LoRA itself is plain PEFT so the expert tensors get adapters the same way.
-    Untested here (no GPU on the development machines); `unsloth` is imported only on this path.
+Two backends, chosen once per process and logged with the reason:
+  - `unsloth`: CUDA present and `unsloth` imports (the `cuda` extra) -> Unsloth loads the base
+    as its GPT-OSS guide does (`FastLanguageModel.from_pretrained(..., dtype=None,
+    load_in_4bit=..., full_finetuning=False)`: QLoRA in 4-bit through bitsandbytes when the spec
+    asks for it and bitsandbytes imports); the LoRA itself is plain PEFT so the expert tensors get
+    adapters the same way. Not run on the development machines (no GPU); `unsloth` is imported
+    only on this path.
   - `hf`: plain transformers + PEFT in fp32 on CPU (bf16 on a GPU without Unsloth).
-`MOA_BACKEND=hf` forces the plain path on a GPU. A new adapter for training is
+`MOA_BACKEND=hf` forces the plain path on a GPU; a GPU where `unsloth` does not import falls
+back to it with the import error logged. A new adapter for training is
 `moa.trainer.loading.add_lora`.
 """
 
 from __future__ import annotations
 
+import contextlib
+import importlib
 import logging
 import os
-from collections.abc import Sequence
+import warnings
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -42,14 +49,44 @@ class Backend:
         return f"{self.name} on {self.device} ({self.dtype}{quant})"
 
 
+def import_problem(module: str) -> str | None:
+    """Why `module` cannot be used here (None: it imports). Unsloth refuses on import without a
+    supported GPU; bitsandbytes without its CUDA library."""
+    try:
+        importlib.import_module(module)
+    except Exception as exc:
+        return f"{type(exc).__name__}: {exc}"
+    return None
+
+
 def choose_backend(lora: LoraSpec) -> Backend:
     import torch
 
-    if torch.cuda.is_available():
-        if os.environ.get("MOA_BACKEND", "") != "hf":
-            return Backend("unsloth", "cuda", "bfloat16", lora.load_in_4bit)
+    if not torch.cuda.is_available():
+        return Backend("hf", "cpu", "float32", False)
+    if os.environ.get("MOA_BACKEND", "") == "hf":
+        log.info("backend hf: MOA_BACKEND=hf")
         return Backend("hf", "cuda", "bfloat16", False)
-    return Backend("hf", "cpu", "float32", False)
+    problem = import_problem("unsloth")
+    if problem is not None:
+        log.warning("backend hf: unsloth does not import (%s); install the `cuda` extra", problem)
+        return Backend("hf", "cuda", "bfloat16", False)
+    quantized = lora.load_in_4bit and import_problem("bitsandbytes") is None
+    if lora.load_in_4bit and not quantized:
+        log.warning(
+            "loadIn4bit: bitsandbytes does not import (%s); loading in bf16", import_problem("bitsandbytes")
+        )
+    return Backend("unsloth", "cuda", "bfloat16", quantized)
+
+
+@contextlib.contextmanager
+def expert_patterns_accepted() -> Iterator[None]:
+    """Silence PEFT's false alarm about moa's rank/alpha patterns, on creation and on every reload:
+    PEFT applies them to target_parameters but checks them against target_modules only (the
+    adapter weights' shapes show they apply: tests/unit/trainer/test_stages.py)."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="The following (rank|alpha)_pattern keys did not match")
+        yield
 
 
 def load_base(path: str | Path, lora: LoraSpec, backend: Backend | None = None) -> tuple[Any, Any, Backend]:
@@ -70,7 +107,8 @@ def load_base(path: str | Path, lora: LoraSpec, backend: Backend | None = None) 
             model_name=str(path),
             max_seq_length=lora.max_seq_length,
             load_in_4bit=backend.load_in_4bit,
-            dtype=None,
+            dtype=None,  # Unsloth picks bf16 where the GPU has it
+            full_finetuning=False,  # LoRA / QLoRA, as its GPT-OSS guide loads it
         )
     else:
         import torch
@@ -95,7 +133,8 @@ def load_adapter(model: Any, adapter: str | Path, trainable: bool) -> Any:
         raise FileNotFoundError(
             f"no adapter at {adapter} (adapter_config.json missing): run the previous stage first"
         )
-    model = PeftModel.from_pretrained(model, adapter, adapter_name=ADAPTER_NAME, is_trainable=trainable)
+    with expert_patterns_accepted():
+        model = PeftModel.from_pretrained(model, adapter, adapter_name=ADAPTER_NAME, is_trainable=trainable)
     log.info("loaded adapter %s (%s)", adapter, "trainable" if trainable else "frozen")
     return model
 

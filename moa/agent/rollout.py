@@ -42,12 +42,11 @@ class Turn:
 
 
 def parse_turn(completion: str) -> Turn:
-    """A turn is valid when it parses as Harmony and ends either in a final answer or in one
-    schema-valid call to a known tool on the commentary channel."""
-    try:
-        messages = tuple(h.parse_completion(completion).messages)
-    except h.HarmonyError as exc:
-        return Turn((), None, f"not valid Harmony: {exc}")
+    """A turn is valid when it ends either in a final answer or in one schema-valid call to a
+    known tool on the commentary channel. It is read with the tolerant model-output parser
+    (`moa.harmony.parse_output`), as `moa serve` reads it: shapes gpt-oss really produces
+    (no space before <|constrain|>, a missing <|message|>, a stripped stop token) count."""
+    messages = tuple(h.parse_output(completion).messages)
     if not messages:
         return Turn((), None, "empty turn")
     last = messages[-1]
@@ -61,7 +60,7 @@ def parse_turn(completion: str) -> Turn:
         if last.channel != "commentary":
             return Turn(messages, None, f"tool call on channel {last.channel!r}, not commentary")
         return Turn(messages, (parsed.name, parsed.arguments), None)
-    if last.channel == "final" and completion.rstrip().endswith(T.RETURN):
+    if last.channel == "final" and last.recipient is None:
         return Turn(messages, None, None)
     return Turn(messages, None, "the turn ends in neither a tool call nor a final answer")
 

@@ -8,6 +8,8 @@ failing target. The serving router serves `production` adapters only, one per la
 
 from __future__ import annotations
 
+import hashlib
+from pathlib import Path
 from typing import Final, Literal
 
 from pydantic import Field
@@ -32,6 +34,17 @@ class AdapterSpec(Model):
     )
     stage: AdapterStage = Field(default="trained", description="Desired stage (edited by GitOps).")
     training: Name | None = Field(default=None, description="The AdapterTraining that produced it.")
+    digest: str | None = Field(
+        default=None,
+        pattern=r"^sha256:[0-9a-f]{64}$",
+        description="Digest of the artifact's files (sha256:...); the server refuses an artifact that differs.",
+    )
+    canary_weight: float = Field(
+        default=0.0,
+        ge=0.0,
+        le=1.0,
+        description="Share of its language's traffic this adapter gets as a canary while evaluating.",
+    )
 
 
 class AdapterStatus(Model):
@@ -48,3 +61,19 @@ class Adapter(Model):
     metadata: ObjectMeta = Field(default_factory=ObjectMeta)
     spec: AdapterSpec
     status: AdapterStatus | None = None
+
+
+def artifact_digest(folder: str | Path) -> str:
+    """`sha256:...` over an artifact folder's files (relative paths and bytes, in path order),
+    so a copy anywhere has the same digest and any changed byte changes it."""
+    root = Path(folder)
+    if not root.is_dir():
+        raise FileNotFoundError(f"no adapter artifact at {root}")
+    digest = hashlib.sha256()
+    for path in sorted(p for p in root.rglob("*") if p.is_file()):
+        digest.update(path.relative_to(root).as_posix().encode() + b"\0")
+        with path.open("rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                digest.update(block)
+        digest.update(b"\0")
+    return "sha256:" + digest.hexdigest()

@@ -68,8 +68,13 @@ class Layout:
 
     def base_model(self, base_model: str) -> Path:
         """A spec's baseModel: absolute as given, relative to the root otherwise."""
-        path = Path(base_model)
-        return path if path.is_absolute() else self.root / path
+        return self.artifact(base_model)
+
+    def artifact(self, path: str) -> Path:
+        """A file a spec names on the artifact store (baseModel, eval.mmluData): absolute as
+        given, relative to the root otherwise."""
+        resolved = Path(path)
+        return resolved if resolved.is_absolute() else self.root / resolved
 
     def adapter(self, suffix: str) -> Path:
         """checkpoints/adapters/{lang}_{suffix}: core_agent, ipo, grpo, coding (the final one)."""

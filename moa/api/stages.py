@@ -54,6 +54,8 @@ class Stage:
     # from the summed counts, and its rates (per unit of one shard's time) are left out.
     ratios: tuple[Ratio, ...] = ()
     rates: frozenset[str] = frozenset()
+    # The figures a person looks at first, in order (the run summary, `moa registry list`).
+    headline: tuple[str, ...] = ()
 
 
 STAGES: tuple[Stage, ...] = (
@@ -65,18 +67,68 @@ STAGES: tuple[Stage, ...] = (
         fan_out=True,
         ratios=(Ratio("yield", "caught", "total"),),
         rates=frozenset({"mutants_per_minute"}),
+        headline=("caught", "yield", "sources", "mutants_per_minute"),
     ),
-    Stage("trajectories", ("datagen", "trajectories"), gpu=False, sandboxed=True),
-    Stage("datagate", ("datagen", "gate"), gpu=False, sandboxed=False),
-    Stage("sft", ("train", "sft"), gpu=True, sandboxed=False),
-    Stage("preferences", ("datagen", "preferences"), gpu=True, sandboxed=True),
-    Stage("ipo", ("train", "ipo"), gpu=True, sandboxed=False),
-    Stage("grpo", ("train", "grpo"), gpu=True, sandboxed=True),
-    Stage("merge", ("merge",), gpu=True, sandboxed=False),
-    Stage("eval", ("eval",), gpu=True, sandboxed=True),
+    Stage(
+        "trajectories",
+        ("datagen", "trajectories"),
+        gpu=False,
+        sandboxed=True,
+        headline=("kept", "train", "eval", "mean_tool_calls"),
+    ),
+    Stage(
+        "datagate",
+        ("datagen", "gate"),
+        gpu=False,
+        sandboxed=False,
+        headline=("caught_mutations", "multi_tool_fraction", "average_turns", "valid_harmony_fraction"),
+    ),
+    Stage(
+        "sft",
+        ("train", "sft"),
+        gpu=True,
+        sandboxed=False,
+        headline=("tool_call_accuracy", "train_loss", "eval_loss", "steps"),
+    ),
+    Stage(
+        "preferences",
+        ("datagen", "preferences"),
+        gpu=True,
+        sandboxed=True,
+        headline=("pairs", "informative_pairs", "tasks", "invalid_episode_share"),
+    ),
+    Stage(
+        "ipo",
+        ("train", "ipo"),
+        gpu=True,
+        sandboxed=False,
+        headline=("chosen_over_rejected", "margin", "kl", "pairs"),
+    ),
+    Stage(
+        "grpo",
+        ("train", "grpo"),
+        gpu=True,
+        sandboxed=True,
+        headline=("reward_mean_first", "reward_mean_last", "reward_max", "steps"),
+    ),
+    Stage("merge", ("merge",), gpu=True, sandboxed=False, headline=("adapter_parameters", "stages")),
+    Stage(
+        "eval",
+        ("eval",),
+        gpu=True,
+        sandboxed=True,
+        headline=("test_pass_rate", "tool_call_accuracy", "base_tool_call_accuracy", "compile_pass_rate"),
+    ),
 )
 STAGE_NAMES: tuple[StageName, ...] = tuple(s.name for s in STAGES)
 _BY_NAME = {s.name: s for s in STAGES}
+
+
+def headline_metrics(name: str, metrics: dict[str, float], count: int = 4) -> dict[str, float]:
+    """The stage's headline figures that were measured, in its order; a stage that names none
+    (or measured none of them) shows its first `count` metrics."""
+    named = {k: metrics[k] for k in stage(name).headline if k in metrics} if name in STAGE_NAMES else {}
+    return named or dict(list(metrics.items())[:count])
 
 
 def stage(name: str) -> Stage:

@@ -507,6 +507,12 @@ class RegressionLimits(Model):
     max_humaneval_drop: Fraction = 0.02
     max_mmlu_drop: Fraction = 0.01
     max_tool_call_accuracy_drop: Fraction = 0.02
+    unconfigured: Literal["blockPromotion", "blockTraining", "ignore"] = Field(
+        default="blockPromotion",
+        description="A regression check whose data is not configured (e.g. mmluData unset): "
+        "blockPromotion records it as a failed warn gate (the run finishes; production promotion "
+        "is refused), blockTraining fails the eval stage, ignore leaves it out.",
+    )
 
 
 class EvalStage(Model):
@@ -516,6 +522,16 @@ class EvalStage(Model):
         default=164, ge=0, le=164, description="0: no HumanEval regression check."
     )
     mmlu_questions: int = Field(default=1000, ge=0, description="0: no MMLU regression check.")
+    mmlu_data: str | None = Field(
+        default=None,
+        max_length=1024,
+        description="MMLU questions (JSONL: question, choices, answer) on the artifact store: a path "
+        "relative to the artifact root, or absolute. Unset: the MMLU check is 'not configured'.",
+    )
+    max_new_tokens: int = Field(default=512, ge=1, le=32768, description="Generation limit per agent turn.")
+    format_prompts: int = Field(
+        default=64, ge=1, le=10000, description="Held-out prompts generated on for tool-call accuracy."
+    )
     targets: EvalTargets = Field(default_factory=EvalTargets)
     regression: RegressionLimits = Field(default_factory=RegressionLimits)
 
@@ -535,7 +551,7 @@ class EvalStage(Model):
         ]
         if self.humaneval_problems:
             checks.append(("humaneval_drop", "<=", r.max_humaneval_drop))
-        if self.mmlu_questions:
+        if self.mmlu_questions and self.mmlu_data is not None:
             checks.append(("mmlu_drop", "<=", r.max_mmlu_drop))
         # Targets over a sub-population are checked only when it exists: lint cleanliness and
         # iterations are over the tasks that ended green (none green: test_pass_rate carries the
@@ -547,10 +563,33 @@ class EvalStage(Model):
             "median_iterations": green,
             "hallucinated_api_rate": metrics.get("hallucinated_api_rate") is not None,
         }
-        return _check_all("eval", metrics, [c for c in checks if defined.get(c[0], True)])
+        results = _check_all("eval", metrics, [c for c in checks if defined.get(c[0], True)])
+        if self.not_configured() and r.unconfigured != "ignore":
+            severity: Severity = "abort" if r.unconfigured == "blockTraining" else "warn"
+            results.append(check("eval.mmlu_drop", None, "<=", r.max_mmlu_drop, severity))
+        return results
+
+    def not_configured(self) -> list[str]:
+        """The regression checks the spec asks for whose data it does not name."""
+        if self.mmlu_questions and self.mmlu_data is None:
+            return ["MMLU: not configured (mmluQuestions > 0 but stages.eval.mmluData is unset)"]
+        return []
+
+
+# TRL/transformers report_to integrations.
+Tracker = Annotated[
+    str, Field(pattern=r"^(tensorboard|wandb|mlflow|trackio|comet_ml|clearml)$", max_length=16)
+]
 
 
 class StagesSpec(Model):
+    report_to: list[Tracker] | None = Field(
+        default=None,
+        max_length=6,
+        description="Experiment trackers the training stages log to (TRL's report_to). Unset: "
+        "TensorBoard under reports/{lang}/tensorboard/{stage} when tensorboard is installed; "
+        "[]: none. wandb/mlflow read their usual environment (WANDB_PROJECT, MLFLOW_TRACKING_URI).",
+    )
     core_agent: SftStage = Field(default_factory=SftStage)
     preferences: PreferencesStage = Field(default_factory=PreferencesStage)
     ipo: IpoStage = Field(default_factory=IpoStage)

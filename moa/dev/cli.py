@@ -11,7 +11,7 @@ from moa.lazy_group import LazyGroup
     cls=LazyGroup,
     lazy={
         "cluster": "moa.dev.cluster:cluster",
-        "tiny-model": "moa.trainer.tiny_model:tiny_model_cmd",
+        "tiny-model": "moa.dev.tiny_model:tiny_model_cmd",
     },
 )
 def dev() -> None:

@@ -6,6 +6,7 @@
     text = h.render(conv, "training")      # SFT target: the final answer ends with <|return|>
     assert h.parse(text).messages == conv.messages
     problems = h.validate(h.parse(text))   # [] for a well-formed agent trajectory
+    out = h.parse_output(sampled)          # what a model generated: tolerant (see output.py)
 
 `moa.harmony.patch` holds the apply_patch format the agent edits files with.
 
@@ -24,6 +25,7 @@ from moa.harmony.model import (
     tool_result,
     user,
 )
+from moa.harmony.output import Delta, ParsedOutput, StreamParser, parse_output
 from moa.harmony.parse import parse, parse_completion
 from moa.harmony.render import developer_message, render, render_message, system_message
 from moa.harmony.tools import AGENT_TOOLS, Tool, ToolCall, parse_call, render_tools
@@ -32,10 +34,13 @@ from moa.harmony.validate import Problem, check_text, validate
 __all__ = [
     "AGENT_TOOLS",
     "Conversation",
+    "Delta",
     "HarmonyError",
     "Message",
     "Mode",
+    "ParsedOutput",
     "Problem",
+    "StreamParser",
     "Tool",
     "ToolCall",
     "analysis",
@@ -45,6 +50,7 @@ __all__ = [
     "parse",
     "parse_call",
     "parse_completion",
+    "parse_output",
     "preamble",
     "render",
     "render_message",

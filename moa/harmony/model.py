@@ -31,7 +31,9 @@ class Message:
     `name` is the author name: for a `tool` message it is the tool that answered
     (`functions.read_file`) and is what Harmony writes in place of the role.
     `recipient` is `functions.NAME` on a tool call and `assistant` on a tool result.
-    `content_type` is the constrained format of a tool call's arguments (`json`).
+    `content_type` is the format of a tool call's arguments (`json`); `constrained` says
+    whether it was written after `<|constrain|>` (what moa renders) or as a bare word, as a
+    model may sample it: history is re-rendered the way it was written.
     """
 
     role: Role
@@ -40,6 +42,7 @@ class Message:
     recipient: str | None = None
     content_type: str | None = None
     name: str | None = None
+    constrained: bool = True
 
     @property
     def is_tool_call(self) -> bool:

@@ -47,6 +47,7 @@ class _Header:
     channel: str | None = None
     recipient: str | None = None
     content_type: str | None = None
+    constrained: bool = True
 
 
 class _Parser:
@@ -96,6 +97,7 @@ class _Parser:
                 header.recipient,
                 header.content_type,
                 header.name,
+                header.constrained,
             )
             self.check_terminator(message, token, stop.start(), stop.end())
             if token == T.RETURN:
@@ -231,6 +233,6 @@ class _Parser:
                     )
                 head.recipient = word[3:]
             elif head.content_type is None:
-                head.content_type = word
+                head.content_type, head.constrained = word, False
             else:
                 raise self.fail(offset, f"unexpected header word {word!r}", "to=RECIPIENT or <|message|>")

@@ -55,6 +55,22 @@ def enclosing(spans: Sequence[FunctionSpan], line: int) -> str | None:
     return max(inside, key=lambda s: (s.start, -s.end)).name if inside else None
 
 
+@dataclass(frozen=True)
+class RoutingMarkers:
+    """What sends a prompt to this language's adapter in `moa serve` (moa/serving/detect.py),
+    beyond file extensions and `markers`: a new plugin is routed with no server change.
+
+    fences: info strings of fenced code blocks (```rust);
+    manifests: project file names (Cargo.toml);
+    patterns: regexes (multiline) of idioms the `markers` miss and of this toolchain's
+    stack traces and error messages, with weights.
+    """
+
+    fences: tuple[str, ...] = ()
+    manifests: tuple[str, ...] = ()
+    patterns: dict[str, float] = field(default_factory=dict)
+
+
 @runtime_checkable
 class MutationRunner(Protocol):
     """Runs the language's mutation-testing tool on an unpacked source tree.
@@ -155,6 +171,7 @@ class LanguagePlugin:
     # The functions of a source file (its text), from a real parser: how a mutation record's
     # diff is checked to touch only the function it names.
     functions: Callable[[str, str], list[FunctionSpan]] | None = None  # (path, text) -> spans
+    routing: RoutingMarkers | None = None
     # Knowledge hooks; empty when not known (what needs them then does without, and says so).
     # Lines of the test runners' output that name a failing test (group 1: the name).
     failing_test_patterns: tuple[re.Pattern[str], ...] = ()
@@ -180,6 +197,10 @@ class LanguagePlugin:
         name = re.escape(function.split(".")[-1].split("::")[-1])
         return self.definition_pattern.replace("{name}", name) if self.definition_pattern else rf"\b{name}\b"
 
+    # A few short, idiomatic code snippets: part of the tiny test model's tokenizer and
+    # pretraining text (`moa dev tiny-model`), so that it has seen the language's syntax.
+    code_samples: Sequence[str] = ()
+
     def detect(self, text: str, filename: str | None = None) -> float:
         """A score in [0, 1]: how much `text` (or its file name) looks like this language."""
         if filename and Path(filename).suffix in self.extensions:
@@ -195,4 +216,5 @@ class LanguagePlugin:
             "mutate": self.mutation_runner is not None,
             "evaluate": self.evaluator is not None,
             "sources": bool(self.default_sources),
+            "route": self.routing is not None,
         }

@@ -14,7 +14,7 @@ import click
 
 from moa.languages import registry
 
-CAPABILITIES = ("detect", "mutate", "evaluate", "sources")
+CAPABILITIES = ("detect", "route", "mutate", "evaluate", "sources")
 
 
 @click.group(invoke_without_command=True)

@@ -17,6 +17,7 @@ from moa.api.cli import manifests
 from moa.api.crd import RESOURCES, crd_yaml
 from moa.api.training import IMAGE_REGISTRY, IMAGE_TAG
 from moa.operator.sandbox import network_policy
+from moa.operator.serving_manifests import serving
 from moa.operator.workloads.trainjob import NODE, RUNTIME
 
 NAMESPACE = "moa-system"
@@ -240,6 +241,7 @@ def files() -> dict[str, str]:
         "operator/operator.yaml": _dump(operator()),
         "sandbox/sandbox.yaml": _dump(sandbox()),
         "kubeflow/training-runtime.yaml": _dump([training_runtime()]),
+        "serving/serving.yaml": _dump(serving()),
     }
     for folder, names in {
         "crds": [r.file_name for r in RESOURCES],
@@ -247,6 +249,7 @@ def files() -> dict[str, str]:
         "operator": ["operator.yaml"],
         "sandbox": ["sandbox.yaml"],
         "kubeflow": ["training-runtime.yaml"],
+        "serving": ["serving.yaml"],
     }.items():
         out[f"{folder}/kustomization.yaml"] = _kustomization(names)
     out["base/kustomization.yaml"] = _kustomization(["../crds", "../rbac", "../operator"])
@@ -255,7 +258,7 @@ def files() -> dict[str, str]:
             {
                 "apiVersion": "kustomize.config.k8s.io/v1beta1",
                 "kind": "Kustomization",
-                "resources": ["../../base", "../../sandbox"],
+                "resources": ["../../base", "../../sandbox", "../../serving"],
                 "images": [{"name": f"{IMAGE_REGISTRY}/moa-operator", "newTag": "dev"}],
                 "patches": [
                     {
@@ -279,7 +282,7 @@ def files() -> dict[str, str]:
             {
                 "apiVersion": "kustomize.config.k8s.io/v1beta1",
                 "kind": "Kustomization",
-                "resources": ["../../base", "../../sandbox", "../../kubeflow"],
+                "resources": ["../../base", "../../sandbox", "../../kubeflow", "../../serving"],
                 "patches": [
                     {
                         "target": {"kind": "Deployment", "name": NAME},

@@ -14,10 +14,11 @@ from rich.table import Table
 
 from moa.api.gates import blocking
 from moa.api.layout import Layout
+from moa.api.stages import headline_metrics
 from moa.api.training import load_training
 from moa.pipeline.local import LocalRun
 from moa.pipeline.planner import Plan
-from moa.pipeline.registry import LocalRegistry, adapter_for, export
+from moa.pipeline.registry import LocalRegistry, adapter_for, export, publish
 
 _ICON = {"Succeeded": "[green]✓[/]", "Running": "[yellow]▶[/]", "Failed": "[red]✗[/]", "Pending": "[dim]·[/]"}
 
@@ -60,7 +61,7 @@ def _summary(current: Plan, console: Console) -> None:
     for col in ("stage", "state", "attempts", "headline metrics"):
         table.add_column(col)
     for st in current.stages:
-        shown = ", ".join(f"{k}={v:.4g}" for k, v in list(st.metrics.items())[:4])
+        shown = ", ".join(f"{k}={v:.4g}" for k, v in headline_metrics(st.name, st.metrics).items())
         table.add_row(st.name, st.state, str(st.attempts), shown)
     console.print(table)
     failed = [g for st in current.stages for g in blocking(st.gates)]
@@ -125,7 +126,7 @@ def run(spec_file: Path, workdir: Path | None, rerun: tuple[str, ...], plain: bo
     layout = Layout(root, training.spec.language)
     if final.phase == "Succeeded":
         eval_stage = next(st for st in final.stages if st.name == "eval")
-        adapter = adapter_for(training, eval_stage.metrics, eval_stage.gates)
+        adapter = publish(adapter_for(training, eval_stage.metrics, eval_stage.gates), root)
         path = LocalRegistry(root).save(adapter)
         console.print(f"[green]adapter {adapter.metadata.name}[/] → {root / adapter.spec.artifact}")
         console.print(f"registered in {path}; report: {layout.reports}")
@@ -169,11 +170,39 @@ def list_cmd(workdir: Path) -> None:
     for a in LocalRegistry(workdir).list():
         status = a.status
         met = "yes" if status and status.gates and all(g.passed for g in status.gates) else "no"
-        metrics = ", ".join(f"{k}={v:.3g}" for k, v in list((status.metrics if status else {}).items())[:4])
+        metrics = ", ".join(
+            f"{k}={v:.3g}" for k, v in headline_metrics("eval", status.metrics if status else {}).items()
+        )
         table.add_row(
             a.metadata.name, a.spec.language, (status.stage if status else None) or a.spec.stage, met, metrics
         )
     Console().print(table)
+
+
+@registry.command("compare")
+@_workdir
+@click.option(
+    "--output",
+    "-o",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Also write the table (Markdown).",
+)
+def compare_cmd(workdir: Path, output: Path | None) -> None:
+    """The cross-language table over the registry's adapters, with the roadmap's flags (exit 3 when
+    any language is flagged: > 15 % below the best test pass rate, tool-call accuracy < 95 %)."""
+    from moa.pipeline.compare import compare, markdown
+
+    rows = compare(LocalRegistry(workdir).list())
+    if not rows:
+        raise click.ClickException(f"no adapters in the registry under {workdir}: run `moa run` first")
+    text = markdown(rows)
+    click.echo(text, nl=False)
+    if output:
+        output.write_text(text)
+        click.echo(f"wrote {output}")
+    if any(r.flags for r in rows):
+        sys.exit(3)
 
 
 @registry.command("export")

@@ -7,13 +7,14 @@ YAML file is both what Git would hold (spec) and what the controller would write
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from moa.api.adapter import Adapter, AdapterSpec, AdapterStage, AdapterStatus
+from moa.api.adapter import Adapter, AdapterSpec, AdapterStage, AdapterStatus, artifact_digest
 from moa.api.gates import GateResult
 from moa.api.layout import Layout
 from moa.api.training import AdapterTraining
@@ -40,6 +41,29 @@ def adapter_for(training: AdapterTraining, metrics: dict[str, float], gates: lis
         ),
         status=AdapterStatus(stage="trained", metrics=metrics, gates=gates),
     )
+
+
+PUBLISHED = Path("checkpoints") / "adapters" / "published"
+
+
+def publish(adapter: Adapter, root: str | Path) -> Adapter:
+    """Copy the adapter's artifact to an immutable, versioned folder and record its digest.
+
+    The final adapter folder of a language is rewritten by every retraining; what the registry
+    points at (and `moa serve` serves) is `checkpoints/adapters/published/{name}@{digest}`,
+    never written again (the same digest is the same bytes), and the server checks the digest
+    on every load."""
+    root = Path(root)
+    source = root / adapter.spec.artifact
+    digest = artifact_digest(source)
+    target = PUBLISHED / f"{adapter.metadata.name}@{digest.removeprefix('sha256:')[:16]}"
+    if not (root / target).exists():
+        partial = root / target.with_name(target.name + ".partial")
+        shutil.rmtree(partial, ignore_errors=True)
+        shutil.copytree(source, partial)
+        partial.rename(root / target)
+    spec = adapter.spec.model_copy(update={"artifact": str(target), "digest": digest})
+    return adapter.model_copy(update={"spec": spec})
 
 
 class LocalRegistry:
@@ -104,6 +128,7 @@ def export(adapters: Iterable[Adapter]) -> dict[str, Any]:
                 "name": a.metadata.name,
                 "base_model": a.spec.base_model,
                 "path": a.spec.artifact,
+                "digest": a.spec.digest,
                 "stage": status.stage or a.spec.stage,
                 "training": a.spec.training,
                 "eval": dict(sorted(status.metrics.items())),

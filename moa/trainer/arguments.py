@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import importlib.util
 import logging
+import os
 import sys
+from collections.abc import Sequence
 from typing import Any
 
 from moa.agent.policy import Backend
+from moa.api.stages import StageConfig
 from moa.api.training import Training
 from moa.stage import StageDirs
+from moa.trainer.loading import optimizer_for
 
 log = logging.getLogger("moa.trainer")
 
@@ -24,18 +29,36 @@ def warmup(ratio: float) -> float:
     return min(ratio, WHOLE_RUN)
 
 
+def trackers(config: StageConfig) -> list[str]:
+    """The spec's `stages.reportTo` for TRL's report_to; unset: TensorBoard when it is installed.
+
+    TensorBoard writes under reports/{lang}/tensorboard/{stage} of the artifact root (transformers
+    reads the folder from TENSORBOARD_LOGGING_DIR), so `tensorboard --logdir reports/` shows every
+    stage of every language side by side."""
+    chosen = config.spec.stages.report_to
+    if chosen is None:
+        chosen = ["tensorboard"] if importlib.util.find_spec("tensorboard") is not None else []
+    if "tensorboard" in chosen:
+        folder = config.layout.reports / "tensorboard" / config.stage
+        os.environ["TENSORBOARD_LOGGING_DIR"] = str(folder)
+        log.info("tensorboard logs: %s", folder)
+    return list(chosen)
+
+
 def trainer_kwargs(
-    training: Training, backend: Backend, dirs: StageDirs, max_steps: int | None
+    training: Training,
+    backend: Backend,
+    dirs: StageDirs,
+    max_steps: int | None,
+    report_to: Sequence[str] = (),
 ) -> dict[str, Any]:
     """TrainingArguments shared by the training stages, from the spec's hyper-parameters.
 
-    8-bit optimizers need bitsandbytes on CUDA; on CPU the same AdamW runs in 32 bits.
+    8-bit optimizers need bitsandbytes on CUDA; elsewhere the same AdamW runs in 32 bits.
     Eval runs ten times per run (`eval_steps` as a ratio), so the eval-loss trend gate has
     points whatever the run's length.
     """
-    optim = training.optimizer if backend.device == "cuda" else "adamw_torch"
-    if optim != training.optimizer:
-        log.info("optimizer %s needs CUDA: using %s on %s", training.optimizer, optim, backend.device)
+    optim = optimizer_for(training.optimizer, backend)
     return {
         "output_dir": str(dirs.checkpoints),
         "max_steps": max_steps if max_steps else -1,
@@ -56,7 +79,7 @@ def trainer_kwargs(
         "seed": training.seed,
         "use_cpu": backend.device == "cpu",
         "bf16": backend.dtype == "bfloat16",
-        "report_to": [],
+        "report_to": list(report_to),
         "disable_tqdm": not sys.stderr.isatty(),
         "dataloader_num_workers": 0,
     }

@@ -94,16 +94,20 @@ class EvalRun:
     mmlu: Path | None = None
     max_tasks: int | None = None
     humaneval_problems: int | None = None
-    max_new_tokens: int = 512
-    format_prompts: int = 64
+    max_new_tokens: int | None = None  # default: the spec's stages.eval.maxNewTokens
+    format_prompts: int | None = None  # default: the spec's stages.eval.formatPrompts
 
     @classmethod
     def from_config(cls, config: StageConfig, **given: Any) -> EvalRun:
         layout = config.layout
+        stage = config.spec.stages.eval
         defaults: dict[str, Any] = {
             "tasks": layout.core_agent_eval,
             "adapter": layout.final_adapter,
             "output": layout.stage_dir("eval"),
+            "mmlu": layout.artifact(stage.mmlu_data) if stage.mmlu_data else None,
+            "max_new_tokens": stage.max_new_tokens,
+            "format_prompts": stage.format_prompts,
         }
         return cls(config=config, **overrides(defaults, given))
 
@@ -192,20 +196,36 @@ def hallucinated_api_rate(
     return hallucinated / applied if applied else None
 
 
-def call_accuracy(policy: Any, prompts: Sequence[str]) -> float | None:
+PROGRESS_CHUNK = 8  # prompts generated between two progress lines
+
+
+def complete_showing_progress(policy: Any, prompts: Sequence[str], label: str, echo: Any) -> list[str]:
+    """policy.complete in chunks, with a progress line after each (generation is the slow part)."""
+    out: list[str] = []
+    started = time.monotonic()
+    for i in range(0, len(prompts), PROGRESS_CHUNK):
+        out += policy.complete(prompts[i : i + PROGRESS_CHUNK])
+        echo(f"{label}: {len(out)}/{len(prompts)} prompts ({time.monotonic() - started:.0f}s)")
+    return out
+
+
+def call_accuracy(policy: Any, prompts: Sequence[str], echo: Any = log.info, label: str = "tool-call probe") -> float | None:  # fmt: skip
     """Share of held-out tool-call prompts on which the policy writes a valid tool call (the
     SFT gate's check, `moa.trainer.data.is_valid_tool_call`); None without prompts."""
     from moa.trainer.data import is_valid_tool_call
 
     if not prompts:
         return None
-    return sum(is_valid_tool_call(c) for c in policy.complete(prompts)) / len(prompts)
+    completions = complete_showing_progress(policy, prompts, label, echo)
+    return sum(is_valid_tool_call(c) for c in completions) / len(prompts)
 
 
 # ------------------------------------------------------------------------------ regression checks
 
 
-def humaneval_pass_at_1(policy: Policy, problems: int, timeout_s: float = 10.0) -> float | None:
+def humaneval_pass_at_1(
+    policy: Policy, problems: int, timeout_s: float = 10.0, echo: Any = log.info, label: str = "HumanEval"
+) -> float | None:
     """pass@1 (greedy) on the first `problems` HumanEval problems, each executed sandboxed."""
     if problems <= 0:
         return None
@@ -224,7 +244,8 @@ def humaneval_pass_at_1(policy: Policy, problems: int, timeout_s: float = 10.0) 
         for p in chosen
     ]
     passed = 0
-    for problem, completion in zip(chosen, policy.complete(prompts), strict=True):
+    completions = complete_showing_progress(policy, prompts, label, echo)
+    for problem, completion in zip(chosen, completions, strict=True):
         program = humaneval_program(problem, completion)
         with tempfile.TemporaryDirectory(prefix="moa-humaneval-") as tmp:
             (Path(tmp) / "solution.py").write_text(program)
@@ -237,11 +258,10 @@ def humaneval_pass_at_1(policy: Policy, problems: int, timeout_s: float = 10.0) 
 
 def answer_text(completion: str) -> str:
     """The answer a completion gives: its final message when it parses, else the raw text."""
-    try:
-        messages = h.parse_completion(completion).messages
-        return next((m.content for m in reversed(messages) if m.channel == "final"), messages[-1].content)
-    except (h.HarmonyError, IndexError):
+    messages = h.parse_output(completion).messages
+    if not messages:
         return re.sub(r"<\|[a-z]+\|>", "", completion)
+    return next((m.content for m in reversed(messages) if m.channel == "final"), messages[-1].content)
 
 
 def humaneval_program(problem: dict[str, Any], completion: str) -> str:
@@ -346,7 +366,7 @@ def other_adapters(run: EvalRun) -> dict[str, Path]:
 
 
 NOT_MEASURED_NOTES = {
-    "mmlu_accuracy": "MMLU: not measured (no --mmlu FILE given)",
+    "mmlu_accuracy": "MMLU: not measured (mmluQuestions is 0, or no stages.eval.mmluData / --mmlu FILE)",
     "hallucinated_api_rate": "hallucinated API rate: not measured (no patch applied, or the language's evaluator checks no names)",
     "lint_clean_rate": "lint clean rate: not measured (no task ended with passing tests)",
     "median_iterations": "median iterations to green: not measured (no task ended green)",
@@ -363,7 +383,13 @@ def run_eval(run: EvalRun, echo: Any = click.echo) -> StageSummary:
         return done
 
     from moa.agent.judge import outcome_shares
-    from moa.agent.policy import ADAPTER_NAME, limit_cpu_threads, load_adapter, load_base
+    from moa.agent.policy import (
+        ADAPTER_NAME,
+        expert_patterns_accepted,
+        limit_cpu_threads,
+        load_adapter,
+        load_base,
+    )
     from moa.agent.tasks import read_tasks
     from moa.trainer import data
 
@@ -392,10 +418,11 @@ def run_eval(run: EvalRun, echo: Any = click.echo) -> StageSummary:
         )
 
     def both(measure: Any) -> tuple[Any, Any]:
-        """(adapter, base) values of one measure; the base is the same weights with the adapter off."""
-        adapter_value = measure()
+        """(adapter, base) values of one measure; the base is the same weights with the adapter off.
+        `measure(who)` names whose figure it is in its progress lines."""
+        adapter_value = measure("adapter")
         with model.disable_adapter():
-            return adapter_value, measure()
+            return adapter_value, measure("base")
 
     metrics: dict[str, float] = {}
     with Judge(spec.stages.grpo.rewards, timeout) as judge:
@@ -404,16 +431,19 @@ def run_eval(run: EvalRun, echo: Any = click.echo) -> StageSummary:
         metrics.update(outcome_shares([r.outcome.outcome for r in results]))
         cross: dict[str, dict[str, float]] = {}
         for other, path in other_adapters(run).items():
-            model.load_adapter(path, adapter_name=other, is_trainable=False)
+            with expert_patterns_accepted():
+                model.load_adapter(path, adapter_name=other, is_trainable=False)
             model.set_adapter(other)
             cross[other] = agent_metrics(agent_results(policy, tasks, judge, stage.max_turns, echo), spec.language, judge, tasks)  # fmt: skip
             model.set_adapter(ADAPTER_NAME)
             model.delete_adapter(other)
             metrics.update({f"cross_{other}_{k}": v for k, v in cross[other].items() if k.endswith("_rate")})
 
-    calls, base_calls = both(lambda: call_accuracy(policy, fitting))
-    he, base_he = both(lambda: humaneval_pass_at_1(policy, problems))
-    mmlu, base_mmlu = both(lambda: mmlu_accuracy(model, tokenizer, questions))
+    calls, base_calls = both(lambda who: call_accuracy(policy, fitting, echo, f"tool-call probe ({who})"))
+    he, base_he = both(
+        lambda who: humaneval_pass_at_1(policy, problems, echo=echo, label=f"HumanEval ({who})")
+    )
+    mmlu, base_mmlu = both(lambda who: mmlu_accuracy(model, tokenizer, questions))
     pairs = {
         "tool_call_accuracy": (calls, base_calls),
         "humaneval_pass_at_1": (he, base_he),
@@ -425,7 +455,9 @@ def run_eval(run: EvalRun, echo: Any = click.echo) -> StageSummary:
             metrics[name], metrics[f"base_{name}"], metrics[drops[name]] = mine, theirs, theirs - mine
     metrics["tool_call_prompts"] = float(len(fitting))
     metrics["seconds"] = round(time.monotonic() - started, 2)
-    not_measured = [note for key, note in NOT_MEASURED_NOTES.items() if key not in metrics]
+    not_measured = stage.not_configured() + [
+        note for key, note in NOT_MEASURED_NOTES.items() if key not in metrics
+    ]
     summary = summarize("eval", metrics, stage.evaluate(metrics))
     summary = summary.model_copy(update={"message": "; ".join([summary.message, *not_measured]).strip("; ")})
 
@@ -481,11 +513,18 @@ def run_eval(run: EvalRun, echo: Any = click.echo) -> StageSummary:
 @click.option("--adapter", type=click.Path(path_type=Path), default=None, help="Adapter (default: final).")
 @click.option("--output", type=click.Path(path_type=Path), default=None, help="Report folder.")
 @click.option("--mmlu", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
-              help="MMLU questions (JSONL: question, choices, answer); without it MMLU is not measured.")  # fmt: skip
+              help="MMLU questions (JSONL: question, choices, answer); default: the spec's stages.eval.mmluData.")  # fmt: skip
 @click.option("--max-tasks", type=int, default=None, help="At most N eval tasks.")
 @click.option("--humaneval-problems", type=int, default=None, help="Override the spec's count.")
-@click.option("--max-new-tokens", type=int, default=512, show_default=True, help="Per model turn.")
-@click.option("--format-prompts", type=int, default=64, show_default=True, help="Held-out tool-call prompts.")
+@click.option(
+    "--max-new-tokens", type=int, default=None, help="Per model turn (default: stages.eval.maxNewTokens)."
+)
+@click.option(
+    "--format-prompts",
+    type=int,
+    default=None,
+    help="Held-out tool-call prompts (default: stages.eval.formatPrompts).",
+)
 def eval_cmd(
     config_path: Path,
     tasks: Path | None,
@@ -494,8 +533,8 @@ def eval_cmd(
     mmlu: Path | None,
     max_tasks: int | None,
     humaneval_problems: int | None,
-    max_new_tokens: int,
-    format_prompts: int,
+    max_new_tokens: int | None,
+    format_prompts: int | None,
 ) -> None:
     """Evaluate the final adapter on held-out tasks, against the base (exit 3 when a gate fails)."""
     setup_logging()

@@ -62,10 +62,11 @@ def reward_window(history: History, window: int, key: str = "reward") -> dict[st
     if not rewards:
         return {}
     n = max(1, min(window, math.ceil(0.1 * len(rewards))))
-    last = rewards[-n:]
+    first, last = rewards[:n], rewards[-n:]
     mean = sum(last) / n
     std = math.sqrt(sum((r - mean) ** 2 for r in last) / n)
     return {
+        "reward_mean_first": sum(first) / n,  # the same window at the start: did the reward move?
         "reward_mean_last": mean,
         "reward_std": std,
         "reward_max": max(rewards),

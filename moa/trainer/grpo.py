@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -49,6 +50,7 @@ from moa.stage import (
     StageDirs,
     already_done,
     exit_with,
+    mirror_report,
     overrides,
     setup_logging,
     stage_options,
@@ -56,7 +58,7 @@ from moa.stage import (
     write_report,
 )
 from moa.trainer import gates, history, plots
-from moa.trainer.arguments import trainer_kwargs
+from moa.trainer.arguments import trackers, trainer_kwargs
 
 log = logging.getLogger("moa.trainer")
 
@@ -234,6 +236,34 @@ def use_reference(model: Any, reference: Path, start: Path) -> None:
     log.info("reference policy: %s (training continues %s)", reference, start)
 
 
+def grpo_args(
+    stage: GrpoStage,
+    backend: Any,
+    dirs: StageDirs,
+    max_steps: int,
+    completion_tokens: int,
+    report_to: Sequence[str] = (),
+) -> Any:
+    """TRL's GRPOConfig from the spec's GRPO section (sampling, KL beta, batch of whole groups)."""
+    from trl import GRPOConfig
+
+    kwargs = trainer_kwargs(stage, backend, dirs, max_steps, report_to)
+    kwargs.update(eval_strategy="no", per_device_eval_batch_size=stage.num_generations)
+    # TRL generates in groups of num_generations per prompt: a step's batch must hold whole groups.
+    groups = -(-kwargs.get("per_device_train_batch_size", 1) // stage.num_generations)
+    kwargs["per_device_train_batch_size"] = groups * stage.num_generations
+    return GRPOConfig(
+        **kwargs,
+        num_generations=stage.num_generations,
+        temperature=stage.temperature,
+        max_completion_length=completion_tokens,
+        beta=stage.beta,
+        remove_unused_columns=False,
+        gradient_checkpointing=backend.device == "cuda",  # memory for the 20B; only slows a CPU run
+        shuffle_dataset=True,
+    )
+
+
 def run_grpo(run: GrpoRun) -> StageSummary:
     dirs = StageDirs(run.output)
     done = already_done("grpo", dirs.output)
@@ -241,7 +271,7 @@ def run_grpo(run: GrpoRun) -> StageSummary:
         return done
 
     from datasets import Dataset
-    from trl import GRPOConfig, GRPOTrainer
+    from trl import GRPOTrainer
 
     from moa.agent.policy import limit_cpu_threads, load_adapter, load_base
     from moa.agent.tasks import read_tasks
@@ -273,21 +303,7 @@ def run_grpo(run: GrpoRun) -> StageSummary:
     dataset.set_transform(row)
 
     max_steps = run.max_steps
-    kwargs = trainer_kwargs(stage, backend, dirs, max_steps)
-    kwargs.update(eval_strategy="no", per_device_eval_batch_size=stage.num_generations)
-    # TRL generates in groups of num_generations per prompt: a step's batch must hold whole groups.
-    groups = -(-kwargs.get("per_device_train_batch_size", 1) // stage.num_generations)
-    kwargs["per_device_train_batch_size"] = groups * stage.num_generations
-    args = GRPOConfig(
-        **kwargs,
-        num_generations=stage.num_generations,
-        temperature=stage.temperature,
-        max_completion_length=curriculum.completion_tokens,
-        beta=stage.beta,
-        remove_unused_columns=False,
-        gradient_checkpointing=backend.device == "cuda",  # memory for the 20B; only slows a CPU run
-        shuffle_dataset=True,
-    )
+    args = grpo_args(stage, backend, dirs, max_steps, curriculum.completion_tokens, trackers(run.config))
     trainer_ref: list[Any] = []
     with Judge(stage.rewards, timeout) as judge:
         reward = ExecutionReward(tokenizer, {t.id: t for t in tasks}, judge)
@@ -329,6 +345,7 @@ def run_grpo(run: GrpoRun) -> StageSummary:
     )
     write_report(result / "report.md", spec.language, backend.describe(), summary)
     dirs.publish(summary)
+    mirror_report(run.output, run.config.layout.reports / "grpo")
     return summary
 
 

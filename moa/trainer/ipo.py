@@ -13,10 +13,12 @@ TRL's DPOTrainer with `loss_type="ipo"` and the spec's beta on preference pairs 
   a `<|return|>` after a tool call's `<|call|>`. Completions here are exact Harmony and are
   tokenized as they are.
 
-KL is logged every step as `kl`: the per-token log-ratio log pi(y|x) - log pi_SFT(y|x) over the
-batch's chosen and rejected completions, each side in absolute value, i.e.
-(|sum chosen log-ratios| + |sum rejected log-ratios|) / completion tokens. A monitor warns at
-the spec's `klWarn` and stops the run at `klAbort` (exit 3, gate recorded).
+KL is logged at every logging step as `kl`: the true KL(pi || pi_SFT) per completion token
+between the policy and the frozen SFT reference, over the whole vocabulary at each token of the
+chosen and rejected completions of a fixed sample of pairs (`moa.trainer.divergence`; the first
+`KL_SAMPLE_PAIRS` pairs). A monitor warns at the spec's `klWarn` and stops the run at `klAbort`
+(exit 3, gate recorded); the gate reads the largest value logged. `margin` is the mean
+chosen-minus-rejected log-ratio on the same sample: what IPO widens.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from moa.stage import (
     StageDirs,
     already_done,
     exit_with,
+    mirror_report,
     overrides,
     setup_logging,
     stage_options,
@@ -41,9 +44,13 @@ from moa.stage import (
     write_report,
 )
 from moa.trainer import gates, history, plots
-from moa.trainer.arguments import trainer_kwargs
+from moa.trainer.arguments import trackers, trainer_kwargs
 
 log = logging.getLogger("moa.trainer")
+
+# Pairs the KL and margin are measured on at each logging step: two forward passes per row (policy
+# and reference), so a fixed sample keeps the measurement a small share of a step.
+KL_SAMPLE_PAIRS = 32
 
 
 @dataclass
@@ -65,6 +72,10 @@ def make_trainer_class():  # type: ignore[no-untyped-def]
     """DPOTrainer with exact Harmony tokenization and the KL estimate (built lazily: TRL is heavy)."""
     from datasets.fingerprint import Hasher
     from trl import DPOTrainer
+
+    from moa.trainer import divergence
+    from moa.trainer.divergence import Drift, Row
+    from moa.trainer.loading import REFERENCE_ADAPTER
 
     class IpoTrainer(DPOTrainer):  # type: ignore[misc]
         def _prepare_dataset(self, dataset, processing_class, args, dataset_name):  # type: ignore[no-untyped-def]
@@ -89,20 +100,23 @@ def make_trainer_class():  # type: ignore[no-untyped-def]
                 desc=f"Tokenizing {dataset_name} pairs",
             )
 
-        def _compute_loss(self, model, inputs, return_outputs):  # type: ignore[no-untyped-def]
-            result = super()._compute_loss(model, inputs, return_outputs)
-            metrics = self._metrics["train" if self.model.training else "eval"]
-            chosen, rejected = inputs["completion_mask"].chunk(2, dim=0)
-            batch = chosen.shape[0]
-            # rewards/* are the batch means of beta * (summed log-ratio) that TRL just logged
-            ratio_sum = (
-                batch
-                * (abs(metrics["rewards/chosen"][-1]) + abs(metrics["rewards/rejected"][-1]))
-                / self.beta
-            )
-            tokens = float(chosen.sum() + rejected.sum())
-            metrics["kl"].append(ratio_sum / max(tokens, 1.0))
-            return result
+        kl_rows: tuple[list[Row], list[Row]] = ([], [])
+
+        def drift(self) -> tuple[Drift, Drift]:
+            """(chosen, rejected) drift from the SFT reference on the KL sample."""
+            model = self.accelerator.unwrap_model(self.model)
+            pad = self.processing_class.pad_token_id
+            return tuple(divergence.drift(model, rows, REFERENCE_ADAPTER, pad) for rows in self.kl_rows)  # type: ignore[return-value]
+
+        def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
+            if "loss" in logs and self.kl_rows[0]:  # a training step's log line
+                chosen, rejected = self.drift()
+                tokens = chosen.tokens + rejected.tokens
+                logs["kl"] = (chosen.kl * chosen.tokens + rejected.kl * rejected.tokens) / max(1, tokens)
+                logs["margin"] = sum(
+                    c - r for c, r in zip(chosen.log_ratios, rejected.log_ratios, strict=True)
+                ) / len(chosen.log_ratios)
+            super().log(logs, start_time)
 
     return IpoTrainer
 
@@ -113,7 +127,7 @@ def build_trainer(run: IpoRun, dirs: StageDirs):  # type: ignore[no-untyped-def]
     from trl import DPOConfig
 
     from moa.agent.policy import limit_cpu_threads, load_adapter, load_base
-    from moa.trainer import data, loading
+    from moa.trainer import data, divergence, loading
     from moa.trainer.callbacks import ThresholdMonitor, progress_callbacks
 
     spec = run.config.spec
@@ -127,7 +141,9 @@ def build_trainer(run: IpoRun, dirs: StageDirs):  # type: ignore[no-untyped-def]
     dataset = Dataset.from_list(
         [{"prompt": p.prompt, "chosen": p.chosen, "rejected": p.rejected} for p in pairs]
     )
-    kwargs = trainer_kwargs(stage, backend, dirs, run.max_steps) | {"eval_strategy": "no"}
+    kwargs = trainer_kwargs(stage, backend, dirs, run.max_steps, trackers(run.config)) | {
+        "eval_strategy": "no"
+    }
     args = DPOConfig(
         **kwargs,
         num_train_epochs=stage.epochs,
@@ -148,6 +164,7 @@ def build_trainer(run: IpoRun, dirs: StageDirs):  # type: ignore[no-untyped-def]
         processing_class=tokenizer,
         callbacks=[monitor, *progress_callbacks(("loss", "kl"))],
     )
+    trainer.kl_rows = divergence.pair_rows(tokenizer, pairs[:KL_SAMPLE_PAIRS], spec.lora.max_seq_length)
     if loading.REFERENCE_ADAPTER not in trainer.model.peft_config:
         raise RuntimeError(
             "TRL did not keep a frozen copy of the SFT adapter as the reference policy (PEFT < 0.20 with "
@@ -175,6 +192,7 @@ def no_pairs(run: IpoRun, dirs: StageDirs) -> StageSummary:
     )
     log.warning(summary.message)
     dirs.publish(summary)
+    mirror_report(run.output, run.config.layout.reports / "ipo")
     return summary
 
 
@@ -216,6 +234,8 @@ def run_ipo(run: IpoRun) -> StageSummary:
         "final_loss": gates.final_loss(log_history),
         "chosen_over_rejected": final.get("eval_rewards/accuracies"),
         "eval_margin": final.get("eval_rewards/margins"),
+        "kl_final": (history.values(log_history, "kl") or [None])[-1],
+        "margin": (history.values(log_history, "margin") or [None])[-1],
     }
     metrics.update({k: float(v) for k, v in measured.items() if v is not None})
     message = ""
@@ -227,12 +247,13 @@ def run_ipo(run: IpoRun) -> StageSummary:
     plots.plot(log_history, ["loss"], result / "plots" / "loss.png", f"IPO {spec.language}", "loss")
     plots.plot(
         log_history,
-        ["kl", "rewards/margins"],
+        ["kl", "margin"],
         result / "plots" / "kl.png",
         f"IPO {spec.language}: drift from SFT",
     )
     write_report(result / "report.md", spec.language, backend, summary)
     dirs.publish(summary)
+    mirror_report(run.output, run.config.layout.reports / "ipo")
     return summary
 
 

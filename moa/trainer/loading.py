@@ -14,10 +14,9 @@ expert tensor costs about what one attention projection does.
 from __future__ import annotations
 
 import logging
-import warnings
 from typing import Any
 
-from moa.agent.policy import ADAPTER_NAME
+from moa.agent.policy import ADAPTER_NAME, Backend, expert_patterns_accepted, import_problem
 from moa.api.training import LoraSpec
 
 log = logging.getLogger("moa.trainer")
@@ -49,9 +48,7 @@ def add_lora(model: Any, lora: LoraSpec) -> Any:
     from peft import get_peft_model
 
     config = lora_config(lora, model.config)
-    with warnings.catch_warnings():
-        # PEFT applies rank/alpha patterns to target_parameters but checks them against target_modules only
-        warnings.filterwarnings("ignore", message="The following (rank|alpha)_pattern keys did not match")
+    with expert_patterns_accepted():
         model = get_peft_model(model, config, adapter_name=ADAPTER_NAME)
     log.info(
         "new LoRA r=%d alpha=%g on %s + %s",
@@ -61,6 +58,22 @@ def add_lora(model: Any, lora: LoraSpec) -> Any:
         config.target_parameters,
     )
     return model
+
+
+def optimizer_for(requested: str, backend: Backend) -> str:
+    """The spec's optimizer, or plain AdamW with a notice where it cannot run: the 8-bit optimizers
+    need bitsandbytes on CUDA."""
+    if "8bit" not in requested:
+        return requested
+    if backend.device != "cuda":
+        reason = f"needs CUDA (running on {backend.device})"
+    else:
+        problem = import_problem("bitsandbytes")
+        if problem is None:
+            return requested
+        reason = f"needs bitsandbytes ({problem}; install the `cuda` extra)"
+    log.warning("optimizer %s %s: using adamw_torch", requested, reason)
+    return "adamw_torch"
 
 
 def trainable_parameters(model: Any) -> tuple[int, int]:

@@ -92,7 +92,10 @@ def merge_full(base: Path, adapter: Path, target: Path) -> None:
 
     dtype = torch.bfloat16 if torch.cuda.is_available() else torch.float32
     model = AutoModelForCausalLM.from_pretrained(base, dtype=dtype)
-    merged = PeftModel.from_pretrained(model, adapter).merge_and_unload()
+    from moa.agent.policy import expert_patterns_accepted
+
+    with expert_patterns_accepted():
+        merged = PeftModel.from_pretrained(model, adapter).merge_and_unload()
     merged.save_pretrained(target, safe_serialization=True)
     AutoTokenizer.from_pretrained(base).save_pretrained(target)
 

@@ -24,6 +24,7 @@ from moa.stage import (
     StageDirs,
     already_done,
     exit_with,
+    mirror_report,
     overrides,
     setup_logging,
     stage_options,
@@ -31,7 +32,7 @@ from moa.stage import (
     write_report,
 )
 from moa.trainer import gates, history, plots
-from moa.trainer.arguments import trainer_kwargs
+from moa.trainer.arguments import trackers, trainer_kwargs
 
 log = logging.getLogger("moa.trainer")
 
@@ -101,7 +102,7 @@ def run_sft(run: SftRun):  # -> StageSummary
         return Dataset.from_list([data.tokenize_with_mask(tokenizer, c) for c in convs])
 
     args = SFTConfig(
-        **trainer_kwargs(stage, backend, dirs, run.max_steps),
+        **trainer_kwargs(stage, backend, dirs, run.max_steps, trackers(run.config)),
         num_train_epochs=stage.epochs,
         max_length=spec.lora.max_seq_length,
         packing=stage.packing,
@@ -154,6 +155,7 @@ def run_sft(run: SftRun):  # -> StageSummary
     )
     write_report(result / "report.md", spec.language, backend.describe(), summary, fmt.samples)
     dirs.publish(summary)
+    mirror_report(run.output, run.config.layout.reports / "sft")
     return summary
 
 

@@ -13,9 +13,10 @@ from __future__ import annotations
 import json
 import random
 import shutil
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-
-import click
+from typing import Any
 
 from moa import harmony as h
 from moa.harmony import tokens as T
@@ -44,43 +45,20 @@ CHAT_TEMPLATE = (
     "{%- if add_generation_prompt -%}<|start|>assistant{%- endif -%}"
 )
 
-SNIPPETS = {
-    "python": [
-        "def add(a, b):\n    return a + b\n",
-        "import os\n\nfor name in sorted(os.listdir('.')):\n    print(name)\n",
-        "class Stack:\n    def __init__(self):\n        self.items = []\n\n    def push(self, x):\n        self.items.append(x)\n",
-        "def test_add():\n    assert add(2, 3) == 5\n",
-    ],
-    "rust": [
-        "fn add(a: i32, b: i32) -> i32 {\n    a + b\n}\n",
-        "#[test]\nfn it_adds() {\n    assert_eq!(add(2, 3), 5);\n}\n",
-        "pub struct Stack<T> {\n    items: Vec<T>,\n}\n\nimpl<T> Stack<T> {\n    pub fn push(&mut self, x: T) {\n        self.items.push(x);\n    }\n}\n",
-    ],
-    "typescript": [
-        "export function add(a: number, b: number): number {\n  return a + b;\n}\n",
-        "import { add } from './add';\n\ntest('adds', () => {\n  expect(add(2, 3)).toBe(5);\n});\n",
-        "interface Item {\n  id: string;\n  count?: number;\n}\n",
-    ],
-    "go": [
-        "package add\n\nfunc Add(a, b int) int {\n\treturn a + b\n}\n",
-        'func TestAdd(t *testing.T) {\n\tif Add(2, 3) != 5 {\n\t\tt.Fatal("want 5")\n\t}\n}\n',
-        "type Stack struct {\n\titems []int\n}\n",
-    ],
-}
-
-EXTENSIONS = {"python": "py", "rust": "rs", "typescript": "ts", "go": "go"}
-
 
 def corpus(seed: int = 0, conversations: int = 60) -> list[str]:
-    """Training text for the tokenizer: code in the four languages and Harmony agent texts."""
+    """Training text for the tokenizer: every plugin's code samples and Harmony agent texts."""
+    from moa.languages.registry import plugins
+
     rng = random.Random(seed)
-    texts = [s for snippets in SNIPPETS.values() for s in snippets]
+    langs = {name: p for name, p in sorted(plugins().items()) if p.code_samples}
+    texts = [s for p in langs.values() for s in p.code_samples]
     system = h.system_message()
     developer = h.developer_message("Fix the failing test.", h.AGENT_TOOLS)
     for i in range(conversations):
-        lang = rng.choice(sorted(SNIPPETS))
-        code = rng.choice(SNIPPETS[lang])
-        path = f"src/mod_{i % 7}.{EXTENSIONS[lang]}"
+        plugin = langs[rng.choice(sorted(langs))]
+        code = rng.choice(plugin.code_samples)
+        path = f"src/mod_{i % 7}{plugin.extensions[0]}"
         messages = [
             system,
             developer,
@@ -96,7 +74,9 @@ def corpus(seed: int = 0, conversations: int = 60) -> list[str]:
     return texts
 
 
-def build_tokenizer(vocab_size: int = 2048, seed: int = 0):  # -> PreTrainedTokenizerFast
+def build_tokenizer(
+    vocab_size: int = 2048, seed: int = 0, extra: Sequence[str] = ()
+):  # -> PreTrainedTokenizerFast
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
 
@@ -109,7 +89,7 @@ def build_tokenizer(vocab_size: int = 2048, seed: int = 0):  # -> PreTrainedToke
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
         show_progress=False,
     )
-    tok.train_from_iterator(corpus(seed), trainer=trainer)
+    tok.train_from_iterator([*corpus(seed), *extra], trainer=trainer)
     fast = PreTrainedTokenizerFast(
         tokenizer_object=tok,
         eos_token=T.RETURN,
@@ -121,13 +101,25 @@ def build_tokenizer(vocab_size: int = 2048, seed: int = 0):  # -> PreTrainedToke
     return fast
 
 
-def build(output: Path, seed: int = 0, layers: int = 2, hidden: int = 64, experts: int = 4) -> Path:
-    """Write the tiny checkpoint and tokenizer to `output` (replacing it atomically)."""
+def build(
+    output: Path,
+    seed: int = 0,
+    layers: int = 2,
+    hidden: int = 64,
+    experts: int = 4,
+    vocab_size: int = 2048,
+    tokenizer_text: Sequence[str] = (),
+    head_std: float | None = LM_HEAD_STD,
+) -> Path:
+    """Write the tiny checkpoint and tokenizer to `output` (replacing it atomically);
+    `tokenizer_text` joins the tokenizer's training text (the pretraining corpus, when there is one);
+    `head_std` None keeps the default initialisation of the output head (a model about to be
+    pretrained learns its head)."""
     import torch
     from transformers import GenerationConfig, GptOssConfig, GptOssForCausalLM
 
     torch.manual_seed(seed)
-    tokenizer = build_tokenizer(seed=seed)
+    tokenizer = build_tokenizer(vocab_size, seed, tokenizer_text)
     stop_ids = [tokenizer.convert_tokens_to_ids(t) for t in STOP_TOKENS]
     config = GptOssConfig(
         vocab_size=len(tokenizer),
@@ -150,11 +142,12 @@ def build(output: Path, seed: int = 0, layers: int = 2, hidden: int = 64, expert
     )
     config.moa_tiny_random = True
     model = GptOssForCausalLM(config).eval()
-    with torch.no_grad():
+    if head_std is not None:
         # The default init (std 0.02) leaves a 64-wide frozen head unable to produce anything but
         # near-uniform next-token distributions, so no LoRA could learn on it; std 0.5 gives the
-        # head the logit range a trained model has.
-        model.lm_head.weight.normal_(0.0, LM_HEAD_STD)
+        # head the logit range a trained model has. (A pretrained tiny model learns its head.)
+        with torch.no_grad():
+            model.lm_head.weight.normal_(0.0, head_std)
     model.generation_config = GenerationConfig(
         eos_token_id=stop_ids, pad_token_id=tokenizer.pad_token_id, do_sample=False
     )
@@ -183,13 +176,101 @@ def build(output: Path, seed: int = 0, layers: int = 2, hidden: int = 64, expert
     return output
 
 
-@click.command("tiny-model")
-@click.option("--output", "-o", type=click.Path(path_type=Path), required=True, help="Folder to write.")
-@click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--layers", type=int, default=2, show_default=True)
-@click.option("--hidden", type=int, default=64, show_default=True)
-@click.option("--experts", type=int, default=4, show_default=True)
-def tiny_model_cmd(output: Path, seed: int, layers: int, hidden: int, experts: int) -> None:
-    """Write a tiny RANDOM GPT-OSS-architecture checkpoint + tokenizer (for tests and demos)."""
-    path = build(output, seed=seed, layers=layers, hidden=hidden, experts=experts)
-    click.echo(f"wrote tiny random GPT-OSS model (not a trained model) to {path}")
+@dataclass(frozen=True)
+class Pretraining:
+    steps: int = 120
+    seq_len: int = 512
+    batch: int = 4
+    learning_rate: float = 3e-3
+    seed: int = 0
+
+
+def pack(tokenizer: Any, texts: Sequence[str], seq_len: int) -> Any:
+    """All texts, each closed by the pad token (the document separator), cut into rows of seq_len."""
+    import torch
+
+    ids: list[int] = []
+    for text in texts:
+        ids += tokenizer(text, add_special_tokens=False)["input_ids"] + [tokenizer.pad_token_id]
+    rows = len(ids) // seq_len
+    if rows == 0:
+        raise ValueError(f"pretraining text has {len(ids)} tokens: less than one {seq_len}-token row")
+    return torch.tensor(ids[: rows * seq_len]).view(rows, seq_len)
+
+
+def pretrain(
+    path: Path, texts: Sequence[str], plan: Pretraining, progress: Callable[[str], None] = print
+) -> dict[str, float]:
+    """Train every weight of the tiny model at `path` (head included) on `texts`, in place.
+
+    Random windows of the packed text, AdamW with a linear warmup and cosine decay; the loss is on
+    every token (pad included: it separates documents). A progress line every tenth of the run.
+    """
+    import math
+    import time
+
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from moa.agent.policy import limit_cpu_threads
+
+    limit_cpu_threads()
+    torch.manual_seed(plan.seed)
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32, attn_implementation="eager")
+    rows = pack(tokenizer, texts, plan.seq_len)
+    progress(
+        f"pretraining the tiny model: {rows.numel():,} tokens of text in {rows.shape[0]} rows, "
+        f"{plan.steps} steps of {plan.batch}x{plan.seq_len} tokens"
+    )
+    optimizer = torch.optim.AdamW(model.parameters(), lr=plan.learning_rate, weight_decay=0.0)
+    warmup = max(1, plan.steps // 20)
+    schedule = torch.optim.lr_scheduler.LambdaLR(
+        optimizer,
+        lambda s: min(1.0, (s + 1) / warmup) * 0.5 * (1 + math.cos(math.pi * min(1.0, s / plan.steps))),
+    )
+    generator = torch.Generator().manual_seed(plan.seed)
+    model.train()
+    started, losses = time.monotonic(), []
+    every = max(1, plan.steps // 10)
+    for step in range(1, plan.steps + 1):
+        batch = rows[torch.randint(0, rows.shape[0], (plan.batch,), generator=generator)]
+        loss = model(input_ids=batch, labels=batch, use_cache=False).loss
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+        schedule.step()
+        optimizer.zero_grad(set_to_none=True)
+        losses.append(loss.item())
+        if step % every == 0 or step == plan.steps:
+            elapsed = time.monotonic() - started
+            recent = losses[-every:]
+            progress(
+                f"pretrain step {step}/{plan.steps} loss {sum(recent) / len(recent):.3f} "
+                f"({step * plan.batch * plan.seq_len / elapsed:,.0f} tokens/s, {elapsed:.0f}s)"
+            )
+    model.eval()
+    record = {
+        "steps": float(plan.steps),
+        "tokens_seen": float(plan.steps * plan.batch * plan.seq_len),
+        "corpus_tokens": float(rows.numel()),
+        "first_loss": losses[0],
+        "final_loss": sum(losses[-every:]) / len(losses[-every:]),
+        "seconds": time.monotonic() - started,
+    }
+    tmp = path.with_name(path.name + ".tmp")
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    shutil.copytree(path, tmp)
+    model.save_pretrained(tmp, safe_serialization=True)
+    meta = json.loads((tmp / "moa_tiny_model.json").read_text())
+    (tmp / "moa_tiny_model.json").write_text(json.dumps(meta | {"pretraining": record}))
+    with (tmp / "README.md").open("a") as fh:
+        fh.write(
+            f"\nThen PRETRAINED briefly (`--pretrain`): every weight, {plan.steps} steps on "
+            f"{record['corpus_tokens']:,.0f} tokens of code and Harmony agent episodes, loss "
+            f"{record['first_loss']:.2f} -> {record['final_loss']:.2f}. It knows the format, not the craft.\n"
+        )
+    shutil.rmtree(path)
+    tmp.rename(path)
+    return record

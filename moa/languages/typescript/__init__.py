@@ -2,8 +2,9 @@
 
 import re
 
-from moa.languages.base import Idiom, LanguagePlugin, lazy
+from moa.languages.base import Idiom, LanguagePlugin, RoutingMarkers, lazy
 from moa.languages.typescript.functions import functions
+from moa.languages.typescript.samples import CODE_SAMPLES
 from moa.languages.typescript.sources import SOURCES
 
 plugin = LanguagePlugin(
@@ -16,6 +17,35 @@ plugin = LanguagePlugin(
         r"=>": 1,
         r"\bimport\s+.*\s+from\s+['\"]": 1,
     },
+    routing=RoutingMarkers(
+        fences=("typescript", "ts", "tsx"),
+        manifests=(
+            "tsconfig.json",
+            "package.json",
+            "package-lock.json",
+            "vitest.config.ts",
+            "jest.config.ts",
+        ),
+        patterns={
+            r"error TS\d{4}": 4,
+            r"\bat .+\([^()]+\.(?:ts|js|tsx):\d+:\d+\)": 3,
+            r"\b(npm (install|test|run)|npx|tsc|node_modules)\b": 2,
+            r"===|!==": 2,
+            r"\b(describe|it|test)\(['\"]": 2,
+            r"\bexpect\(.+\)\.to\w+\(": 2,
+            r"\btypeof\s+\w+\s*===": 2,
+            r"\bexport\s+default\b|\bimport\s+type\b": 2,
+            r"\bPromise<|\bunknown\b": 2,
+            r"^\s*\w+\?:\s*\w+": 2,
+            r"\b(private|readonly|public)\s+\w+": 1,
+            r"\b(const|let)\s+\w+\s*(:\s*[\w<>\[\]| ]+)?\s*=": 1,
+            r"\)\s*:\s*[\w<>\[\]|]+\s*(=>|\{)": 2,
+            r"\bnew\s+[A-Z]\w*[(<]": 1,
+            r"\bimport\s+\{[^}]*\}\s+from\b": 2,
+            r"\b\w+\.addEventListener\(|\bconsole\.log\(": 2,
+            r"^\s*enum\s+\w+\s*\{\s*$(?:\s*\w+\s*=)": 2,
+        },
+    ),
     evaluator=lazy("moa.languages.typescript.evaluator:TypeScriptEvaluator"),
     mutation_runner=lazy("moa.languages.typescript.mutation:TypeScriptMutationRunner"),
     functions=functions,
@@ -33,4 +63,5 @@ plugin = LanguagePlugin(
     dependency_dirs=("node_modules",),
     dependency_locks=("node_modules/.package-lock.json",),
     build_dirs=("dist", "build", "coverage", ".next", ".turbo"),
+    code_samples=CODE_SAMPLES,
 )

@@ -301,3 +301,31 @@ def test_stage_summary_goes_to_the_termination_log_only_where_one_exists(
     log.touch()  # the kubelet creates it in a pod
     assert summary.write_termination_log() is True
     assert StageSummary.model_validate_json(log.read_text()) == summary
+
+
+def test_each_stage_names_its_own_headline_figures() -> None:
+    from moa.api.stages import headline_metrics
+
+    eval_metrics = {"base_humaneval_pass_at_1": 0.1, "base_tool_call_accuracy": 0.2, "compile_pass_rate": 0.5}
+    eval_metrics |= {"seconds": 9.0, "test_pass_rate": 0.4, "tool_call_accuracy": 0.9}
+    # not the alphabetically first four (the base model's figures), but the adapter's
+    assert list(headline_metrics("eval", eval_metrics)) == [
+        "test_pass_rate",
+        "tool_call_accuracy",
+        "base_tool_call_accuracy",
+        "compile_pass_rate",
+    ]
+    grpo = {"reward_max": 1.0, "reward_mean_first": -1.0, "reward_mean_last": 0.2, "steps": 4.0, "tasks": 2.0}
+    assert list(headline_metrics("grpo", grpo)) == [
+        "reward_mean_first",
+        "reward_mean_last",
+        "reward_max",
+        "steps",
+    ]
+    # a stage that measured none of its figures shows its first four
+    assert list(headline_metrics("merge", {"a": 1.0, "b": 2.0, "c": 3.0, "d": 4.0, "e": 5.0})) == [
+        "a",
+        "b",
+        "c",
+        "d",
+    ]

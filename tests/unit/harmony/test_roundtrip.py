@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import re
+from dataclasses import replace
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -169,9 +170,12 @@ def test_header_positions_of_the_recipient_are_both_read() -> None:
         "<|start|>assistant<|channel|>commentary to=functions.search <|constrain|>json<|message|>{}<|call|>"
     )
     assert a == b
-    # Hugging Face's chat template writes the content type without <|constrain|>.
-    c = h.parse("<|start|>assistant to=functions.search<|channel|>commentary json<|message|>{}<|call|>")
-    assert c == a
+    # Hugging Face's chat template writes the content type without <|constrain|>: read the
+    # same, and kept as written so that re-rendering reproduces the text.
+    text = "<|start|>assistant to=functions.search<|channel|>commentary json<|message|>{}<|call|>"
+    (c,) = h.parse(text).messages
+    assert replace(c, constrained=True) == a.messages[0] and not c.constrained
+    assert h.render_message(c, recipient_position="role") == text
 
 
 def test_render_refuses_what_could_not_be_read_back() -> None:
@@ -190,7 +194,7 @@ def test_render_refuses_what_could_not_be_read_back() -> None:
 
 def test_the_guide_example_renders_exactly() -> None:
     """The system message and tool call of the Harmony guide (docs/format.md), byte for byte."""
-    system = h.system_message(current_date="2025-06-28")
+    system = h.system_message(reasoning="high", current_date="2025-06-28")
     text = h.render(h.Conversation([system, h.user("What is the weather like in SF?")]), "completion")
     assert text == (
         "<|start|>system<|message|>You are ChatGPT, a large language model trained by OpenAI.\n"

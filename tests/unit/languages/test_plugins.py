@@ -48,7 +48,13 @@ def test_a_third_party_plugin_is_discovered_with_no_change_to_moa(tmp_path: Path
     lines = listed.stdout.splitlines()
     at = next(i for i, line in enumerate(lines) if line.startswith("tinylang "))
     assert lines[at].split()[1:] == [".tiny"]
-    assert lines[at + 1].split() == ["detect:yes", "mutate:absent", "evaluate:absent", "sources:absent"]
+    assert lines[at + 1].split() == [
+        "detect:yes",
+        "route:absent",
+        "mutate:absent",
+        "evaluate:absent",
+        "sources:absent",
+    ]
     assert lines[at + 2].strip() == "from moa_tinylang:plugin from moa-tinylang"
     for builtin in ("go", "python", "rust", "typescript"):
         assert any(line.startswith(builtin + " ") for line in lines), builtin

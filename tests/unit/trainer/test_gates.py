@@ -57,6 +57,7 @@ def test_grpo_reward_window_scales_with_the_run() -> None:
     stats = gates.reward_window(log("reward", rewards), window=500)
     assert stats["reward_window"] == 10
     assert stats["reward_mean_last"] == pytest.approx(0.75)
+    assert stats["reward_mean_first"] == -1.0  # the same window at the start: the reward moved
     assert stats["reward_std"] == pytest.approx(0.25)
     assert stats["reward_max"] == 1.0
     assert all(g.passed for g in GrpoGates().evaluate(stats))

@@ -46,12 +46,7 @@ IPO = {
 
 @pytest.fixture(scope="module")
 def root(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("artifacts")
-    layout = Layout(root, "python")
-    fx.write_trajectories(layout.core_agent_train, 32, seed=0)
-    fx.write_trajectories(layout.core_agent_eval, 3, seed=1)
-    fx.write_pairs(layout.ipo_train, 16, seed=2)
-    return root
+    return fx.write_stage_data(tmp_path_factory.mktemp("artifacts"))
 
 
 def config(root: Path, tiny_model: Path, stage: str, name: str, **stages: object) -> Path:
@@ -104,6 +99,18 @@ def test_sft_trains_gates_and_publishes(sft: StageSummary, root: Path) -> None:
     # experts get r // num_experts (r=8, 4 experts), alpha scaled with it
     assert config["rank_pattern"] == {"gate_up_proj": 2, "down_proj": 2}
     assert config["alpha_pattern"] == {"gate_up_proj": 4.0, "down_proj": 4.0}
+    # ... and the weights have those ranks: PEFT gives each of the 4 experts its own rank-2 factors
+    # on a fused expert tensor (lora_A is 2 * 4 rows), not the spec's r = 8 per expert (32 rows).
+    from safetensors import safe_open
+
+    with safe_open(str(out / "adapter_model.safetensors"), "pt") as weights:
+        shapes = {k: tuple(weights.get_slice(k).get_shape()) for k in weights.keys() if ".layers.0." in k}  # noqa: SIM118
+    prefix = "base_model.model.model.layers.0."
+    assert shapes[prefix + "mlp.experts.base_layer.lora_A.weight"] == (2 * 4, 64)  # gate_up_proj
+    assert shapes[prefix + "mlp.experts.base_layer.lora_B.weight"] == (2 * 64, 2 * 4)
+    assert shapes[prefix + "mlp.experts.lora_A.weight"] == (2 * 4, 64)  # down_proj
+    assert shapes[prefix + "mlp.experts.lora_B.weight"] == (64, 2 * 4)
+    assert shapes[prefix + "self_attn.q_proj.lora_A.weight"] == (8, 64)  # attention keeps r = 8
 
 
 def test_sft_gate_fails_with_exit_3_and_rerun_is_a_noop(root: Path, tiny_model: Path) -> None:

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from moa import harmony as h
+from moa.api.layout import Layout
 from moa.api.stages import StageConfig
 from moa.api.training import AdapterTraining
 
@@ -72,6 +73,15 @@ def write_pairs(folder: Path, count: int, seed: int) -> Path:
             rejected = chosen.replace(str(call.recipient), "functions.delete_repository")
             fh.write(json.dumps({"prompt": prompt, "chosen": chosen, "rejected": rejected}) + "\n")
     return out
+
+
+def write_stage_data(root: Path) -> Path:
+    """An artifact root with SFT trajectories (32 train, 3 held out) and 16 preference pairs."""
+    layout = Layout(root, "python")
+    write_trajectories(layout.core_agent_train, 32, seed=0)
+    write_trajectories(layout.core_agent_eval, 3, seed=1)
+    write_pairs(layout.ipo_train, 16, seed=2)
+    return root
 
 
 def stage_config(root: Path, model: Path, stage: str, path: Path, max_seq: int = 256, **stages: Any) -> Path:
