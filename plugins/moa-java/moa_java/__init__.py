@@ -7,8 +7,9 @@ test-sources jar), judged by javac and the JUnit Platform console launcher.
 
 import re
 
-from moa.languages.base import Idiom, LanguagePlugin, lazy
+from moa.languages.base import Idiom, LanguagePlugin, RoutingMarkers, lazy
 from moa_java.maven import fetch_maven
+from moa_java.samples import CODE_SAMPLES
 from moa_java.sources import SOURCES
 
 plugin = LanguagePlugin(
@@ -22,6 +23,21 @@ plugin = LanguagePlugin(
         r"<artifactId>": 2,  # pom.xml
         r"@Override\b": 1,
     },
+    routing=RoutingMarkers(
+        fences=("java",),
+        manifests=("pom.xml", "build.gradle", "build.gradle.kts"),
+        patterns={
+            r"^import\s+java(x)?\.": 4,
+            r"^\s+at [\w$.]+\([\w$]+\.java:\d+\)": 4,  # a stack trace frame
+            r"^Exception in thread \"": 3,
+            r"\S+\.java:\d+: (error|warning): ": 3,  # javac
+            r"\b(mvn|javac|gradle)\b": 2,
+            r"\bpublic\s+static\s+void\s+main\(String": 3,
+            r"\b(private|protected|public)\s+(static\s+)?(final\s+)?[\w<>\[\]]+\s+\w+\s*\(": 2,
+            r"\bnew\s+[A-Z]\w*(<[^>]*>)?\(": 1,
+            r"\b(Optional|List|Map|String)<": 2,
+        },
+    ),
     evaluator=lazy("moa_java.evaluator:JavaEvaluator"),
     default_sources=SOURCES,
     fetchers={"maven": fetch_maven},
@@ -44,4 +60,5 @@ plugin = LanguagePlugin(
     ),
     dependency_locks=(".moa-java.json",),
     build_dirs=("target",),
+    code_samples=CODE_SAMPLES,
 )

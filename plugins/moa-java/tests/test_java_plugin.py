@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import site as sitelib
 import subprocess
 import sys
 from pathlib import Path
@@ -20,19 +21,39 @@ from moa.languages.sources import SourceError
 PLUGIN_DIR = Path(__file__).resolve().parents[1]
 
 
-def _languages(site: Path) -> str:
-    # Only the installed copy may provide the plugin: not this checkout, were it on the path.
-    path = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p and Path(p) != PLUGIN_DIR]
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(site), *path])}
+def _languages(site: Path, view: Path) -> str:
+    """`moa languages` in a Python that sees this environment's packages (through `view`) and
+    the ones installed into `site`, and no other copy of moa-java."""
+    path = [
+        p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p and not _provides_java(Path(p))
+    ]
+    boot = f"import site; site.addsitedir({str(view)!r}); site.addsitedir({str(site)!r}); from moa.cli import main; main()"
     proc = subprocess.run(
-        [sys.executable, "-c", "from moa.cli import main; main()", "languages"],
+        [sys.executable, "-S", "-c", boot, "languages"],
         capture_output=True,
         text=True,
-        env=env,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(path)},
         timeout=120,
     )
     assert proc.returncode == 0, proc.stderr
     return proc.stdout
+
+
+def _provides_java(folder: Path) -> bool:
+    return folder == PLUGIN_DIR or any(folder.glob("moa_java*"))
+
+
+def _view_without_java(view: Path) -> Path:
+    """This environment's site-packages as links, minus moa-java (`make install` puts it there)."""
+    view.mkdir()
+    for folder in map(Path, sitelib.getsitepackages()):
+        for entry in folder.iterdir() if folder.is_dir() else ():
+            if (
+                not entry.name.startswith(("moa_java", "__editable__.moa_java"))
+                and not (view / entry.name).exists()
+            ):
+                (view / entry.name).symlink_to(entry)
+    return view
 
 
 def test_installed_distribution_lists_java_and_uninstalling_removes_it(tmp_path: Path) -> None:
@@ -43,13 +64,14 @@ def test_installed_distribution_lists_java_and_uninstalling_removes_it(tmp_path:
          "--target", str(site), str(copy)],
         check=True, timeout=300,
     )  # fmt: skip
-    listed = _languages(site)
+    view = _view_without_java(tmp_path / "view")
+    listed = _languages(site, view)
     assert "java" in listed and "moa_java:plugin from moa-java" in listed
     assert "evaluate:yes" in listed.split("java", 1)[1]
     dist = next(site.glob("moa_java-*.dist-info"))
     shutil.rmtree(dist)
     shutil.rmtree(site / "moa_java")
-    assert "java" not in _languages(site).split()
+    assert "java" not in _languages(site, view).split()
 
 
 def test_markers_detect_java_and_poms() -> None:
@@ -82,3 +104,15 @@ def test_bad_coordinates_and_unknown_registries_are_named() -> None:
         coordinates(SourceRef.parse("maven:commons-cli@1.9.0"))
     with pytest.raises(SourceError, match="unknown source registry 'nosuch'"):
         sources.fetch("nosuch:a@1")
+
+
+def test_serving_routes_java_prompts_by_the_plugins_markers() -> None:
+    """moa's serving detector, unchanged, routes by the installed plugin's `routing` hook."""
+    from moa.serving.detect import detect
+
+    trace = (
+        'Exception in thread "main" java.lang.NullPointerException\n    at org.example.App.run(App.java:12)\n'
+    )
+    assert detect(trace).language == "java"
+    assert detect("My build fails, here is pom.xml:\n<project></project>").language == "java"
+    assert detect("```java\nint x = 1;\n```").language == "java"
