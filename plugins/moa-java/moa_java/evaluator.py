@@ -36,9 +36,9 @@ def _sources(repo: Path, folder: str) -> list[str]:
 
 class JavaEvaluator(BuildNameChecker):
     language = "java"
-    # javac names the missing symbol two lines below the error (after the source line).
+    # javac names the missing symbol below the error, after the source line and its caret.
     UNDEFINED = re.compile(
-        r"^(?P<path>[^\s:]+\.java):\d+: error: (?P<message>cannot find symbol\n.*\n\s*symbol:.*)$", re.M
+        r"^(?P<path>[^\s:]+\.java):\d+: error: cannot find symbol\n.*\n.*\n\s*(?P<message>symbol:.*)$", re.M
     )
 
     def toolchain(self) -> str:
