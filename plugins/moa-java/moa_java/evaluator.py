@@ -30,6 +30,10 @@ def layout(repo: Path) -> dict[str, object]:
     return data
 
 
+def _encoding(repo: Path) -> str:
+    return str(layout(repo).get("encoding", "UTF-8"))
+
+
 def _sources(repo: Path, folder: str) -> list[str]:
     return sorted(p.relative_to(repo).as_posix() for p in (repo / folder).rglob("*.java"))
 
@@ -52,7 +56,18 @@ class JavaEvaluator(BuildNameChecker):
 
     def _javac(self, repo: Path, run: Runner, folder: str, out: str, *flags: str, cp: str) -> Result:
         return run(
-            ["javac", "-nowarn", "-encoding", "UTF-8", "-d", out, "-cp", cp, *flags, *_sources(repo, folder)]
+            [
+                "javac",
+                "-nowarn",
+                "-encoding",
+                _encoding(repo),
+                "-d",
+                out,
+                "-cp",
+                cp,
+                *flags,
+                *_sources(repo, folder),
+            ]
         )
 
     def build(self, repo: Path, run: Runner) -> Result:
@@ -89,7 +104,7 @@ class JavaEvaluator(BuildNameChecker):
             [
                 "javac",
                 "-encoding",
-                "UTF-8",
+                _encoding(repo),
                 "-Xlint:all",
                 "-Xmaxwarns",
                 "10000",

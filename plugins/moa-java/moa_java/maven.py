@@ -8,9 +8,9 @@ tree. Each file is verified against its published `.sha1` before it is unpacked 
 The tree:  pom.xml, src/main/java (sources jar), src/test/java (test-sources jar), their
 non-Java files moved to src/main/resources and src/test/resources (the Maven layout), and
 `.moa-java.json`: the dependency classpath (test scope included) resolved by Maven into a
-local repository under ~/.cache/moa, and the JUnit Platform console launcher matching the
-artifact's JUnit version. The network is needed only here: evaluation and mutation run
-offline from that repository.
+local repository under ~/.cache/moa, the JUnit Platform console launcher matching the
+artifact's JUnit version, and the POM's source encoding. The network is needed only here:
+evaluation runs offline from that repository.
 """
 
 from __future__ import annotations
@@ -105,7 +105,11 @@ def resolve(ref: SourceRef, dest: Path) -> dict[str, object]:
     launcher = f"org.junit.platform:junit-platform-console-standalone:{platform}"
     _mvn(ref, dest, "dependency:get", f"-Dartifact={launcher}", "-Dtransitive=false")
     jar = repository() / "org/junit/platform/junit-platform-console-standalone" / platform
+    # Apache Commons' parent declares ISO-8859-1 sources: javac must read them as the build does.
+    shown = _mvn(ref, dest, "help:evaluate", "-Dexpression=project.build.sourceEncoding", "-DforceStdout")
+    encoding = re.sub(r"\x1b\[[0-9;]*m", "", shown).strip()  # Maven colours even a forced stdout
     return {
         "classpath": [j for j in jars if not _BUNDLED.search(j)],
         "launcher": str(jar / f"junit-platform-console-standalone-{platform}.jar"),
+        "encoding": encoding if encoding and "null object" not in encoding else "UTF-8",
     }
