@@ -231,7 +231,7 @@ class DataGates(Model):
 
 # REGISTRY:NAME@VERSION (npm scopes start with @), git:URL#REV, path:DIR -- as records.SourceRef parses.
 Source = Annotated[
-    # The registry is open (a plugin may add one, `maven:`); an unknown one is refused at fetch.
+    # The registry is open (a plugin may add one); an unknown one is refused at fetch.
     str, Field(pattern=r"^([a-z][a-z0-9]*:@?[^@\s]+@[^@\s]+|git:\S+|path:\S+)$", max_length=512)
 ]
 

@@ -164,7 +164,7 @@ class LanguagePlugin:
     mutation_runner: Callable[[], MutationRunner] | None = None
     evaluator: Callable[[], Evaluator] | None = None
     default_sources: Sequence[CuratedSource] = ()
-    # Source registries this plugin fetches from, by prefix (`maven:` in `maven:G:A@V`): a
+    # Source registries this plugin fetches from, by prefix (the `REGISTRY:` of `REGISTRY:NAME@VERSION`): a
     # fetcher fills `dest` with the unpacked tree (archives kept under `archives`) and returns
     # what it verified, for the tree's record. Built-in prefixes cannot be overridden.
     fetchers: Mapping[str, Fetcher] = field(default_factory=dict)
