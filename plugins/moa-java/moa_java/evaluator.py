@@ -54,6 +54,8 @@ class JavaEvaluator(BuildNameChecker):
     def _classpath(self, repo: Path, *first: str) -> str:
         return ":".join([*first, *map(str, layout(repo)["classpath"])])  # type: ignore[call-overload]
 
+    # -proc:none: annotation processors on a test classpath (JMH's) generate benchmark code,
+    # which neither the verdict needs nor survives a second compile into the same folder.
     def _javac(self, repo: Path, run: Runner, folder: str, out: str, *flags: str, cp: str) -> Result:
         return run(
             [
