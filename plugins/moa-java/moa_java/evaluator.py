@@ -61,6 +61,7 @@ class JavaEvaluator(BuildNameChecker):
             [
                 "javac",
                 "-nowarn",
+                "-proc:none",
                 "-encoding",
                 _encoding(repo),
                 "-d",
