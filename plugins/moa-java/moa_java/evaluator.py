@@ -90,6 +90,7 @@ class JavaEvaluator(BuildNameChecker):
                 launcher,
                 "execute",
                 "--disable-banner",
+                "--disable-ansi-colors",
                 "--details=tree",
                 "--class-path",
                 self._classpath(repo, "target/test-classes", "target/classes", *RESOURCES),
