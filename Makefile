@@ -13,7 +13,11 @@ PYTEST_ARGS ?=
 install: $(STAMP)
 
 # Re-runs only when the dependency inputs change; `pip install -e` keeps the source live.
-$(STAMP): pyproject.toml constraints.txt
+# Language plugins shipped as their own distributions (plugins/*) are installed the way a third
+# party's would be: a plain `pip install` of the folder, found through the entry point alone.
+PLUGINS := plugins/moa-java
+
+$(STAMP): pyproject.toml constraints.txt $(addsuffix /pyproject.toml,$(PLUGINS))
 	@# bubblewrap gives the sandbox a read-only host and no network; without it moa falls back
 	@# to `unshare --net` and says so. Installed from Debian when we can (root, apt).
 	@command -v bwrap >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
@@ -22,6 +26,7 @@ $(STAMP): pyproject.toml constraints.txt
 	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -c constraints.txt -e '.[$(EXTRAS)]'
+	$(BIN)/python -m pip install -q -c constraints.txt $(addprefix ./,$(PLUGINS))
 	@touch $@
 
 # The real node (`moa dev cluster up --real-node`, tests marked real_node) runs containers with
@@ -39,8 +44,8 @@ node-deps:
 	  fi
 
 lint: install
-	$(BIN)/ruff check moa tests bench
-	$(BIN)/ruff format --check moa tests bench
+	$(BIN)/ruff check moa tests bench plugins
+	$(BIN)/ruff format --check moa tests bench plugins
 
 typecheck: install
 	$(BIN)/mypy

@@ -11,10 +11,11 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-Registry = Literal["pypi", "crates", "npm", "go", "git", "path"]
 MutationStatus = Literal["caught", "missed", "timeout", "unviable"]
 
-_SOURCE_RE = re.compile(r"^(?P<registry>pypi|crates|npm|go|git|path):(?P<rest>.+)$")
+# The registry prefix is open: moa fetches pypi, crates, npm, go, git and path, and a language
+# plugin may add its own (its `fetchers` hook); `moa.languages.sources.fetch` refuses an unknown one.
+_SOURCE_RE = re.compile(r"^(?P<registry>[a-z][a-z0-9]*):(?P<rest>.+)$")
 
 
 class SourceRef(BaseModel):
@@ -22,7 +23,7 @@ class SourceRef(BaseModel):
 
     model_config = ConfigDict(frozen=True)
 
-    registry: Registry
+    registry: str = Field(pattern=r"^[a-z][a-z0-9]*$")
     name: str
     version: str = ""
 
@@ -31,7 +32,7 @@ class SourceRef(BaseModel):
         m = _SOURCE_RE.match(text.strip())
         if not m:
             raise ValueError(
-                f"invalid source {text!r}: expected REGISTRY:NAME@VERSION (pypi, crates, npm, go), git:URL#REV or path:DIR"
+                f"invalid source {text!r}: expected REGISTRY:NAME@VERSION (pypi, crates, npm, go or a plugin's registry), git:URL#REV or path:DIR"
             )
         registry, rest = m["registry"], m["rest"]
         if registry == "path":

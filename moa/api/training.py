@@ -232,7 +232,8 @@ class DataGates(Model):
 
 # REGISTRY:NAME@VERSION (npm scopes start with @), git:URL#REV, path:DIR -- as records.SourceRef parses.
 Source = Annotated[
-    str, Field(pattern=r"^((pypi|crates|npm|go):@?[^@\s]+@[^@\s]+|git:\S+|path:\S+)$", max_length=512)
+    # The registry is open (a plugin may add one); an unknown one is refused at fetch.
+    str, Field(pattern=r"^([a-z][a-z0-9]*:@?[^@\s]+@[^@\s]+|git:\S+|path:\S+)$", max_length=512)
 ]
 
 

@@ -150,6 +150,10 @@ class NameChecker(Protocol):
         """(file, message) for each use of an undefined name in `files` (paths relative to `repo`)."""
 
 
+# (source, dest, archives) -> what was verified (checksums, URLs), kept in the tree's record.
+Fetcher = Callable[[SourceRef, Path, Path], dict[str, str]]
+
+
 @dataclass(frozen=True)
 class Idiom:
     """A line a fix in this language should not add, and what it breaks."""
@@ -182,6 +186,10 @@ class LanguagePlugin:
     default_sources: Sequence[CuratedSource] = ()
     offline_cache: OfflineCache | None = None
 
+    # Source registries this plugin fetches from, by prefix (the `REGISTRY:` of `REGISTRY:NAME@VERSION`): a
+    # fetcher fills `dest` with the unpacked tree (archives kept under `archives`) and returns
+    # what it verified, for the tree's record. Built-in prefixes cannot be overridden.
+    fetchers: Mapping[str, Fetcher] = field(default_factory=dict)
     # The functions of a source file (its text), from a real parser: how a mutation record's
     # diff is checked to touch only the function it names.
     functions: Callable[[str, str], list[FunctionSpan]] | None = None  # (path, text) -> spans

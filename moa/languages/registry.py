@@ -12,7 +12,7 @@ from functools import cache
 from importlib.metadata import entry_points
 from pathlib import PurePosixPath
 
-from moa.languages.base import LanguagePlugin
+from moa.languages.base import Fetcher, LanguagePlugin
 
 GROUP = "moa.languages"
 
@@ -115,3 +115,12 @@ def build_dirs() -> frozenset[str]:
 def incremental_dirs() -> frozenset[str]:
     """Build output that evaluation slots keep warm, in any installed language."""
     return frozenset(d for p in plugins().values() for d in p.incremental_dirs)
+
+
+def fetchers() -> dict[str, Fetcher]:
+    """Source registries the installed plugins add, by prefix (the first plugin by name wins)."""
+    found: dict[str, Fetcher] = {}
+    for p in plugins().values():
+        for prefix, fetch in p.fetchers.items():
+            found.setdefault(prefix, fetch)
+    return found

@@ -1,5 +1,5 @@
 """Fetch a source (`pypi:attrs@23.2.0`, `crates:hex@0.4.3`, `npm:ms@2.1.3`, `go:MOD@VER`,
-`git:URL#REV`, `path:DIR`) into an unpacked, verified tree under ~/.cache/moa/sources.
+`git:URL#REV`, `path:DIR`, or a registry a plugin adds through its `fetchers` hook) into an unpacked, verified tree under ~/.cache/moa/sources.
 
 Why this shape: mutation shards run in parallel pods/processes on the same cache, so every
 fetch takes a per-source file lock and publishes the tree by renaming a finished temp folder
@@ -28,6 +28,7 @@ import httpx
 
 from moa.api.records import SourceRef
 from moa.languages import registry
+from moa.languages.base import Fetcher
 from moa.languages.tools import cache_dir, file_lock
 
 _USER_AGENT = "moa-datagen (https://moa.dev; mutation data from public registries)"
@@ -45,6 +46,7 @@ def cache_root() -> Path:
 def fetch(ref: SourceRef | str, root: Path | None = None) -> Path:
     """The unpacked tree of `ref` (downloaded, verified and cached on first use)."""
     ref = SourceRef.parse(ref) if isinstance(ref, str) else ref
+    fetcher(ref)  # an unknown registry fails before anything is created
     base = (root or cache_root()) / ref.registry
     dest = base / ref.slug
     base.mkdir(parents=True, exist_ok=True)
@@ -55,7 +57,7 @@ def fetch(ref: SourceRef | str, root: Path | None = None) -> Path:
             return dest
         tmp = Path(tempfile.mkdtemp(prefix=f".{ref.slug}.", dir=base))
         try:
-            meta = _FETCHERS[ref.registry](ref, tmp, base / "_archives")
+            meta = fetcher(ref)(ref, tmp, base / "_archives")
             (tmp / _MARKER).write_text(json.dumps({"source": str(ref), **meta}, indent=1))
             shutil.rmtree(dest, ignore_errors=True)
             tmp.rename(dest)
@@ -67,7 +69,7 @@ def fetch(ref: SourceRef | str, root: Path | None = None) -> Path:
 # ---------------------------------------------------------------- HTTP with retries
 
 
-def _get(url: str, ref: SourceRef, *, attempts: int = 4) -> httpx.Response:
+def http_get(url: str, ref: SourceRef, *, attempts: int = 4) -> httpx.Response:
     last = ""
     for attempt in range(attempts):
         try:
@@ -88,16 +90,17 @@ def _get(url: str, ref: SourceRef, *, attempts: int = 4) -> httpx.Response:
     raise SourceError(f"{ref}: {url} failed after {attempts} attempts ({last}); is the registry reachable?")
 
 
-def _archive(
+def download(
     ref: SourceRef, url: str, archives: Path, filename: str, algo: str, expected: str, encoding: str
 ) -> Path:
-    """Download `url` once into `archives/filename`; verify it (cached or fresh) every time."""
+    """Download `url` once into `archives/filename`; verify it (cached or fresh) every time.
+    Public, with `http_get` and `unpack`, for the fetchers plugins add."""
     archives.mkdir(parents=True, exist_ok=True)
     path = archives / filename
     if path.is_file():
         _verify(ref, path, algo, expected, encoding, cached=True)
         return path
-    data = _get(url, ref).content
+    data = http_get(url, ref).content
     tmp = path.with_name(f".{filename}.{os.getpid()}.part")
     tmp.write_bytes(data)
     try:
@@ -133,7 +136,7 @@ def _safe_member(ref: SourceRef, name: str) -> PurePosixPath:
     return p
 
 
-def _unpack(ref: SourceRef, archive: Path, dest: Path) -> None:
+def unpack(ref: SourceRef, archive: Path, dest: Path) -> None:
     """Unpack into `dest`, dropping the single top-level folder most archives have."""
     staging = dest.with_name(dest.name + ".unpack")
     staging.mkdir()
@@ -176,7 +179,7 @@ def _make_writable(tree: Path) -> None:
 def _pypi(ref: SourceRef, dest: Path, archives: Path) -> dict[str, str]:
     # The project document lists every release; the per-version endpoint is not served by every mirror.
     index_url = f"https://pypi.org/pypi/{quote(ref.name)}/json"
-    meta = _get(index_url, ref).json()
+    meta = http_get(index_url, ref).json()
     if ref.version not in meta.get("releases", {}):
         raise SourceError(
             f"{ref}: PyPI has no release {ref.version} (latest: {meta.get('info', {}).get('version')})"
@@ -187,8 +190,8 @@ def _pypi(ref: SourceRef, dest: Path, archives: Path) -> dict[str, str]:
         raise SourceError(f"{ref}: PyPI has no sdist for this version (wheels only); pick another version")
     sd = sdists[0]
     url = urljoin(index_url, sd["url"])  # mirrors may serve file URLs relative to the index
-    path = _archive(ref, url, archives, sd["filename"], "sha256", sd["digests"]["sha256"], "hex")
-    _unpack(ref, path, dest)
+    path = download(ref, url, archives, sd["filename"], "sha256", sd["digests"]["sha256"], "hex")
+    unpack(ref, path, dest)
     return {"archive": sd["filename"], "sha256": sd["digests"]["sha256"], "url": url}
 
 
@@ -202,7 +205,7 @@ def _crate_index_path(name: str) -> str:
 
 
 def _crates(ref: SourceRef, dest: Path, archives: Path) -> dict[str, str]:
-    index = _get(f"https://index.crates.io/{_crate_index_path(ref.name)}", ref).text
+    index = http_get(f"https://index.crates.io/{_crate_index_path(ref.name)}", ref).text
     entries = [json.loads(line) for line in index.splitlines() if line.strip()]
     match = [e for e in entries if e.get("vers") == ref.version]
     if not match:
@@ -213,16 +216,16 @@ def _crates(ref: SourceRef, dest: Path, archives: Path) -> dict[str, str]:
     if entry.get("yanked"):
         raise SourceError(f"{ref}: this version is yanked on crates.io; pick another")
     url = f"https://static.crates.io/crates/{entry['name']}/{entry['name']}-{ref.version}.crate"
-    path = _archive(
+    path = download(
         ref, url, archives, f"{entry['name']}-{ref.version}.crate", "sha256", entry["cksum"], "hex"
     )
-    _unpack(ref, path, dest)
+    unpack(ref, path, dest)
     return {"archive": path.name, "sha256": entry["cksum"], "url": url}
 
 
 def _npm(ref: SourceRef, dest: Path, archives: Path) -> dict[str, str]:
     name = ref.name.replace("/", "%2f") if ref.name.startswith("@") else quote(ref.name)
-    meta = _get(f"https://registry.npmjs.org/{name}/{quote(ref.version)}", ref).json()
+    meta = http_get(f"https://registry.npmjs.org/{name}/{quote(ref.version)}", ref).json()
     dist = meta.get("dist") or {}
     url = dist.get("tarball")
     if not url:
@@ -235,8 +238,8 @@ def _npm(ref: SourceRef, dest: Path, archives: Path) -> dict[str, str]:
         algo, expected, enc = "sha1", dist["shasum"], "hex"
     else:
         raise SourceError(f"{ref}: the npm metadata has no sha512 integrity or shasum to verify against")
-    path = _archive(ref, url, archives, filename, algo, expected, enc)
-    _unpack(ref, path, dest)
+    path = download(ref, url, archives, filename, algo, expected, enc)
+    unpack(ref, path, dest)
     return {"archive": filename, algo: expected, "url": url}
 
 
@@ -300,4 +303,20 @@ def _path(ref: SourceRef, dest: Path, archives: Path) -> dict[str, str]:
     return {"path": str(src)}
 
 
-_FETCHERS = {"pypi": _pypi, "crates": _crates, "npm": _npm, "go": _go, "git": _git, "path": _path}
+_FETCHERS: dict[str, Fetcher] = {
+    "pypi": _pypi,
+    "crates": _crates,
+    "npm": _npm,
+    "go": _go,
+    "git": _git,
+    "path": _path,
+}
+
+
+def fetcher(ref: SourceRef) -> Fetcher:
+    """The fetcher for `ref`'s registry: moa's own, else one an installed plugin adds."""
+    found = _FETCHERS.get(ref.registry) or registry.fetchers().get(ref.registry)
+    if found is None:
+        known = ", ".join(sorted({*_FETCHERS, *registry.fetchers()}))
+        raise SourceError(f"{ref}: unknown source registry {ref.registry!r} (known: {known})")
+    return found

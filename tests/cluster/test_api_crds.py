@@ -14,7 +14,9 @@ from moa.api.validate import validate_object
 
 pytestmark = pytest.mark.cluster
 
-SAMPLES = Path(__file__).resolve().parents[2] / "manifests" / "samples"
+ROOT = Path(__file__).resolve().parents[2]
+# moa's samples and those of the plugins shipped as their own distributions (plugins/*/samples).
+SAMPLES = sorted([*(ROOT / "manifests" / "samples").glob("*.yaml"), *ROOT.glob("plugins/*/samples/*.yaml")])
 
 
 def at(name: str, **spec: Any) -> dict[str, Any]:
@@ -70,7 +72,7 @@ def test_server_and_offline_validator_refuse_the_same_field(
 
 
 def test_server_fills_in_the_same_defaults(kubectl, namespace: str) -> None:
-    for path in sorted(SAMPLES.glob("*.yaml")):
+    for path in SAMPLES:
         doc = yaml.safe_load(path.read_text())
         kubectl("apply", "--server-side", "-n", namespace, "-f", str(path))
         stored = json.loads(

@@ -158,3 +158,39 @@ def test_nothing_recognisable_is_reported_not_guessed(tmp_path: Path) -> None:
     prose.write_text("just some prose\n")
     result = moa(tmp_path, "languages", "detect", str(prose))
     assert result.returncode == 1 and "no installed plugin recognises" in result.stderr
+
+
+REGISTRY_PLUGIN = """
+from moa.languages.base import LanguagePlugin
+
+def fetch_tiny(ref, dest, archives):
+    (dest / "hello.tiny").write_text(f"tiny say {ref.name} {ref.version}\\n")
+    return {"made": "locally"}
+
+plugin = LanguagePlugin(name="tinylang", extensions=(".tiny",), fetchers={"tiny": fetch_tiny})
+"""
+
+
+def test_a_plugin_adds_a_source_registry(tmp_path: Path) -> None:
+    """`REGISTRY:` prefixes are open: moa's fetch dispatches an installed plugin's prefix to it
+    (and still names an unknown one)."""
+    install(tmp_path, "moa-tinylang", "moa_tinylang", REGISTRY_PLUGIN, "tinylang = moa_tinylang:plugin")
+    script = (
+        "import sys; from pathlib import Path; from moa.languages import sources\n"
+        "tree = sources.fetch('tiny:hello@1.0', root=Path(sys.argv[1]))\n"
+        "print((tree / 'hello.tiny').read_text(), end='')\n"
+        "try: sources.fetch('nosuch:x@1', root=Path(sys.argv[1]))\n"
+        "except sources.SourceError as exc: print(exc)\n"
+    )
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")])}
+    out = subprocess.run(
+        [sys.executable, "-c", script, str(tmp_path / "cache")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert out.returncode == 0, out.stderr
+    first, second = out.stdout.splitlines()
+    assert first == "tiny say hello 1.0"
+    assert "unknown source registry 'nosuch'" in second and "tiny" in second.split("known:")[1]

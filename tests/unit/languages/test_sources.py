@@ -103,5 +103,5 @@ def test_unpack_refuses_escaping_members(tmp_path: Path) -> None:
         dest = tmp_path / "out"
         dest.mkdir(exist_ok=True)
         with pytest.raises(SourceError, match="refusing"):
-            sources._unpack(ref, archive, dest)
+            sources.unpack(ref, archive, dest)
         assert not (tmp_path / "evil.py").exists()
