@@ -14,7 +14,7 @@ import yaml
 from conftest import OperatorProcess
 
 from moa.api.gates import check
-from moa.api.stages import STAGE_NAMES, StageSummary
+from moa.api.stages import STAGE_NAMES, STAGES, StageSummary
 from moa.dev import fake_pods
 from moa.operator.cache import CachedKube
 from moa.operator.main import WATCHED
@@ -23,6 +23,8 @@ from moa.operator.reconcile import reconcile
 pytestmark = pytest.mark.cluster
 
 SOURCES = ["pypi:six@1.16.0", "pypi:idna@3.7"]
+# One workload per stage, one per source for the stages that fan out (fetch and mutate).
+WORKLOADS = sum(len(SOURCES) if stage.fan_out else 1 for stage in STAGES)
 
 
 def summary_message(stage: str, **metrics: float) -> str:
@@ -126,7 +128,7 @@ def test_sample_runs_every_stage_to_ready_and_creates_an_adapter(
     assert bare and {p["spec"]["nodeName"].startswith("moa-cpu") for p in bare} == {True}
     gpu = [p for p in pods if p["metadata"]["labels"]["moa.dev/stage"] == "grpo"]
     assert gpu and gpu[0]["spec"]["nodeName"].startswith("moa-gpu")  # GPU stages land on the GPU pool
-    assert len(workloads(kubectl, ns, "py")) == len(STAGE_NAMES) + len(SOURCES) - 1
+    assert len(workloads(kubectl, ns, "py")) == WORKLOADS
 
 
 def test_failing_gate_stalls_with_gate_value_and_threshold(
@@ -197,7 +199,7 @@ def test_sigkilled_operator_resumes_without_duplicates_or_lost_results(
     operator.start()
     kubectl("wait", "--for=condition=Ready", "adaptertraining/crash", "-n", training_ns, "--timeout=120s")
     names = workloads(kubectl, training_ns, "crash")
-    assert len(names) == len(set(names)) == len(STAGE_NAMES) + len(SOURCES) - 1, names
+    assert len(names) == len(set(names)) == WORKLOADS, names
     at = get(kubectl, training_ns, "adaptertraining", "crash")
     stages = {s["name"]: s for s in at["status"]["stages"]}
     assert stages[victim]["metrics"]["index"] == 99.0 and stages[victim]["attempts"] == 1
