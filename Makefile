@@ -6,18 +6,19 @@ VENV := .venv
 BIN := $(VENV)/bin
 EXTRAS := operator,datagen,trainer,serving,dev
 STAMP := $(VENV)/.installed
+PLUGIN_STAMP := $(VENV)/.plugins-installed
 PYTEST_ARGS ?=
 
 .PHONY: install node-deps lint typecheck contracts test test-unit test-cluster test-e2e demo demo-cluster images clean crds bench
 
-install: $(STAMP)
+install: $(STAMP) $(PLUGIN_STAMP)
 
 # Re-runs only when the dependency inputs change; `pip install -e` keeps the source live.
 # Language plugins shipped as their own distributions (plugins/*) are installed the way a third
 # party's would be: a plain `pip install` of the folder, found through the entry point alone.
 PLUGINS := plugins/moa-java
 
-$(STAMP): pyproject.toml constraints.txt $(addsuffix /pyproject.toml,$(PLUGINS))
+$(STAMP): pyproject.toml constraints.txt
 	@# bubblewrap gives the sandbox a read-only host and no network; without it moa falls back
 	@# to `unshare --net` and says so. Installed from Debian when we can (root, apt).
 	@command -v bwrap >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
@@ -26,6 +27,10 @@ $(STAMP): pyproject.toml constraints.txt $(addsuffix /pyproject.toml,$(PLUGINS))
 	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -c constraints.txt -e '.[$(EXTRAS)]'
+	@touch $@
+
+# A plain install copies the plugin, so its sources are prerequisites: an edit reinstalls it.
+$(PLUGIN_STAMP): $(STAMP) $(foreach p,$(PLUGINS),$(p)/pyproject.toml $(wildcard $(p)/*/*.py $(p)/samples/*))
 	$(BIN)/python -m pip install -q -c constraints.txt $(addprefix ./,$(PLUGINS))
 	@touch $@
 

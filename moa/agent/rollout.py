@@ -49,6 +49,10 @@ def parse_turn(completion: str) -> Turn:
     messages = tuple(h.parse_output(completion).messages)
     if not messages:
         return Turn((), None, "empty turn")
+    stray = next((f for m in messages if (f := T.STRUCTURAL_RE.search(m.content))), None)
+    if stray is not None:
+        # The tolerant parser keeps such text as content; written back it would end the message early.
+        return Turn(messages, None, f"not valid Harmony: {stray.group()} inside a message's text")
     last = messages[-1]
     if any(m.role != "assistant" for m in messages):
         return Turn(messages, None, "the turn writes a message that is not the assistant's")
@@ -84,6 +88,11 @@ class Episode:
     def renderable(self) -> bool:
         """Every turn parsed as Harmony (a turn that did not cannot be written as data)."""
         return bool(self.messages) and not self.problem.startswith(("not valid Harmony", "empty turn"))
+
+    @property
+    def transcript(self) -> str:
+        """What a report shows: the continuation when it renders, else the raw model turns."""
+        return self.continuation if self.renderable else "".join(self.completions)
 
     @property
     def continuation(self) -> str:

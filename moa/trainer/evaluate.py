@@ -491,7 +491,7 @@ def run_eval(run: EvalRun, echo: Any = click.echo) -> StageSummary:
             result / "plots" / "cross_adapters.png",
             f"other languages' adapters on {spec.language} tasks",
         )
-    samples = tuple(r.episode.continuation[:400] for r in results[:3] if r.episode.messages)
+    samples = tuple(r.episode.transcript[:400] for r in results[:3] if r.episode.completions)
     write_report(result / "report.md", spec.language, backend.describe(), summary, samples)
     with (result / "report.md").open("a") as fh:
         fh.write("\n## Not measured\n\n" + "".join(f"- {n}\n" for n in not_measured or ["(everything was)"]))

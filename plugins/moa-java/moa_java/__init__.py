@@ -58,7 +58,8 @@ plugin = LanguagePlugin(
         ),
         Idiom(re.compile(r"\.printStackTrace\(\)"), "printStackTrace instead of handling or rethrowing"),
     ),
-    dependency_locks=(".moa-java.json",),
+    # No dependency_dirs/locks: the jars live in the shared local Maven repository, and the
+    # classpath file `.moa-java.json` is an ordinary file of the tree (hashed and copied with it).
     build_dirs=("target",),
     code_samples=CODE_SAMPLES,
 )
