@@ -1,8 +1,10 @@
 """`moa dev images build|list`: moa's container images, built here without a Docker engine.
 
 Why buildah: it builds the same Dockerfiles users build with Docker or BuildKit, as root with
-the `vfs` storage driver and `chroot` isolation, so it needs neither a daemon, overlayfs nor
-user namespaces. Its storage lives under ``~/.cache/moa/images/storage``; its `RUN
+`chroot` isolation, so it needs neither a daemon nor user namespaces. It stores layers with the
+kernel's overlayfs when a mount probe shows it works, else with `vfs`, which needs nothing but
+copies the whole root file system at every step (the trainer's ~5 GB torch layer filled 46 GB
+that way). Its storage lives under ``~/.cache/moa/images/storage-DRIVER``; its `RUN
 --mount=type=cache` folders (pip wheels, the baked mutation tools) under
 ``~/.cache/moa/images/tmp`` through TMPDIR.
 
@@ -18,6 +20,7 @@ the source is copied in (buildah's layer cache), and the slow tool builds sit be
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -99,21 +102,39 @@ def base_name() -> str:
 # ----------------------------------------------------------------------------- buildah
 
 
+@functools.cache
+def storage_driver() -> str:
+    """`overlay` when this kernel mounts an overlay here (layers are diffs), else `vfs`."""
+    images_dir().mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=images_dir(), prefix="overlay-probe-") as tmp:
+        dirs = {n: Path(tmp) / n for n in ("lower", "upper", "work", "merged")}
+        for d in dirs.values():
+            d.mkdir()
+        options = f"lowerdir={dirs['lower']},upperdir={dirs['upper']},workdir={dirs['work']}"
+        probe = subprocess.run(
+            ["mount", "-t", "overlay", "overlay", "-o", options, str(dirs["merged"])], capture_output=True
+        )
+        if probe.returncode != 0:
+            return "vfs"
+        subprocess.run(["umount", str(dirs["merged"])], check=True)
+        return "overlay"
+
+
 def buildah(*args: str, capture: bool = True) -> str:
-    root = images_dir()
+    root, driver = images_dir(), storage_driver()
     cmd = [
         "buildah",
         "--root",
-        str(root / "storage"),
+        str(root / f"storage-{driver}"),
         "--runroot",
-        "/run/moa-buildah",
+        f"/run/moa-buildah-{driver}",
         "--storage-driver",
-        "vfs",
+        driver,
         *args,
     ]
     tmp = root / "tmp"
     tmp.mkdir(parents=True, exist_ok=True)
-    env = {**os.environ, "TMPDIR": str(tmp), "BUILDAH_ISOLATION": "chroot", "STORAGE_DRIVER": "vfs"}
+    env = {**os.environ, "TMPDIR": str(tmp), "BUILDAH_ISOLATION": "chroot", "STORAGE_DRIVER": driver}
     proc = subprocess.run(cmd, env=env, text=True, capture_output=capture)
     if proc.returncode != 0:
         tail = (proc.stdout or "")[-3000:] + (proc.stderr or "")[-3000:]
@@ -144,7 +165,7 @@ def require_tools() -> None:
         )
     if os.geteuid() != 0:
         raise click.ClickException(
-            "moa dev images builds as root (buildah vfs + chroot isolation, debootstrap)"
+            "moa dev images builds as root (buildah with chroot isolation, debootstrap)"
         )
 
 
@@ -205,7 +226,8 @@ def ensure_base() -> str:
             buildah("commit", "-q", "--rm", container, name)
         except BaseException:
             subprocess.run(
-                ["buildah", "--root", str(images_dir() / "storage"), "rm", container], capture_output=True
+                ["buildah", "--root", str(images_dir() / f"storage-{storage_driver()}"), "rm", container],
+                capture_output=True,
             )
             raise
     if version.split(".")[:2] != name.rsplit(":", 1)[-1].split("-")[0].split(".")[:2]:
@@ -319,6 +341,13 @@ def _size(tag: str) -> int:
     rows = json.loads(buildah("images", "--json", tag) or "[]")
     number, _, unit = str(rows[0].get("size", "0 B")).partition(" ") if rows else ("0", "", "B")
     return int(float(number) * _UNITS.get(unit, 1))
+
+
+def built_archives() -> dict[str, Path]:
+    """Image name -> OCI archive of every image built so far whose archive is still there."""
+    index = images_dir() / "images.json"
+    rows = json.loads(index.read_text()) if index.is_file() else []
+    return {str(r["name"]): Path(r["archive"]) for r in rows if Path(r["archive"]).is_file()}
 
 
 def record(built: Built) -> None:

@@ -14,6 +14,7 @@ import base64
 import hashlib
 import json
 import os
+import posixpath
 import shutil
 import stat
 import subprocess
@@ -150,12 +151,7 @@ def unpack(ref: SourceRef, archive: Path, dest: Path) -> None:
                 zf.extractall(staging)
         else:
             with tarfile.open(archive) as tf:
-                for m in tf.getmembers():
-                    _safe_member(ref, m.name)
-                try:  # the "data" filter refuses absolute or escaping links, devices and setuid bits
-                    tf.extractall(staging, filter="data")
-                except tarfile.FilterError as exc:
-                    raise SourceError(f"{ref}: unsafe archive member ({exc}); refusing to unpack") from exc
+                _extract_tar(ref, tf, staging)
         entries = list(staging.iterdir())
         top = entries[0] if len(entries) == 1 and entries[0].is_dir() else staging
         for child in top.iterdir():
@@ -163,6 +159,29 @@ def unpack(ref: SourceRef, archive: Path, dest: Path) -> None:
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     _make_writable(dest)
+
+
+def _extract_tar(ref: SourceRef, tf: tarfile.TarFile, staging: Path) -> None:
+    for m in tf.getmembers():
+        _safe_member(ref, m.name)
+    if hasattr(tarfile, "data_filter"):
+        try:  # the "data" filter refuses absolute or escaping links, devices and setuid bits
+            tf.extractall(staging, filter="data")
+        except tarfile.FilterError as exc:
+            raise SourceError(f"{ref}: unsafe archive member ({exc}); refusing to unpack") from exc
+        return
+    # Python before 3.11.4 (Debian bookworm's 3.11.2, in moa's images) has no filters: the same
+    # policy by hand.
+    for m in tf.getmembers():
+        if m.issym() or m.islnk():
+            base = PurePosixPath(m.name).parent if m.issym() else PurePosixPath()
+            target = posixpath.normpath(str(base / m.linkname))
+            if m.linkname.startswith("/") or target == ".." or target.startswith("../"):
+                raise SourceError(f"{ref}: archive link {m.name!r} points outside the tree; refusing")
+        elif not (m.isfile() or m.isdir()):
+            raise SourceError(f"{ref}: archive member {m.name!r} is a device or fifo; refusing to unpack")
+        m.mode &= 0o777  # no setuid, setgid or sticky bits
+    tf.extractall(staging)
 
 
 def _make_writable(tree: Path) -> None:

@@ -85,12 +85,22 @@ def test_path_and_git_sources(cache: Path, tmp_path: Path) -> None:
         fetch(f"git:{repo}#deadbeef")
 
 
+@pytest.fixture(params=["tar filters", "python without tar filters"])
+def tar_filters(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Both unpack paths: Python >= 3.11.4's data filter, and the checks by hand that moa's
+    images need (Debian bookworm's Python 3.11.2 has no filters)."""
+    if request.param != "tar filters":
+        monkeypatch.delattr(tarfile, "data_filter")
+
+
+@pytest.mark.usefixtures("tar_filters")
 def test_unpack_refuses_escaping_members(tmp_path: Path) -> None:
     ref = SourceRef.parse("path:/x")
     for name, kind in (
         ("../evil.py", tarfile.REGTYPE),
         ("/abs.py", tarfile.REGTYPE),
         ("pkg/link", tarfile.SYMTYPE),
+        ("pkg/fifo", tarfile.FIFOTYPE),
     ):
         archive = tmp_path / "bad.tar.gz"
         with tarfile.open(archive, "w:gz") as tf:
@@ -105,3 +115,23 @@ def test_unpack_refuses_escaping_members(tmp_path: Path) -> None:
         with pytest.raises(SourceError, match="refusing"):
             sources.unpack(ref, archive, dest)
         assert not (tmp_path / "evil.py").exists()
+
+
+@pytest.mark.usefixtures("tar_filters")
+def test_unpack_keeps_links_inside_the_tree_and_drops_setuid(tmp_path: Path) -> None:
+    archive = tmp_path / "ok.tar.gz"
+    with tarfile.open(archive, "w:gz") as tf:
+        data = b"print('x')\n"
+        for name, kind, link, mode in (
+            ("pkg-1.0/src/a.py", tarfile.REGTYPE, "", 0o4755),
+            ("pkg-1.0/src/b.py", tarfile.SYMTYPE, "a.py", 0o777),
+        ):
+            info = tarfile.TarInfo(name)
+            info.type, info.linkname, info.mode = kind, link, mode
+            info.size = len(data) if kind == tarfile.REGTYPE else 0
+            tf.addfile(info, io.BytesIO(data) if kind == tarfile.REGTYPE else None)
+    dest = tmp_path / "out"
+    dest.mkdir()
+    sources.unpack(SourceRef.parse("path:/x"), archive, dest)
+    assert (dest / "src" / "b.py").read_bytes() == data
+    assert not (dest / "src" / "a.py").stat().st_mode & 0o6000
