@@ -29,6 +29,9 @@ StageName = Literal[
     "fetch", "mutate", "trajectories", "datagate", "sft", "preferences", "ipo", "grpo", "merge", "eval"
 ]
 
+# Set by the operator on every stage pod: the pod is the sandbox (moa.languages.sandbox).
+SANDBOX_POD_ENV = "MOA_SANDBOX_POD"
+
 # Exit codes of the stage contract.
 EXIT_OK = 0
 EXIT_GATE_FAILED = 3

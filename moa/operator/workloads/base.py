@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
-from moa.api.stages import Stage, StageConfig, StageSummary
+from moa.api.stages import SANDBOX_POD_ENV, Stage, StageConfig, StageSummary
 from moa.api.training import AdapterTraining, ConfigMapKeyRef, Egress
 from moa.pipeline.planner import Attempt, Launch
 
@@ -154,6 +154,8 @@ class Context:
                 # Tool installs, fetched sources and prepared trees live on the shared volume, so
                 # every stage pod (and every retry) reuses them instead of starting cold.
                 {"name": "MOA_CACHE", "value": f"{self.spec.storage.root}/cache"},
+                # Untrusted code runs inside this pod's own boundary (see moa.languages.sandbox).
+                {"name": SANDBOX_POD_ENV, "value": "1"},
                 *self.network_env(),
             ],
             "resources": {"requests": dict(limits), "limits": dict(limits)},

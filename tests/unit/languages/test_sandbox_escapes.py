@@ -408,6 +408,28 @@ def test_without_bubblewrap_it_refuses_unless_unsafe(tmp_path: Path) -> None:
     assert _host_processes_with(marker) == [] and not (tmp_path / "daemon-was-here").exists()
 
 
+@pytest.mark.parametrize("kubernetes", [True, False])
+def test_in_a_stage_pod_the_pod_is_the_boundary(tmp_path: Path, kubernetes: bool) -> None:
+    """The operator's env makes a pod run untrusted code without bwrap (a restricted pod's seccomp
+    refuses user namespaces), saying so; the same env outside Kubernetes changes nothing."""
+    env = {**os.environ, "MOA_BWRAP": "/nonexistent/bwrap", "PYTHONPATH": str(ROOT), "MOA_SANDBOX_POD": "1"}
+    env.pop("MOA_UNSAFE_NO_SANDBOX", None)
+    env.pop("KUBERNETES_SERVICE_HOST", None)
+    if kubernetes:
+        env["KUBERNETES_SERVICE_HOST"] = "10.96.0.1"
+    result = subprocess.run(
+        [sys.executable, "-m", "moa.cli", "sandbox", "run", "--workdir", str(tmp_path), "--", "true"],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+    if kubernetes:
+        assert result.returncode == 0, result.stderr
+        assert "pod: the stage's pod is the boundary" in result.stderr and "WARNING" not in result.stderr
+    else:
+        assert result.returncode != 0 and "--unsafe-no-sandbox" in result.stderr
+
+
 def test_parent_killed_with_sigkill_leaves_nothing(tmp_path: Path) -> None:
     token = uuid.uuid4().hex
     marker = f"moa-orphan-{token}"
