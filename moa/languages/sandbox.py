@@ -78,6 +78,16 @@ _PASS_ENV = (
     "PYENV_ROOT",
     "SSL_CERT_FILE",
 )
+# Extra CA bundles, each tool reading its own variable (pip and requests, curl, git, Node, cargo):
+# passed to runs with network only, where a TLS-inspecting proxy makes them necessary.
+_CA_ENV = (
+    "PIP_CERT",
+    "REQUESTS_CA_BUNDLE",
+    "CURL_CA_BUNDLE",
+    "GIT_SSL_CAINFO",
+    "NODE_EXTRA_CA_CERTS",
+    "CARGO_HTTP_CAINFO",
+)
 # Toolchain homes (env var, default under $HOME) shown read-only when they exist.
 _TOOL_HOMES = (
     ("RUSTUP_HOME", ".rustup"),
@@ -448,7 +458,8 @@ def run(
         _stale_cleaned.set()
         clean_stale()
     tag = str(next(_run_counter))
-    full_env = {k: v for k, v in os.environ.items() if k in _PASS_ENV}
+    passed = _PASS_ENV + (_CA_ENV if network else ())
+    full_env = {k: v for k, v in os.environ.items() if k in passed}
     home = _home()
     # Toolchains installed under the real home (rustup, cargo) stay reachable, read-only.
     for var, sub in (("RUSTUP_HOME", ".rustup"), ("CARGO_HOME", ".cargo")):

@@ -455,3 +455,15 @@ def test_parent_killed_with_sigkill_leaves_nothing(tmp_path: Path) -> None:
     assert stale, "expected the killed run's cgroup to be left for the next start to clean"
     assert cgroups.clean_stale() >= 1
     assert not any(p.exists() for p in stale)
+
+
+def test_ca_bundles_reach_only_runs_with_network(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """pip, cargo, npm each read their own CA variable; behind a TLS-inspecting proxy a fetch's
+    installs need them, and a run without network has no use for them."""
+    from moa.languages import sandbox
+
+    monkeypatch.setenv("PIP_CERT", "/etc/ssl/certs/ca-certificates.crt")
+    online = sandbox.run(["env"], tmp_path, network=True)
+    offline = sandbox.run(["env"], tmp_path)
+    assert "PIP_CERT=/etc/ssl/certs/ca-certificates.crt" in online.output
+    assert "PIP_CERT" not in offline.output
