@@ -86,9 +86,10 @@ demo: install
 demo-cluster: install
 	examples/demo-cluster.sh
 
-# moa's container images (images/*/Dockerfile), built without a Docker engine: buildah (vfs,
-# chroot) from a Debian base assembled with debootstrap. Cached by content hash under
-# ~/.cache/moa/images; OCI archives for `ctr -n k8s.io images import` land in ~/.cache/moa/images/oci.
+# moa's container images (images/*/Dockerfile), built without a Docker engine: buildah (overlay,
+# or vfs where the kernel mounts no overlay; chroot) from a Debian base assembled with
+# debootstrap. Cached by content hash under ~/.cache/moa/images; OCI archives for
+# `ctr -n k8s.io images import` land in ~/.cache/moa/images/oci.
 IMAGES ?=
 images: install
 	@command -v buildah >/dev/null && command -v debootstrap >/dev/null || { [ "$$(id -u)" = 0 ] && \

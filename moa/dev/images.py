@@ -330,7 +330,16 @@ def build(image: Image, base_id: str) -> Built:
     for old in archive.parent.glob(f"{image.name}-*.tar"):
         old.unlink()
     partial.rename(archive)
+    prune_replaced()
     return Built(image, archive, key, time.monotonic() - started, False, _size(image.tag))
+
+
+def prune_replaced() -> None:
+    """Remove images that lost their tag to a newer build (the layer cache of the build steps,
+    kept as intermediate images, stays): each would otherwise hold its own top layers."""
+    replaced = buildah("images", "--filter", "dangling=true", "--format", "{{.ID}}").split()
+    if replaced:
+        buildah("rmi", *replaced)
 
 
 _UNITS = {"B": 1, "kB": 10**3, "KB": 10**3, "MB": 10**6, "GB": 10**9}
