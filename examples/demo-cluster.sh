@@ -53,8 +53,9 @@ doc["metadata"] = {"name": name, "namespace": ns}
 spec = doc["spec"]
 spec["storage"] = {**spec.get("storage", {}), "claimName": claim}
 spec["network"] = {"fetch": {"caBundle": {"name": "host-ca"}}}
-spec["resources"] = {**spec.get("resources", {}), "gpus": 0, "cpu": "2", "memory": "6Gi",
-                     "sandbox": {"cpu": "1", "memory": "3Gi"}}
+# The node has 2 CPUs: a training pod, or two sandbox pods side by side, fit on it.
+spec["resources"] = {**spec.get("resources", {}), "gpus": 0, "cpu": "1500m", "memory": "6Gi",
+                     "sandbox": {"cpu": "750m", "memory": "3Gi"}}
 claim_doc = {"apiVersion": "v1", "kind": "PersistentVolumeClaim",
              "metadata": {"name": claim, "namespace": ns},
              "spec": {"accessModes": ["ReadWriteOnce"], "storageClassName": "moa-local",

@@ -42,14 +42,15 @@ from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 
-from moa.api.stages import SANDBOX_POD_ENV
 from moa.languages import cgroups, seccomp
 
 UNSAFE_ENV = "MOA_UNSAFE_NO_SANDBOX"
 # Set by the operator on stage pods: the pod itself is the sandbox (non-root, no capabilities,
 # RuntimeDefault seccomp, read-only root, deny-all NetworkPolicy). A restricted pod's seccomp
 # profile refuses the user namespace bubblewrap needs, so there moa runs the code directly.
-POD_ENV = SANDBOX_POD_ENV
+# The same name as moa.api.stages.SANDBOX_POD_ENV (a test holds them equal): this module imports
+# only the standard library, so the escape tests can drive it under the system Python.
+POD_ENV = "MOA_SANDBOX_POD"
 POD_BOUNDARY = (
     "pod: the stage's pod is the boundary (non-root, no capabilities, RuntimeDefault seccomp, "
     "read-only root, deny-all NetworkPolicy)"
@@ -234,6 +235,16 @@ def _bwrap_problem(bwrap: str | None) -> str | None:
     if probe.returncode != 0:
         return f"bwrap cannot create a user namespace here: {probe.stderr.strip()[:300]}"
     return None
+
+
+@cache
+def _can_unshare_net() -> bool:
+    """Whether `unshare --net` works here (it needs CAP_SYS_ADMIN: root on a host, never in a
+    restricted pod, where deny-all NetworkPolicy keeps the network away instead)."""
+    return (
+        shutil.which("unshare") is not None
+        and subprocess.run(["unshare", "--net", "--", "true"], capture_output=True).returncode == 0
+    )
 
 
 def unsafe_allowed() -> bool:
@@ -485,7 +496,7 @@ def run(
             )
             argv = _bwrap_argv(bwrap, fd, workdir, network, mounts) + list(cmd)
         else:
-            argv = ["unshare", "--net", "--", *cmd] if not network and shutil.which("unshare") else list(cmd)
+            argv = ["unshare", "--net", "--", *cmd] if not network and _can_unshare_net() else list(cmd)
         try:
             proc = subprocess.Popen(
                 argv,

@@ -7,41 +7,17 @@ from __future__ import annotations
 
 import copy
 import subprocess
-import sys
 import time
 from pathlib import Path
-from typing import Any
 
 import pytest
 import yaml
+from demo_spec import moa, small_spec
 
 from moa.api.stages import STAGE_NAMES
 
 # The whole pipeline runs in the module fixture, which counts against the first test's timeout.
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(3000)]
-
-REPO = Path(__file__).resolve().parents[2]
-DEMO = REPO / "examples" / "demo-python.yaml"
-
-
-def moa(*args: str, timeout: float = 2400) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "moa.cli", *args], capture_output=True, text=True, timeout=timeout, cwd=REPO
-    )
-
-
-def small_spec() -> dict[str, Any]:
-    spec = yaml.safe_load(DEMO.read_text())
-    s = spec["spec"]
-    s["data"]["limits"]["maxMutationsPerSource"] = 8
-    s["data"]["gates"]["minCaughtMutations"] = 6
-    s["stages"]["preferences"]["maxTasks"] = 2
-    s["stages"]["grpo"]["maxSteps"] = 2
-    s["stages"]["grpo"]["curriculum"] = [{"step": 0, "maxLength": 2048}, {"step": 1, "maxLength": 4096}]
-    s["stages"]["grpo"]["gates"]["window"] = 2
-    s["stages"]["eval"]["maxTasks"] = 2
-    s["stages"]["eval"]["humanevalProblems"] = 2
-    return spec
 
 
 @pytest.fixture(scope="module")

@@ -408,24 +408,37 @@ def test_without_bubblewrap_it_refuses_unless_unsafe(tmp_path: Path) -> None:
     assert _host_processes_with(marker) == [] and not (tmp_path / "daemon-was-here").exists()
 
 
-@pytest.mark.parametrize("kubernetes", [True, False])
-def test_in_a_stage_pod_the_pod_is_the_boundary(tmp_path: Path, kubernetes: bool) -> None:
+@pytest.mark.parametrize(("kubernetes", "who"), [(True, "root"), (True, "user"), (False, "root")])
+def test_in_a_stage_pod_the_pod_is_the_boundary(kubernetes: bool, who: str) -> None:
     """The operator's env makes a pod run untrusted code without bwrap (a restricted pod's seccomp
-    refuses user namespaces), saying so; the same env outside Kubernetes changes nothing."""
-    env = {**os.environ, "MOA_BWRAP": "/nonexistent/bwrap", "PYTHONPATH": str(ROOT), "MOA_SANDBOX_POD": "1"}
-    env.pop("MOA_UNSAFE_NO_SANDBOX", None)
-    env.pop("KUBERNETES_SERVICE_HOST", None)
+    refuses user namespaces), saying so; as a normal user (a pod's uid) even `unshare --net` is
+    refused, and the command still runs. The same env outside Kubernetes changes nothing."""
+    from moa.api.stages import SANDBOX_POD_ENV
+    from moa.languages.sandbox import POD_ENV
+
+    assert POD_ENV == SANDBOX_POD_ENV  # what the operator sets is what the sandbox reads
+    _ensure_user()
+    workdir = Path(tempfile.mkdtemp(prefix="moa-pod-"))  # pytest's tmp_path is root's alone
+    workdir.chmod(0o777)
+    env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT), "MOA_BWRAP": "/nonexistent/bwrap", POD_ENV: "1"}
     if kubernetes:
         env["KUBERNETES_SERVICE_HOST"] = "10.96.0.1"
-    result = subprocess.run(
-        [sys.executable, "-m", "moa.cli", "sandbox", "run", "--workdir", str(tmp_path), "--", "true"],
-        capture_output=True,
-        text=True,
-        env=env,
+    prefix = [shutil.which("runuser") or "/usr/sbin/runuser", "-u", USER, "--"] if who == "user" else []
+    script = (
+        "import sys; from pathlib import Path; from moa.languages import sandbox\n"
+        "try:\n    r = sandbox.run(['true'], Path(sys.argv[1]))\n"
+        "except sandbox.SandboxUnavailable as e:\n    sys.exit(f'refused: {e}')\n"
+        "print(r.isolation); sys.exit(r.returncode)"
     )
+    try:
+        result = subprocess.run(
+            [*prefix, SYSTEM_PYTHON, "-c", script, str(workdir)], capture_output=True, text=True, env=env
+        )
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
     if kubernetes:
         assert result.returncode == 0, result.stderr
-        assert "pod: the stage's pod is the boundary" in result.stderr and "WARNING" not in result.stderr
+        assert "pod: the stage's pod is the boundary" in result.stdout and "WARNING" not in result.stderr
     else:
         assert result.returncode != 0 and "--unsafe-no-sandbox" in result.stderr
 
