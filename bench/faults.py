@@ -13,7 +13,8 @@ Per stage kind, in the same run:
   "in 2.99s" durations and 0x addresses masked, all that two uninterrupted runs differ in; for training, metrics and
   adapter weights within TOLERANCE, since a resumed optimizer is not bit-for-bit the same float
   sequence); "litter": any path the baseline did not leave (temporary files, `.partial` folders,
-  progress files) plus anything left in the run's private TMPDIR (sandbox scratch, `moa-sandbox-*`).
+  progress files, sandbox scratch `moa-sandbox-*` in the run's private TMPDIR), except each
+  attempt's TensorBoard log and torch's compile cache.
 - disk full (root only: it mounts a tmpfs, and always unmounts it): the stage must fail with exit 1
   and a one-line error naming the lack of space (no traceback), leave every file that was on that
   disk before unchanged, and after the space is freed a re-run must give the baseline's artifacts.
@@ -184,16 +185,18 @@ def _without_timing(value: Any) -> Any:
     return value
 
 
-def digest(path: Path) -> str:
-    """sha256 of a file; of its rows without timing fields for JSON and JSONL."""
+def digest(path: Path, root: Path) -> str:
+    """sha256 of a file; for JSON and JSONL, of its rows without wall-time fields and with the
+    run's own root folder written as <root> (a saved adapter's config names its base by path)."""
     if path.suffix in (".json", ".jsonl"):
         try:
+            text = path.read_text().replace(str(root), "<root>")
             if path.suffix == ".json":
-                rows = [json.loads(path.read_text())]
+                rows = [json.loads(text)]
             else:
-                rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-            text = json.dumps(_without_timing(rows), sort_keys=True)
-            return hashlib.sha256(text.encode()).hexdigest()
+                rows = [json.loads(line) for line in text.splitlines() if line.strip()]
+            canonical = json.dumps(_without_timing(rows), sort_keys=True)
+            return hashlib.sha256(canonical.encode()).hexdigest()
         except ValueError:
             pass  # not JSON after all: compared byte for byte
     return hashlib.sha256(path.read_bytes()).hexdigest()
@@ -230,7 +233,7 @@ def differences(root: Path, baseline: Path, kind: StageKind) -> list[str]:
         return [f"files: {sorted(mine.keys() ^ theirs.keys())}"]
     diffs = []
     for name, path in mine.items():
-        if digest(path) == digest(theirs[name]):
+        if digest(path, root) == digest(theirs[name], baseline):
             continue
         if kind.training and path.name == "metrics.json":
             a, b = _metrics(path), _metrics(theirs[name])
@@ -247,17 +250,23 @@ def differences(root: Path, baseline: Path, kind: StageKind) -> list[str]:
     return diffs
 
 
+# Not litter: every attempt's TensorBoard event file (named by time and pid: the log of each
+# attempt, kept like a pod's log) and torch's compile cache, which torch keeps in TMPDIR.
+NOT_LITTER = (
+    re.compile(r"(^|/)events\.out\.tfevents\.[^/]*$"),
+    re.compile(r"(^|/)\.faults-tmp/torchinductor_[^/]*(/|$)"),
+)
+
+
 def paths_under(root: Path) -> set[str]:
     return {str(p.relative_to(root)) for p in root.rglob("*")}
 
 
 def litter(root: Path, baseline: Path) -> list[str]:
-    """What the run left that the uninterrupted baseline did not, and anything in its TMPDIR."""
-    skip = (".faults-tmp",)
-    extra = sorted(p for p in paths_under(root) - paths_under(baseline) if not p.startswith(skip))
-    scratch = root / ".faults-tmp"
-    left = sorted(str(p.relative_to(root)) for p in scratch.iterdir()) if scratch.is_dir() else []
-    return extra + left
+    """What the run left (its TMPDIR included) that the uninterrupted baseline did not: temporary
+    and progress files, `.partial` folders, sandbox scratch."""
+    extra = paths_under(root) - paths_under(baseline)
+    return sorted(p for p in extra if not any(pattern.search(p) for pattern in NOT_LITTER))
 
 
 # ------------------------------------------------------------------------------ the campaign
