@@ -19,12 +19,15 @@ Per stage kind, in the same run:
   and a one-line error naming the lack of space (no traceback), leave every file that was on that
   disk before unchanged, and after the space is freed a re-run must give the baseline's artifacts.
 
-Stage kinds: trajectories (oracle teacher on caught mutations of two PyPI packages), sft (the
-tiny model on generated Harmony trajectories, checkpoints every 2 steps). Inputs are made by the
-test suites' own builders (`tests/unit/datagen/python_mutations.py`,
-`tests/unit/trainer/trainer_fixtures.py`).
+Stage kinds: mutate (one shard of the demo: 4 mutants of pypi:inflection@0.5.1), trajectories
+(oracle teacher on caught mutations of two PyPI packages), sft (the tiny model on generated
+Harmony trajectories, a checkpoint every 2 steps), grpo (the tiny model on two real repair tasks,
+a checkpoint every step), eval (a fresh adapter on the same two tasks as held-out trajectories).
+Inputs are made by the test suites' own builders (`tests/unit/datagen/python_mutations.py`,
+`tests/unit/trainer/trainer_fixtures.py`, `tests/unit/trainer/repair_tasks.py`).
 
-Usage: .venv/bin/python bench/faults.py [--stages trajectories,sft] [--kills 10] [--seed 7] [--no-disk-full]
+Usage: .venv/bin/python bench/faults.py [--stages mutate,trajectories,sft,grpo,eval] [--kills 10] [--seed 7]
+                                        [--no-disk-full]
 """
 
 from __future__ import annotations
@@ -53,7 +56,7 @@ sys.path[:0] = [str(REPO / "tests" / "unit" / "datagen"), str(REPO / "tests" / "
 # Fields that hold wall time, not results: left out when rows are compared.
 TIMING_FIELDS = frozenset({"seconds", "train_seconds", "train_runtime", "train_samples_per_second",
                            "train_steps_per_second", "eval_runtime", "eval_samples_per_second",
-                           "eval_steps_per_second", "total_flos"})  # fmt: skip
+                           "eval_steps_per_second", "total_flos", "timings", "mutants_per_minute"})  # fmt: skip
 # Test output quoted in tool results carries what no two runs share, uninterrupted or not: the
 # suite's duration ("180 passed in 2.99s") and object addresses in a failure's locals
 # ("<function encode at 0x7f853d786ac0>"). Masked before rows are compared; nothing else is.
@@ -88,15 +91,30 @@ def prepare_trajectories(root: Path) -> list[str]:
     return ["datagen", "trajectories", "--config", str(stage_config(root, "trajectories"))]
 
 
+MUTATE_SOURCE = "pypi:inflection@0.5.1"  # the demo spec's first source (examples/demo-python.yaml)
+
+
+def prepare_mutate(root: Path) -> list[str]:
+    """One source, a few mutants: a shard of the demo's mutate stage, by its flags."""
+    output = _layout(root).mutations_of(MUTATE_SOURCE)
+    output.parent.mkdir(parents=True)  # the data folder the disk-full case puts on a tmpfs
+    return ["datagen", "mutate", "--language", "python", "--source", MUTATE_SOURCE, "--output", str(output),
+            "--max-mutations", "4"]  # fmt: skip
+
+
+def tiny_base(root: Path) -> Path:
+    """The tiny GPT-OSS-shaped model where the base checkpoint lives, made by `moa dev tiny-model`."""
+    model: Path = _layout(root).base_checkpoint
+    subprocess.run([sys.executable, "-m", "moa.cli", "dev", "tiny-model", "--output", str(model)],
+                   check=True, capture_output=True)  # fmt: skip
+    return model
+
+
 def prepare_sft(root: Path) -> list[str]:
     from trainer_fixtures import stage_config, write_trajectories
 
-    from moa.api.layout import Layout
-
-    layout = Layout(root, "python")
-    model = layout.base_checkpoint
-    subprocess.run([sys.executable, "-m", "moa.cli", "dev", "tiny-model", "--output", str(model)],
-                   check=True, capture_output=True)  # fmt: skip
+    layout = _layout(root)
+    model = tiny_base(root)
     write_trajectories(layout.core_agent_train, 16, seed=0)
     write_trajectories(layout.core_agent_eval, 2, seed=1)
     sft = {"learningRate": 1e-2, "lrScheduler": "constant", "warmupRatio": 0.0, "gradientAccumulation": 1,
@@ -106,6 +124,31 @@ def prepare_sft(root: Path) -> list[str]:
             "--format-prompts", "1", "--max-new-tokens", "8"]  # fmt: skip
 
 
+def prepare_grpo(root: Path) -> list[str]:
+    """Two real repair tasks (caught mutations of idna and toolz), a fresh adapter as SFT's."""
+    from repair_tasks import LORA, repair_config, save_fresh_adapter, task_rows, write_rows
+
+    layout = _layout(root)
+    model = tiny_base(root)
+    save_fresh_adapter(model, layout.sft_adapter, LORA)
+    write_rows(layout.grpo_tasks, task_rows(), "tasks.jsonl")
+    grpo = {"maxSteps": 3, "numGenerations": 2, "batchSize": 2, "gradientAccumulation": 1, "maxNewTokens": 12,
+            "saveSteps": 1, "curriculum": [{"step": 0, "maxLength": 2048}], "gates": {"window": 2}}  # fmt: skip
+    return ["train", "grpo", "--config", str(repair_config(root, model, "grpo", grpo=grpo))]
+
+
+def prepare_eval(root: Path) -> list[str]:
+    """The two repair tasks as oracle trajectories (held out), a fresh adapter as the final one."""
+    from repair_tasks import LORA, oracle_rows, repair_config, save_fresh_adapter, write_rows
+
+    layout = _layout(root)
+    model = tiny_base(root)
+    save_fresh_adapter(model, layout.final_adapter, LORA)
+    write_rows(layout.core_agent_eval, oracle_rows())
+    config = repair_config(root, model, "eval", eval={"maxTurns": 1, "humanevalProblems": 1})
+    return ["eval", "--config", str(config), "--max-new-tokens", "12", "--format-prompts", "2"]
+
+
 def _layout(root: Path) -> Any:
     from moa.api.layout import Layout
 
@@ -113,6 +156,7 @@ def _layout(root: Path) -> Any:
 
 
 KINDS = {
+    "mutate": StageKind("mutate", prepare_mutate, lambda root: [_layout(root).mutations], disk="data"),
     "trajectories": StageKind(
         "trajectories",
         prepare_trajectories,
@@ -141,7 +185,8 @@ def run_stage(root: Path, argv: list[str], kill_after: float | None = None) -> O
     with its whole process group after `kill_after` seconds if it is still running then."""
     tmp = root / ".faults-tmp"
     tmp.mkdir(exist_ok=True)
-    env = {**os.environ, "TMPDIR": str(tmp), "PYTHONUNBUFFERED": "1", "MOA_TORCH_THREADS": "2",
+    # PYTHONHASHSEED: peft saves an adapter's target_modules, a set, in string-hash order.
+    env = {**os.environ, "TMPDIR": str(tmp), "PYTHONHASHSEED": "0", "PYTHONUNBUFFERED": "1", "MOA_TORCH_THREADS": "2",
            "TOKENIZERS_PARALLELISM": "false", "HF_DATASETS_DISABLE_PROGRESS_BARS": "1"}  # fmt: skip
     log = root / ".faults-log"
     started = time.monotonic()
@@ -306,8 +351,9 @@ def prepare(kind: StageKind, work: Path) -> tuple[Path, list[str]]:
 def argv_for(argv: list[str], inputs: Path, root: Path) -> list[str]:
     """The same command on another copy of the inputs (paths in it moved to that copy)."""
     moved = [a.replace(str(inputs), str(root)) for a in argv]
-    config = Path(moved[moved.index("--config") + 1])
-    config.write_text(config.read_text().replace(str(inputs), str(root)))
+    if "--config" in moved:
+        config = Path(moved[moved.index("--config") + 1])
+        config.write_text(config.read_text().replace(str(inputs), str(root)))
     return moved
 
 
@@ -367,6 +413,7 @@ def small_disk(folder: Path) -> Iterator[Path]:
     """`folder` on a tmpfs holding its current content with FREE_BYTES to spare; unmounted (and the
     content put back on the real disk) however the block ends."""
     aside = folder.with_name(folder.name + ".aside")
+    folder.mkdir(exist_ok=True)  # a stage's first output folder may not exist before it runs
     folder.rename(aside)
     folder.mkdir()
     size = sum(p.stat().st_size for p in aside.rglob("*") if p.is_file()) + 64 * 1024 * 1024
@@ -469,9 +516,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument(
-        "--stages", default="trajectories,sft", help=f"comma-separated, of {', '.join(KINDS)}"
-    )
+    parser.add_argument("--stages", default=",".join(KINDS), help=f"comma-separated, of {', '.join(KINDS)}")
     parser.add_argument("--kills", type=int, default=10, help="SIGKILL trials per stage kind")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--no-disk-full", action="store_true", help="skip the disk-full case")
