@@ -166,6 +166,10 @@ KINDS = {
     "sft": StageKind(
         "sft", prepare_sft, lambda root: [_layout(root).sft_adapter], disk="checkpoints", training=True
     ),
+    "grpo": StageKind(
+        "grpo", prepare_grpo, lambda root: [_layout(root).grpo_adapter], disk="checkpoints", training=True
+    ),
+    "eval": StageKind("eval", prepare_eval, lambda root: [_layout(root).stage_dir("eval")], disk="reports"),
 }
 
 
