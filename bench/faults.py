@@ -234,9 +234,16 @@ def _without_timing(value: Any) -> Any:
     return value
 
 
+def is_timing_row(line: str) -> bool:
+    """`| seconds | 65.36 |`: a Markdown table row of a wall-time metric."""
+    cells = line.split("|")
+    return len(cells) > 2 and cells[1].strip() in TIMING_FIELDS
+
+
 def digest(path: Path, root: Path) -> str:
     """sha256 of a file; for JSON and JSONL, of its rows without wall-time fields and with the
-    run's own root folder written as <root> (a saved adapter's config names its base by path)."""
+    run's own root folder written as <root> (a saved adapter's config names its base by path);
+    for a Markdown report, without its wall-time table rows."""
     if path.suffix in (".json", ".jsonl"):
         try:
             text = path.read_text().replace(str(root), "<root>")
@@ -248,6 +255,10 @@ def digest(path: Path, root: Path) -> str:
             return hashlib.sha256(canonical.encode()).hexdigest()
         except ValueError:
             pass  # not JSON after all: compared byte for byte
+    if path.suffix == ".md":  # a report's metric table has a wall-time row
+        lines = path.read_text().splitlines()
+        kept = [line for line in lines if not is_timing_row(line)]
+        return hashlib.sha256("\n".join(kept).encode()).hexdigest()
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
