@@ -16,6 +16,7 @@ rollout will use, so the trainer's curriculum (4k/8k/16k/32k) can start with sho
 from __future__ import annotations
 
 import itertools
+import math
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -114,8 +115,8 @@ def task_of(where: str, row: dict[str, Any], language: str) -> RepairTask | None
     if row.get("language", language) != language:
         return None
     tokens = row.get("context_tokens") or 0
-    if not isinstance(tokens, int) or isinstance(tokens, bool):
-        raise DataError(f"{where}: context_tokens: not an integer ({type(tokens).__name__})")
+    if not isinstance(tokens, int | float) or isinstance(tokens, bool) or not math.isfinite(tokens):
+        raise DataError(f"{where}: context_tokens: not a finite number ({tokens!r:.40})")
     file = row.get("file") or ""
     if not isinstance(file, str):
         raise DataError(f"{where}: file: not a string ({type(file).__name__})")
@@ -127,7 +128,7 @@ def task_of(where: str, row: dict[str, Any], language: str) -> RepairTask | None
         diff=row["diff"],
         prompt=tuple(messages[:first]),
         file=file,
-        context_tokens=tokens,
+        context_tokens=int(tokens),
     )
 
 

@@ -1,6 +1,6 @@
-"""Preference pairs and repair tasks with every kind of malformed row: the readers keep the good
-rows and name every bad one `file:line: why`; the stages that read them (IPO; preferences, GRPO,
-eval) list them all in bad-records.txt, print the first few, and on input with nothing usable
+"""Trajectories, preference pairs and repair tasks with every kind of malformed row: the readers
+keep the good rows and name every bad one `file:line: why`; the stages that read them (SFT, IPO;
+preferences, GRPO, eval) list them all in bad-records.txt, print the first few, and on input with nothing usable
 exit 1 with a clear message pointing at that list -- never a traceback -- leaving the inputs
 unchanged. No model is loaded: every stage reads its data before it loads one."""
 
@@ -62,10 +62,21 @@ def _task_lines() -> Lines:
         (json.dumps({**good, "prompt": None}), "a task needs a string field prompt"),
         (json.dumps({**good, "prompt": "<|start|>user<|message|>hi"}), "not valid Harmony"),
         (json.dumps({**good, "source": "bogus"}), "source: invalid source 'bogus'"),
-        (json.dumps({**good, "context_tokens": "many"}), "context_tokens: not an integer (str)"),
+        (json.dumps({**good, "context_tokens": "many"}), "context_tokens: not a finite number ('many')"),
+        (json.dumps({**good, "context_tokens": float("nan")}), "context_tokens: not a finite number (nan)"),
         (json.dumps({**good, "file": ["a.py"]}), "file: not a string (list)"),
         ("\udcff not utf-8", "not UTF-8"),
     ]
+
+
+BAD_TRAJECTORIES: Lines = [
+    ("{not json", "not JSON"),
+    ("[]", "a list, not a JSON object"),
+    (json.dumps({"txt": "x"}), "string field(s) text"),
+    (json.dumps({"text": 5}), "string field(s) text"),
+    (json.dumps({"text": "<|start|>user<|message|>hi"}), "not valid Harmony"),
+    ("\udcff not utf-8", "not UTF-8"),
+]
 
 
 def _bad_only(lines: Lines) -> Lines:
@@ -121,6 +132,23 @@ def test_ipo_on_only_malformed_pairs_fails_clearly(tmp_path: Path) -> None:
     assert f"{len(lines)} malformed records left out, listed in {report}" in output
     assert output.count("skipped malformed record:") == 5
     _assert_named(report, _expected(path, lines))
+    assert _hashes(tmp_path) == before
+
+
+def test_sft_on_only_malformed_trajectories_fails_clearly(tmp_path: Path) -> None:
+    layout = Layout(tmp_path, "python")
+    train, held_out = layout.core_agent_train / "t.jsonl", layout.core_agent_eval / "t.jsonl"
+    _write(train, BAD_TRAJECTORIES)
+    _write(held_out, BAD_TRAJECTORIES[:2])
+    before = _hashes(tmp_path)
+    config = stage_config(tmp_path, tmp_path / "no-model", "sft", tmp_path / "sft.yaml")
+    output = _run(["train", "sft", "--config", str(config)])
+    report = layout.reports / "sft" / REPORT
+    assert (
+        f"no train trajectories in {layout.core_agent_train} (8 malformed records left out, listed in {report})"
+        in output
+    )
+    _assert_named(report, _expected(train, BAD_TRAJECTORIES) + _expected(held_out, BAD_TRAJECTORIES[:2]))
     assert _hashes(tmp_path) == before
 
 
