@@ -499,7 +499,7 @@ def disk_full(kind: StageKind, inputs: Path, argv: list[str], base: Baseline, wo
         rerun_identical=not diffs,
         litter=left,
         seconds=time.monotonic() - started,
-        notes=[line for line in outcome.output.splitlines() if "error" in line.lower()][-2:]
+        notes=[line for line in outcome.output.splitlines() if line.startswith("moa: error")][-2:]
         + diffs[:3]
         + left[:3],
     )
