@@ -15,15 +15,18 @@ rollout will use, so the trainer's curriculum (4k/8k/16k/32k) can start with sho
 
 from __future__ import annotations
 
+import itertools
+import math
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
 from moa import harmony as h
-from moa.agent.records import read_records
+from moa.agent.records import DataError, build_each, read_records
 from moa.agent.workspace import RepoState
+from moa.api import bad_records
 from moa.api.records import MutationRecord, SourceRef
 
 INSTRUCTIONS = (
@@ -95,36 +98,62 @@ class RepairTask:
         return h.render(h.Conversation((*self.prompt, *extra)), "completion")
 
 
-def read_tasks(path: Path, language: str, limit: int | None = None) -> list[RepairTask]:
+def task_of(where: str, row: dict[str, Any], language: str) -> RepairTask | None:
+    """A task row (GRPO task or trajectory) as a RepairTask; None for another language's row.
+    DataError names what makes a row unusable."""
+    text = row.get("prompt") or row.get("text")
+    if not isinstance(text, str):
+        raise DataError(f"{where}: a task needs a string field prompt (GRPO task) or text (trajectory)")
+    try:
+        messages = h.parse(text).messages
+    except h.HarmonyError as exc:
+        raise DataError(f"{where}: not valid Harmony: {exc}") from None
+    try:
+        SourceRef.parse(row["source"])  # a rollout rebuilds the repository from it
+    except ValueError as exc:
+        raise DataError(f"{where}: source: {exc}") from None
+    if row.get("language", language) != language:
+        return None
+    tokens = row.get("context_tokens") or 0
+    if not isinstance(tokens, int | float) or isinstance(tokens, bool) or not math.isfinite(tokens):
+        raise DataError(f"{where}: context_tokens: not a finite number ({tokens!r:.40})")
+    file = row.get("file") or ""
+    if not isinstance(file, str):
+        raise DataError(f"{where}: file: not a string ({type(file).__name__})")
+    first = next((i for i, m in enumerate(messages) if m.role == "assistant"), len(messages))
+    return RepairTask(
+        id=row["id"],
+        language=language,
+        source=row["source"],
+        diff=row["diff"],
+        prompt=tuple(messages[:first]),
+        file=file,
+        context_tokens=int(tokens),
+    )
+
+
+def read_tasks(
+    path: Path, language: str, limit: int | None = None, skipped: list[str] | None = None
+) -> list[RepairTask]:
     """Tasks from GRPO task rows (`prompt`: a completion-mode Harmony text) or trajectory rows
     (`text`: the prompt is every message before the first assistant one). Both carry the
-    repository state (`source`, `diff`); a row without them names its file:line."""
-    tasks: list[RepairTask] = []
-    for where, row in read_records(path, ("id", "source", "diff")):
-        text = row.get("prompt") or row.get("text")
-        if not isinstance(text, str):
-            raise ValueError(f"{where}: a task needs a string field prompt (GRPO task) or text (trajectory)")
-        try:
-            messages = h.parse(text).messages
-        except h.HarmonyError as exc:
-            raise ValueError(f"{where}: not valid Harmony: {exc}") from None
-        first = next((i for i, m in enumerate(messages) if m.role == "assistant"), len(messages))
-        if row.get("language", language) != language:
-            continue
-        tasks.append(
-            RepairTask(
-                id=row["id"],
-                language=language,
-                source=row["source"],
-                diff=row["diff"],
-                prompt=tuple(messages[:first]),
-                file=str(row.get("file") or ""),
-                context_tokens=int(row.get("context_tokens") or 0),
-            )
-        )
-        if limit is not None and len(tasks) >= limit:
-            break
-    return tasks
+    repository state (`source`, `diff`). A row that is not a usable task raises DataError
+    naming its file:line, or, given `skipped`, is named there and left out."""
+    rows = read_records(path, ("id", "source", "diff"), skipped)
+    tasks = build_each(rows, lambda where, row: task_of(where, row, language), skipped)
+    return list(itertools.islice(tasks, limit))
+
+
+def read_good_tasks(
+    path: Path, language: str, limit: int | None, reports: Path, echo: Callable[[str], object]
+) -> tuple[list[RepairTask], list[str]]:
+    """The usable tasks, and every malformed row named `file:line: why`: all of them in
+    `reports`/bad-records.txt, the first few echoed. What the stages that read tasks (GRPO,
+    eval, preferences) call, so a bad row is left out rather than crashing the stage."""
+    skipped: list[str] = []
+    tasks = read_tasks(path, language, limit, skipped)
+    bad_records.report(skipped, reports, echo)
+    return tasks, skipped
 
 
 # ------------------------------------------------------------------------------ GRPO task rows

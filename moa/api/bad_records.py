@@ -28,3 +28,11 @@ def report(bad: Sequence[str], folder: Path, echo: Callable[[str], object] = pri
     if len(bad) > SHOWN:
         echo(f"... and {len(bad) - SHOWN} more malformed records: all {len(bad)} are listed in {path}")
     return path
+
+
+def note(bad: Sequence[str], folder: Path) -> str:
+    """` (N malformed records left out, listed in …)` for a stage's "nothing to work on" error,
+    so a user whose every record was malformed is sent to the list; empty when none was."""
+    if not bad:
+        return ""
+    return f" ({len(bad)} malformed records left out, listed in {folder / REPORT})"

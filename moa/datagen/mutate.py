@@ -83,8 +83,12 @@ def log(ref: SourceRef | str, msg: str) -> None:
 def _write_atomic(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text)
-    tmp.replace(path)
+    try:
+        tmp.write_text(text)
+        tmp.replace(path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)  # a full disk mid-write leaves no temporary behind
+        raise
 
 
 def _read_lines(path: Path) -> list[dict[str, Any]]:

@@ -36,6 +36,7 @@ from typing import Any
 import click
 
 from moa.agent import ranking
+from moa.api import bad_records
 from moa.api.records import EvalOutcome
 from moa.api.stages import StageConfig, StageSummary
 from moa.stage import Progress, StageDirs, already_done, config_option, exit_with, overrides, setup_logging
@@ -137,7 +138,7 @@ def run_preferences(run: PreferencesRun, echo: Any = click.echo) -> StageSummary
     from moa.agent.judge import Judge
     from moa.agent.policy import Policy, limit_cpu_threads, load_adapter, load_base
     from moa.agent.rollout import run_episodes
-    from moa.agent.tasks import read_tasks
+    from moa.agent.tasks import read_good_tasks
 
     dirs = StageDirs(run.output)
     done_summary = already_done("preferences", dirs.output, echo)
@@ -147,10 +148,11 @@ def run_preferences(run: PreferencesRun, echo: Any = click.echo) -> StageSummary
     spec = run.config.spec
     stage = spec.stages.preferences
     samples = run.samples
-    tasks = read_tasks(run.tasks, spec.language, run.max_tasks)
+    reports = run.config.layout.reports / "preferences"
+    tasks, skipped = read_good_tasks(run.tasks, spec.language, run.max_tasks, reports, echo)
     if not tasks:
         raise click.ClickException(
-            f"no {spec.language} tasks under {run.tasks}: run `moa datagen trajectories`"
+            f"no {spec.language} tasks under {run.tasks}{bad_records.note(skipped, reports)}: run `moa datagen trajectories`"
         )
     started = time.monotonic()
     dirs.work.mkdir(parents=True, exist_ok=True)
@@ -192,6 +194,7 @@ def run_preferences(run: PreferencesRun, echo: Any = click.echo) -> StageSummary
             for pair in row["pairs"]:
                 fh.write(json.dumps(pair, ensure_ascii=False) + "\n")
     summary = summarize_rows(rows, time.monotonic() - started)
+    summary.metrics["malformed_records"] = float(len(skipped))
     dirs.publish(summary)
     echo(f"preferences: {summary.message}")
     return summary

@@ -4,7 +4,8 @@ Records are JSONL. Trajectories (SFT): `{"text": HARMONY_TEXT, ...}` rendered in
 Preference pairs (IPO): `{"prompt": ..., "chosen": ..., "rejected": ...}` where `prompt` is a
 Harmony text in completion mode (ending with the open `<|start|>assistant` header) and
 `chosen`/`rejected` are what the assistant writes after it (`<|channel|>...<|call|>` or
-`...<|return|>`). A bad record stops the stage with its file:line and what to fix.
+`...<|return|>`). A bad record is named by its file:line and what to fix: the readers stop
+there, or, given a `skipped` list, leave it out and name it there (the stages report them all).
 """
 
 from __future__ import annotations
@@ -14,21 +15,23 @@ from pathlib import Path
 from typing import Any
 
 from moa import harmony as h
-from moa.agent.records import DataError, read_records
+from moa.agent.records import DataError, build_each, read_records
 from moa.harmony import tokens as T
 
 ASSISTANT_HEADER = T.START + "assistant"
 
 
-def read_trajectories(path: Path) -> list[h.Conversation]:
-    """Every trajectory under `path`, parsed; a text that is not valid Harmony names its line."""
-    out = []
-    for where, record in read_records(path, ("text",)):
+def read_trajectories(path: Path, skipped: list[str] | None = None) -> list[h.Conversation]:
+    """Every trajectory under `path`, parsed; a text that is not valid Harmony names its line
+    (and, given `skipped`, is left out: see `moa.agent.records`)."""
+
+    def conversation(where: str, record: dict[str, Any]) -> h.Conversation:
         try:
-            out.append(h.parse(record["text"]))
+            return h.parse(record["text"])
         except h.HarmonyError as exc:
             raise DataError(f"{where}: field text is not valid Harmony: {exc}") from None
-    return out
+
+    return list(build_each(read_records(path, ("text",), skipped), conversation, skipped))
 
 
 @dataclass(frozen=True)
@@ -38,21 +41,25 @@ class Pair:
     rejected: str
 
 
-def read_pairs(path: Path) -> list[Pair]:
-    pairs = []
-    for where, r in read_records(path, ("prompt", "chosen", "rejected")):
+def pair_of(where: str, r: dict[str, Any]) -> Pair:
+    """A preference record as a Pair: a completion-mode prompt and two assistant completions."""
+    try:
+        if h.parse(r["prompt"]).mode != "completion":
+            raise h.HarmonyError(f"must end with the open {ASSISTANT_HEADER} header")
+    except h.HarmonyError as exc:
+        raise DataError(f"{where}: field prompt: {exc}") from None
+    for field in ("chosen", "rejected"):
         try:
-            if h.parse(r["prompt"]).mode != "completion":
-                raise h.HarmonyError(f"must end with the open {ASSISTANT_HEADER} header")
+            h.parse_completion(r[field])
         except h.HarmonyError as exc:
-            raise DataError(f"{where}: field prompt: {exc}") from None
-        for field in ("chosen", "rejected"):
-            try:
-                h.parse_completion(r[field])
-            except h.HarmonyError as exc:
-                raise DataError(f"{where}: field {field} is not an assistant completion: {exc}") from None
-        pairs.append(Pair(r["prompt"], r["chosen"], r["rejected"]))
-    return pairs
+            raise DataError(f"{where}: field {field} is not an assistant completion: {exc}") from None
+    return Pair(r["prompt"], r["chosen"], r["rejected"])
+
+
+def read_pairs(path: Path, skipped: list[str] | None = None) -> list[Pair]:
+    """Every preference pair under `path`; a bad record names its line (and, given `skipped`,
+    is left out)."""
+    return list(build_each(read_records(path, ("prompt", "chosen", "rejected"), skipped), pair_of, skipped))
 
 
 def message_spans(text: str) -> list[tuple[int, int]]:

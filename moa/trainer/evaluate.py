@@ -61,6 +61,7 @@ from moa.agent.policy import Policy
 from moa.agent.ranking import patch_stats
 from moa.agent.rollout import Episode, run_episodes
 from moa.agent.tasks import RepairTask
+from moa.api import bad_records
 from moa.api.records import EvalOutcome
 from moa.api.stages import StageConfig, StageSummary
 from moa.stage import (
@@ -390,19 +391,24 @@ def run_eval(run: EvalRun, echo: Any = click.echo) -> StageSummary:
         load_adapter,
         load_base,
     )
-    from moa.agent.tasks import read_tasks
+    from moa.agent.tasks import read_good_tasks
     from moa.trainer import data
 
     spec = run.config.spec
     stage = spec.stages.eval
     started = time.monotonic()
     limit_cpu_threads()
-    tasks = read_tasks(run.tasks, spec.language, run.max_tasks or stage.max_tasks)
+    # The report goes into the result, so it is published with the eval's own report folder.
+    tasks, skipped = read_good_tasks(
+        run.tasks, spec.language, run.max_tasks or stage.max_tasks, dirs.result, echo
+    )
     if not tasks:
         raise click.ClickException(
-            f"no {spec.language} eval tasks under {run.tasks}: run `moa datagen trajectories`"
+            f"no {spec.language} eval tasks under {run.tasks}{bad_records.note(skipped, dirs.result)}: run `moa datagen trajectories`"
         )
-    conversations = [h.parse(r["text"]) for _, r in data.read_records(run.tasks, ("text",))]
+    # The same rows again, as conversations: the bad ones were named above by the task reader,
+    # and a GRPO task row (a prompt, no text) is simply not a trajectory.
+    conversations = data.read_trajectories(run.tasks, skipped=[])
     format_prompts = data.tool_call_prompts(conversations, limit=run.format_prompts)
     questions = read_mmlu(run.mmlu, stage.mmlu_questions) if run.mmlu and stage.mmlu_questions else []
     problems = stage.humaneval_problems if run.humaneval_problems is None else run.humaneval_problems
@@ -454,6 +460,7 @@ def run_eval(run: EvalRun, echo: Any = click.echo) -> StageSummary:
         if mine is not None and theirs is not None:
             metrics[name], metrics[f"base_{name}"], metrics[drops[name]] = mine, theirs, theirs - mine
     metrics["tool_call_prompts"] = float(len(fitting))
+    metrics["malformed_records"] = float(len(skipped))
     metrics["seconds"] = round(time.monotonic() - started, 2)
     not_measured = stage.not_configured() + [
         note for key, note in NOT_MEASURED_NOTES.items() if key not in metrics

@@ -44,6 +44,7 @@ from moa.agent.policy import decode
 from moa.agent.ranking import TIERS
 from moa.agent.rollout import parse_turn
 from moa.agent.tasks import RepairTask
+from moa.api import bad_records
 from moa.api.stages import StageConfig, StageSummary
 from moa.api.training import GrpoStage
 from moa.stage import (
@@ -274,17 +275,18 @@ def run_grpo(run: GrpoRun) -> StageSummary:
     from trl import GRPOTrainer
 
     from moa.agent.policy import limit_cpu_threads, load_adapter, load_base
-    from moa.agent.tasks import read_tasks
+    from moa.agent.tasks import read_good_tasks
     from moa.trainer.callbacks import progress_callbacks
 
     spec = run.config.spec
     stage = spec.stages.grpo
     timeout = float(spec.data.limits.timeouts.test_seconds)
     limit_cpu_threads()
-    tasks = read_tasks(run.tasks, spec.language, run.max_tasks)
+    reports = run.config.layout.reports / "grpo"
+    tasks, skipped = read_good_tasks(run.tasks, spec.language, run.max_tasks, reports, click.echo)
     if not tasks:
         raise click.ClickException(
-            f"no {spec.language} GRPO tasks under {run.tasks}: run `moa datagen trajectories`"
+            f"no {spec.language} GRPO tasks under {run.tasks}{bad_records.note(skipped, reports)}: run `moa datagen trajectories`"
         )
 
     model, tokenizer, backend = load_base(run.config.layout.base_model(spec.base_model), spec.lora)
@@ -334,6 +336,7 @@ def run_grpo(run: GrpoRun) -> StageSummary:
         "steps": float(trainer.state.global_step),
         "train_seconds": seconds,
         "tasks": float(len(tasks)),
+        "malformed_records": float(len(skipped)),
         "curriculum_switches": float(len(curriculum.switches) - 1),
         "final_max_length": float(curriculum.max_length),
     }

@@ -26,11 +26,14 @@ from __future__ import annotations
 import logging
 import shutil
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
+from moa.api import bad_records
 from moa.api.stages import StageConfig, StageSummary
 from moa.stage import (
     StageDirs,
@@ -45,6 +48,9 @@ from moa.stage import (
 )
 from moa.trainer import gates, history, plots
 from moa.trainer.arguments import trackers, trainer_kwargs
+
+if TYPE_CHECKING:
+    from moa.trainer.data import Pair
 
 log = logging.getLogger("moa.trainer")
 
@@ -121,8 +127,9 @@ def make_trainer_class():  # type: ignore[no-untyped-def]
     return IpoTrainer
 
 
-def build_trainer(run: IpoRun, dirs: StageDirs):  # type: ignore[no-untyped-def]
-    """(trainer, KL monitor, backend description, pair count); reference log-probs are computed here."""
+def build_trainer(run: IpoRun, dirs: StageDirs, pairs: list[Pair] | None = None):  # type: ignore[no-untyped-def]
+    """(trainer, KL monitor, backend description, pair count); reference log-probs are computed here.
+    `pairs`: the pairs already read (default: read them from `run.pairs`)."""
     from datasets import Dataset
     from trl import DPOConfig
 
@@ -133,7 +140,8 @@ def build_trainer(run: IpoRun, dirs: StageDirs):  # type: ignore[no-untyped-def]
     spec = run.config.spec
     stage = spec.stages.ipo
     limit_cpu_threads()
-    pairs = data.read_pairs(run.pairs)
+    if pairs is None:
+        pairs = data.read_pairs(run.pairs)
     log.info("ipo: %d preference pairs, beta %g", len(pairs), stage.beta)
     model, tokenizer, backend = load_base(run.config.layout.base_model(spec.base_model), spec.lora)
     model = load_adapter(model, run.adapter, trainable=True)
@@ -173,11 +181,24 @@ def build_trainer(run: IpoRun, dirs: StageDirs):  # type: ignore[no-untyped-def]
     return trainer, monitor, backend.describe(), len(pairs)
 
 
-def no_pairs(run: IpoRun, dirs: StageDirs) -> StageSummary:
+def read_good_pairs(run: IpoRun) -> tuple[list[Pair], list[str]]:
+    """The well-formed pairs, and every malformed record named `file:line: why`: all of them in
+    the stage's reports/{lang}/ipo/bad-records.txt, the first few logged. A bad record is left
+    out rather than stopping the stage (issue 15: no input crashes a stage)."""
+    from moa.trainer import data
+
+    skipped: list[str] = []
+    pairs = data.read_pairs(run.pairs, skipped)
+    bad_records.report(skipped, run.config.layout.reports / "ipo", click.echo)
+    return pairs, skipped
+
+
+def no_pairs(run: IpoRun, dirs: StageDirs, skipped: Sequence[str] = ()) -> StageSummary:
     """No informative pair to learn from: fail clearly, or (opted in) carry the SFT adapter forward."""
     if not run.config.spec.stages.ipo.skip_without_pairs:
+        bad = bad_records.note(skipped, run.config.layout.reports / "ipo")
         raise click.ClickException(
-            f"no preference pairs in {run.pairs}: every sampled episode was judged alike. Sample more "
+            f"no preference pairs in {run.pairs}{bad}: every sampled episode was judged alike. Sample more "
             "(stages.preferences.samples, temperature), improve the SFT policy, or set "
             "stages.ipo.skipWithoutPairs to carry the SFT adapter forward"
         )
@@ -187,7 +208,7 @@ def no_pairs(run: IpoRun, dirs: StageDirs) -> StageSummary:
     summary = StageSummary(
         stage="ipo",
         status="succeeded",
-        metrics={"pairs": 0.0, "skipped": 1.0},
+        metrics={"pairs": 0.0, "skipped": 1.0, "malformed_records": float(len(skipped))},
         message="IPO skipped: no informative preference pairs; the SFT adapter carries forward (skipWithoutPairs)",
     )
     log.warning(summary.message)
@@ -203,13 +224,13 @@ def run_ipo(run: IpoRun) -> StageSummary:
         return done
 
     from moa.agent.policy import ADAPTER_NAME
-    from moa.trainer import data
 
     spec = run.config.spec
     stage = spec.stages.ipo
-    if not data.read_pairs(run.pairs):
-        return no_pairs(run, dirs)
-    trainer, monitor, backend, pairs = build_trainer(run, dirs)
+    good, skipped = read_good_pairs(run)
+    if not good:
+        return no_pairs(run, dirs, skipped)
+    trainer, monitor, backend, pairs = build_trainer(run, dirs, good)
     resume = dirs.last_checkpoint()
     if resume is not None:
         log.info("resuming from %s", resume)
@@ -228,6 +249,7 @@ def run_ipo(run: IpoRun) -> StageSummary:
         "steps": float(trainer.state.global_step),
         "train_seconds": seconds,
         "pairs": float(pairs),
+        "malformed_records": float(len(skipped)),
     }
     measured = {
         "kl": gates.max_value(log_history, "kl"),

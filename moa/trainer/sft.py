@@ -19,6 +19,7 @@ from pathlib import Path
 
 import click
 
+from moa.api import bad_records
 from moa.api.stages import StageConfig
 from moa.stage import (
     StageDirs,
@@ -80,8 +81,12 @@ def run_sft(run: SftRun):  # -> StageSummary
     spec = run.config.spec
     stage = spec.stages.core_agent
     limit_cpu_threads()
-    train_convs = data.read_trajectories(run.train_data)
-    eval_convs = data.read_trajectories(run.eval_data)
+    # A malformed trajectory is left out and named (reports/{lang}/sft/bad-records.txt), not fatal.
+    skipped: list[str] = []
+    train_convs = data.read_trajectories(run.train_data, skipped)
+    eval_convs = data.read_trajectories(run.eval_data, skipped)
+    reports = run.config.layout.reports / "sft"
+    bad_records.report(skipped, reports, click.echo)
     log.info("sft: %d train / %d eval trajectories", len(train_convs), len(eval_convs))
     for kind, convs, path in (
         ("train", train_convs, run.train_data),
@@ -89,12 +94,12 @@ def run_sft(run: SftRun):  # -> StageSummary
     ):
         if not convs:
             raise click.ClickException(
-                f"no {kind} trajectories in {path}: the train/eval split is by package, so "
+                f"no {kind} trajectories in {path}{bad_records.note(skipped, reports)}: the train/eval split is by package, so "
                 "spec.data.sources needs at least two packages (and data.evalFraction > 0)"
             )
 
     model, tokenizer, backend = load_base(run.config.layout.base_model(spec.base_model), spec.lora)
-    model = loading.add_lora(model, spec.lora)
+    model = loading.add_lora(model, spec.lora, stage.seed)
     trainable, total = loading.trainable_parameters(model)
     log.info("trainable parameters: %d of %d (%.2f%%)", trainable, total, 100 * trainable / total)
 
@@ -139,6 +144,7 @@ def run_sft(run: SftRun):  # -> StageSummary
         "train_seconds": seconds,
         "trainable_parameters": float(trainable),
         "tool_call_prompts": float(fmt.prompts),
+        "malformed_records": float(len(skipped)),
     }
     measured = {
         "train_loss": gates.final_loss(log_history),
