@@ -72,7 +72,10 @@ class PreferencesRun:
 
 def task_row(task: Any, episodes: list[Any], outcomes: list[EvalOutcome], max_pairs: int) -> dict[str, Any]:
     """One task's progress row: every sample's outcome, and its informative, writable pairs."""
-    candidates = [ep.patch or "" for ep in episodes]
+    # An episode that changed nothing is told apart by what it did (its transcript), not by its
+    # empty patch: one that broke the protocol and one that made valid calls are judged in different
+    # tiers and form a pair; two identical ones still do not.
+    candidates = [ep.patch or ep.transcript for ep in episodes]
     found = ranking.pairs(candidates, outcomes, max_pairs=len(episodes) ** 2)
     writable = [p for p in found if episodes[p.chosen].renderable and episodes[p.rejected].renderable]
     prompt = task.prompt_text()

@@ -16,6 +16,7 @@ from moa.api.gates import blocking
 from moa.api.layout import Layout
 from moa.api.stages import headline_metrics
 from moa.api.training import load_training
+from moa.pipeline import before_after
 from moa.pipeline.local import LocalRun
 from moa.pipeline.planner import Plan
 from moa.pipeline.registry import LocalRegistry, adapter_for, export, publish
@@ -76,6 +77,21 @@ def _summary(current: Plan, console: Console) -> None:
         console.print(gates)
 
 
+def _before_after(current: Plan, console: Console, reports: Path) -> None:
+    """The closing before/after table of the learning stages (also reports/{lang}/before_after.md)."""
+    rows = before_after.rows({st.name: st.metrics for st in current.stages})
+    if all(r.after is None for r in rows):
+        return  # no learning stage got as far as measuring anything
+    table = Table(title="before / after: base model (or the stage's start) vs adapter")
+    for col in before_after.HEADER:
+        table.add_column(col)
+    for r in rows:
+        table.add_row(*r.cells())
+    console.print(table)
+    reports.mkdir(parents=True, exist_ok=True)
+    (reports / "before_after.md").write_text(before_after.markdown(rows))
+
+
 @click.command()
 @click.argument("spec_file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option(
@@ -124,6 +140,7 @@ def run(spec_file: Path, workdir: Path | None, rerun: tuple[str, ...], plain: bo
         final = local.run(report)
     _summary(final, console)
     layout = Layout(root, training.spec.language)
+    _before_after(final, console, layout.reports)
     if final.phase == "Succeeded":
         eval_stage = next(st for st in final.stages if st.name == "eval")
         adapter = publish(adapter_for(training, eval_stage.metrics, eval_stage.gates), root)

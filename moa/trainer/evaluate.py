@@ -409,7 +409,7 @@ def run_eval(run: EvalRun, echo: Any = click.echo) -> StageSummary:
     # The same rows again, as conversations: the bad ones were named above by the task reader,
     # and a GRPO task row (a prompt, no text) is simply not a trajectory.
     conversations = data.read_trajectories(run.tasks, skipped=[])
-    format_prompts = data.tool_call_prompts(conversations, limit=run.format_prompts)
+    format_prompts = data.tool_call_prompts(conversations)
     questions = read_mmlu(run.mmlu, stage.mmlu_questions) if run.mmlu and stage.mmlu_questions else []
     problems = stage.humaneval_problems if run.humaneval_problems is None else run.humaneval_problems
     timeout = float(spec.data.limits.timeouts.test_seconds)
@@ -417,11 +417,8 @@ def run_eval(run: EvalRun, echo: Any = click.echo) -> StageSummary:
     base, tokenizer, backend = load_base(run.config.layout.base_model(spec.base_model), spec.lora)
     model = load_adapter(base, run.adapter, trainable=False)
     policy = Policy(model, tokenizer, 0.0, run.max_new_tokens, max_length=spec.lora.max_seq_length)
-    fitting = [p for p in format_prompts if policy.fits(p)]
-    if len(fitting) < len(format_prompts):
-        echo(
-            f"{len(format_prompts) - len(fitting)} tool-call prompts exceed {spec.lora.max_seq_length} tokens: left out"
-        )
+    # The first `format_prompts` that fit the context: a short one still gets its full probe.
+    fitting = [p for p in format_prompts if policy.fits(p)][: run.format_prompts]
 
     def both(measure: Any) -> tuple[Any, Any]:
         """(adapter, base) values of one measure; the base is the same weights with the adapter off.

@@ -234,6 +234,9 @@ def run_ipo(run: IpoRun) -> StageSummary:
     resume = dirs.last_checkpoint()
     if resume is not None:
         log.info("resuming from %s", resume)
+    # Measured before training, where the policy is the reference: margin and accuracy 0 (a
+    # reference that is not the SFT policy shows here), the "before" of the before/after table.
+    start = trainer.evaluate() if resume is None else {}
     started = time.monotonic()
     trainer.train(resume_from_checkpoint=str(resume) if resume else None)
     seconds = time.monotonic() - started
@@ -256,6 +259,8 @@ def run_ipo(run: IpoRun) -> StageSummary:
         "final_loss": gates.final_loss(log_history),
         "chosen_over_rejected": final.get("eval_rewards/accuracies"),
         "eval_margin": final.get("eval_rewards/margins"),
+        "chosen_over_rejected_start": start.get("eval_rewards/accuracies"),
+        "eval_margin_start": start.get("eval_rewards/margins"),
         "kl_final": (history.values(log_history, "kl") or [None])[-1],
         "margin": (history.values(log_history, "margin") or [None])[-1],
     }

@@ -7,7 +7,8 @@ assistant turns. Packing fills each sequence up to the spec's max length.
 
 Outputs (checkpoints/adapters/{lang}_core_agent): the adapter, history.json, plots/,
 report.md and metrics.json (last) with the gates: final train loss, tool-call format
-accuracy on held-out prompts, and the eval-loss trend (`moa.trainer.gates`).
+accuracy on held-out prompts, and the eval-loss trend (`moa.trainer.gates`). The same probe on
+the base model (adapter off) is `base_tool_call_accuracy`: where SFT started.
 """
 
 from __future__ import annotations
@@ -76,7 +77,7 @@ def run_sft(run: SftRun):  # -> StageSummary
     from moa.agent.policy import limit_cpu_threads, load_base
     from moa.trainer import data, loading
     from moa.trainer.callbacks import progress_callbacks
-    from moa.trainer.toolcalls import format_accuracy
+    from moa.trainer.toolcalls import FormatResult, format_accuracy
 
     spec = run.config.spec
     stage = spec.stages.core_agent
@@ -106,8 +107,13 @@ def run_sft(run: SftRun):  # -> StageSummary
     def tokenized(convs: list) -> Dataset:
         return Dataset.from_list([data.tokenize_with_mask(tokenizer, c) for c in convs])
 
+    kwargs = trainer_kwargs(stage, backend, dirs, run.max_steps, trackers(run.config))
+    if stage.gates.eval_loss_window == 0:
+        # No eval-loss trend is gated: one eval pass at the end gives the final eval loss. On CPU
+        # each pass over the held-out trajectories costs minutes; ten of them were most of the demo's SFT.
+        kwargs["eval_strategy"] = "no"
     args = SFTConfig(
-        **trainer_kwargs(stage, backend, dirs, run.max_steps, trackers(run.config)),
+        **kwargs,
         num_train_epochs=stage.epochs,
         max_length=spec.lora.max_seq_length,
         packing=stage.packing,
@@ -136,8 +142,18 @@ def run_sft(run: SftRun):  # -> StageSummary
     tokenizer.save_pretrained(result)
     history.save(log_history, result / history.FILE)
 
-    prompts = data.tool_call_prompts(eval_convs, limit=run.format_prompts)
-    fmt = format_accuracy(trainer.model, tokenizer, prompts, run.max_new_tokens, spec.lora.max_seq_length)
+    prompts = data.tool_call_prompts(eval_convs)
+
+    def probe() -> FormatResult:
+        max_length = spec.lora.max_seq_length
+        return format_accuracy(
+            trainer.model, tokenizer, prompts, run.max_new_tokens, max_length, run.format_prompts
+        )
+
+    fmt = probe()
+    # The same probe on the base (adapter off): what SFT started from, for the before/after table.
+    with trainer.model.disable_adapter():
+        base_fmt = probe()
 
     metrics = {
         "steps": float(trainer.state.global_step),
@@ -151,6 +167,7 @@ def run_sft(run: SftRun):  # -> StageSummary
         "eval_loss": (history.values(log_history, "eval_loss") or [None])[-1],
         "eval_loss_slope": gates.eval_loss_slope(log_history, stage.gates.eval_loss_window),
         "tool_call_accuracy": fmt.accuracy,
+        "base_tool_call_accuracy": base_fmt.accuracy,
     }
     metrics.update({k: v for k, v in measured.items() if v is not None})
     results = stage.gates.evaluate(metrics)

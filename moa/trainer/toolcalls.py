@@ -64,13 +64,19 @@ def generate(
 
 
 def format_accuracy(
-    model: Any, tokenizer: Any, prompts: list[str], max_new_tokens: int = 256, max_length: int | None = None
+    model: Any,
+    tokenizer: Any,
+    prompts: list[str],
+    max_new_tokens: int = 256,
+    max_length: int | None = None,
+    limit: int | None = None,
 ) -> FormatResult:
-    """Share of held-out prompts whose greedy completion is a valid tool call.
+    """Share of held-out prompts whose greedy completion is a valid tool call, on the first
+    `limit` prompts that fit.
 
     Prompts that do not fit `max_length` (the LoRA's max_seq_length) with the generation budget
     are left out and logged: padding a batch to a too-long prompt once asked CPU eager attention
-    for 37 GB."""
+    for 37 GB. The limit applies after that, so a short context still gets `limit` prompts."""
     if max_length is not None:
         fits = [
             p
@@ -85,6 +91,7 @@ def format_accuracy(
                 max_length,
             )
         prompts = fits
+    prompts = prompts[:limit]
     if not prompts:
         return FormatResult(0, 0, ())
     completions = generate(model, tokenizer, prompts, max_new_tokens, batch_size=2)

@@ -67,3 +67,29 @@ def test_differing_episodes_are_executed_ranked_and_written_as_ipo_pairs(tmp_pat
     assert "run_tests" in pair["chosen"] and pair["chosen"].endswith("<|return|>")
     (tmp_path / "pairs.jsonl").write_text("".join(json.dumps(p) + "\n" for p in written))
     assert len(read_pairs(tmp_path / "pairs.jsonl")) == 2  # what `moa train ipo` reads
+
+
+def test_episodes_that_changed_nothing_pair_when_judged_apart(tmp_path: Path) -> None:
+    """Without a patch, a valid call (repository unchanged: tests fail) beats a broken turn
+    (invalid tool call): the pair the demo's SFT policy yields. Identical episodes never pair."""
+    from moa import harmony as h
+    from moa.agent.rollout import Episode
+    from moa.api.records import EvalOutcome
+    from moa.languages.evaluators import invalid_call
+
+    task = read_tasks(write_rows(tmp_path / "train", oracle_rows()), "python")[0]
+    valid = Episode(messages=[h.tool_call("run_tests", {})], completions=["..."], turns=1, tool_calls=1)
+    broken = Episode(
+        messages=[h.tool_call("run_tests", {"bogus": 1})],
+        completions=["..."],
+        turns=1,
+        ended="invalid",
+        problem="invalid call to functions.run_tests",
+    )
+    unchanged = EvalOutcome(builds=True, outcome="tests_failed", reward=0.1)
+    invalid = invalid_call(broken.problem)
+    row = task_row(task, [broken, valid], [invalid, unchanged], max_pairs=4)
+    assert [(p["chosen_outcome"], p["rejected_outcome"]) for p in row["pairs"]] == [
+        ("tests_failed", "invalid_tool_call")
+    ]
+    assert task_row(task, [valid, valid], [unchanged, invalid], max_pairs=4)["pairs"] == []

@@ -78,6 +78,8 @@ def test_sft_trains_gates_and_publishes(sft: StageSummary, root: Path) -> None:
     # At most the 8 asked for: prompts longer than maxSeqLength with the generation budget are left out.
     assert sft.metrics["steps"] == SFT_STEPS and 0 < sft.metrics["tool_call_prompts"] <= 8
     assert sft.metrics["train_loss"] < 4.0 and sft.metrics["tool_call_accuracy"] > 0.2
+    # The same probe on the base, adapter off: the "before" of `moa run`'s closing table.
+    assert 0 <= sft.metrics["base_tool_call_accuracy"] < sft.metrics["tool_call_accuracy"]
     for name in (
         "adapter_model.safetensors",
         "adapter_config.json",
@@ -187,6 +189,9 @@ def test_ipo_trains_against_sft_and_gates(ipo: StageSummary, root: Path) -> None
     out = Layout(root, "python").ipo_adapter
     assert ipo.status == "succeeded", ipo.message
     assert ipo.metrics["steps"] == 8 and ipo.metrics["chosen_over_rejected"] > 0.5
+    # Before training the policy is the SFT reference: no pair is preferred yet, the margin is 0.
+    assert ipo.metrics["chosen_over_rejected_start"] == 0.0
+    assert ipo.metrics["eval_margin_start"] == pytest.approx(0.0, abs=1e-6)
     assert 0 < ipo.metrics["kl"] < 10.0
     for name in (
         "adapter_model.safetensors",
