@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import tarfile
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -233,21 +234,19 @@ class RealNode:
         )
 
     def import_images(self, archives: Iterable[Path]) -> None:
-        """`ctr -n k8s.io image import` each OCI/Docker archive (a no-op for ones already there)."""
+        """`ctr -n k8s.io image import` each OCI archive whose image is not there yet. An older
+        image of the same name is removed first: a 6 GB trainer twice may not fit on the disk."""
         ctr = ensure_binaries(["ctr"], say=self.say)["ctr"]
+        images = [str(ctr), "--address", str(self.layout.containerd_socket), "-n", "k8s.io", "images"]
         for archive in archives:
             started = time.monotonic()
-            result = host_state.run(
-                str(ctr),
-                "--address",
-                str(self.layout.containerd_socket),
-                "-n",
-                "k8s.io",
-                "image",
-                "import",
-                "--local",
-                str(archive),
-            )
+            name, digest = oci_archive_ref(archive)
+            present = host_state.run(*images, "ls", "--quiet", f"name=={name},target.digest=={digest}")
+            if name and present.stdout.strip() == name:
+                continue
+            if name:
+                host_state.run(*images, "rm", "--sync", name)
+            result = host_state.run(*images, "import", "--local", str(archive))
             if result.returncode != 0:
                 raise RuntimeError(f"importing {archive} failed: {result.stderr.strip()}")
             self.say(f"imported {archive.name} in {time.monotonic() - started:.1f} s")
@@ -420,6 +419,17 @@ class RealNode:
             state = f"running  pid {running[component]}" if component in running else "stopped"
             lines.append(f"  {component:<24} {state}")
         return lines
+
+
+def oci_archive_ref(archive: Path) -> tuple[str, str]:
+    """(image name, manifest digest) an OCI archive holds, from its index.json; ("", "") when it
+    names none (then it is imported every time)."""
+    with tarfile.open(archive) as tar:
+        member = tar.extractfile("index.json")
+        index = json.load(member) if member is not None else {}
+    manifest = next(iter(index.get("manifests") or []), {})
+    name = (manifest.get("annotations") or {}).get("org.opencontainers.image.ref.name", "")
+    return (name, manifest.get("digest", "")) if "/" in name else ("", "")
 
 
 def local_volume(name: str, path: Path, size: str, claim: tuple[str, str] | None = None) -> dict:
