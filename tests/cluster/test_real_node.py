@@ -36,8 +36,12 @@ RESTRICTED = {
 
 
 @pytest.fixture(scope="module")
-def probe_image() -> str:
-    return node_images(print).probe
+def probe_image(node_cluster: Any) -> str:
+    images = node_images(print)
+    # Imported when the node started; kubelet's image GC may have removed it since (a disk filled
+    # by image builds), and nothing could pull it again.
+    node_cluster.node.import_images(images.archives)
+    return images.probe
 
 
 def pod(name: str, image: str, *commands: list[str], labels: dict[str, str] | None = None) -> dict[str, Any]:
