@@ -35,8 +35,10 @@ RESTRICTED = {
 }
 
 
-@pytest.fixture(scope="module")
-def probe_image(node_cluster: Any) -> str:
+@pytest.fixture
+def probe_image(node_cluster: Any, node_kubeconfig: Any) -> str:
+    """The probe image, on a node that is up (`node_kubeconfig` brings it up again after a test
+    that stopped it)."""
     images = node_images(print)
     # Imported when the node started; kubelet's image GC may have removed it since (a disk filled
     # by image builds), and nothing could pull it again.
