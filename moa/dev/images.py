@@ -312,6 +312,7 @@ def build(image: Image, base_id: str) -> Built:
         "--network",
         "host",
         "--layers",
+        "--force-rm",  # a failed build leaves no working containers (and their mounts) behind
         "--pull-never",
         f"--build-arg=BASE={base_name()}",
         *args,
