@@ -43,10 +43,15 @@ def lora_config(lora: LoraSpec, model_config: Any) -> Any:
     )
 
 
-def add_lora(model: Any, lora: LoraSpec) -> Any:
-    """A fresh trainable adapter on the base (the start of SFT)."""
+def add_lora(model: Any, lora: LoraSpec, seed: int = 0) -> Any:
+    """A fresh trainable adapter on the base (the start of SFT), its random initialisation drawn
+    from `seed`: the Trainer seeds only once it is built, after the adapter exists, so without
+    this two runs of one spec start from different adapters (and a killed run's re-run could
+    never be compared with an uninterrupted one)."""
+    import torch
     from peft import get_peft_model
 
+    torch.manual_seed(seed)
     config = lora_config(lora, model.config)
     with expert_patterns_accepted():
         model = get_peft_model(model, config, adapter_name=ADAPTER_NAME)

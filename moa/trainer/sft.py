@@ -100,7 +100,7 @@ def run_sft(run: SftRun):  # -> StageSummary
             )
 
     model, tokenizer, backend = load_base(run.config.layout.base_model(spec.base_model), spec.lora)
-    model = loading.add_lora(model, spec.lora)
+    model = loading.add_lora(model, spec.lora, stage.seed)
     trainable, total = loading.trainable_parameters(model)
     log.info("trainable parameters: %d of %d (%.2f%%)", trainable, total, 100 * trainable / total)
 
