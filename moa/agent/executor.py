@@ -26,6 +26,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+# The agent's search patterns run on `regex`, not `re`: a pattern that backtracks
+# catastrophically (`(a|aa)+$` on a long line) runs for hours, and `re` cannot be stopped from a
+# worker thread (trajectories runs episodes in threads); `regex` takes a timeout per match.
+import regex
+
 from moa.agent.workspace import Workspace, WorkspaceError, hidden_dirs, inside
 from moa.harmony import patch as harmony_patch
 from moa.harmony.model import Message
@@ -60,6 +65,7 @@ class Caps:
     list_entries: int = 300
     search_results: int = 200
     search_file_bytes: int = 1_000_000
+    search_seconds: float = 10.0  # matching time of one search call; a slower pattern is refused
     output_chars: int = 8000  # test output kept (head + tail)
     test_timeout_s: float = 300.0
     call_chars: int = 1 << 20  # arguments of one call (a patch included); larger calls are refused
@@ -275,9 +281,9 @@ class Executor:
         pattern_text = str(args["pattern"])
         note = ""
         try:
-            pattern = re.compile(pattern_text)
-        except re.error as exc:
-            pattern = re.compile(re.escape(pattern_text))
+            pattern = regex.compile(pattern_text)
+        except (regex.error, RecursionError) as exc:  # nesting too deep to compile: literal text too
+            pattern = regex.compile(regex.escape(pattern_text))
             note = f"[not a valid regular expression ({exc}); searched for the literal text]\n"
         base = inside(self.root, str(args.get("path", ".")) or ".")
         if not base.exists():
@@ -287,6 +293,7 @@ class Executor:
         files = [p for p in files if p.resolve().is_relative_to(self.root)]  # no links out of the repo
         hits: list[str] = []
         more = False
+        deadline = time.monotonic() + self.caps.search_seconds
         for path in files:
             if path.stat().st_size > self.caps.search_file_bytes:
                 continue
@@ -295,7 +302,16 @@ class Executor:
             except UnicodeDecodeError:
                 continue
             for n, line in enumerate(text.splitlines(), 1):
-                if pattern.search(line):
+                try:
+                    found = pattern.search(line, timeout=max(deadline - time.monotonic(), 1e-3))
+                except TimeoutError:
+                    return Observation(
+                        f"error: searching for {pattern_text!r} took over {self.caps.search_seconds:g}s "
+                        f"(stopped at {self._rel(path)}:{n}); the pattern backtracks too much: "
+                        "simplify it (no nested or overlapping repetition such as (a+)+ or (a|aa)+) or narrow the path",
+                        ok=False,
+                    )
+                if found:
                     if len(hits) == limit:
                         more = True
                         break

@@ -102,6 +102,24 @@ def test_search_regex_literal_fallback_and_result_cap(ws: Workspace) -> None:
     assert capped.text.count("\n") == 5 and "stopped after 5 matches" in capped.text
 
 
+def test_search_with_a_catastrophic_pattern_stops_at_its_time_budget(ws: Workspace) -> None:
+    """`(a|aa)+$` on 40 a's and a b backtracks for hours (in `re` and in `regex` alike); the
+    search gives up at its budget with an error observation naming the pattern and where it was."""
+    import time
+
+    from moa.agent.executor import Caps
+
+    (ws.root / "aaa.txt").write_text("a" * 40 + "b\n")
+    ex = Executor(ws, caps=Caps(search_seconds=0.5))
+    started = time.monotonic()
+    obs = ex.call("search", {"pattern": "(a|aa)+$", "path": "aaa.txt"})
+    took = time.monotonic() - started
+    assert not obs.ok and not obs.invalid
+    assert "took over 0.5s" in obs.text and "aaa.txt:1" in obs.text and "(a|aa)+$" in obs.text
+    assert took < 10, f"the search ran {took:.1f}s past a 0.5s budget"
+    assert ex.call("search", {"pattern": "a+b$", "path": "aaa.txt"}).text == "aaa.txt:1: " + "a" * 40 + "b"
+
+
 def test_apply_patch_and_refusals_are_counted_as_invalid(ws: Workspace, tmp_path: Path) -> None:
     ex = Executor(ws)
     fix = make_patch({"calc.py": ((ws.root / "calc.py").read_text(), CALC)})
