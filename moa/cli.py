@@ -51,7 +51,9 @@ class MoaCLI(LazyGroup):
         except Exception as exc:
             if os.environ.get("MOA_DEBUG") or (ctx.params.get("debug")):
                 raise
-            msg = str(exc).strip() or exc.__class__.__name__
+            from moa.api import disk_full
+
+            msg = disk_full.describe(exc) or str(exc).strip() or exc.__class__.__name__
             click.echo(f"moa: error: {msg}", err=True)
             click.echo("  (run with --debug for the traceback)", err=True)
             sys.exit(1)

@@ -48,3 +48,29 @@ def test_gate_on_a_full_disk_keeps_previous_outputs(tmp_path: Path, small_disk: 
     assert "No space left on device" in again.output and "previous content is unchanged" in again.output
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before  # intact, no .tmp litter
     json.loads(before["metrics.json"])
+
+
+def test_a_full_disk_names_the_file_being_written(small_disk: Path) -> None:
+    """The OS names no file when a write to an open file fails (trajectories' rows, a report), nor
+    does safetensors when it saves weights: `moa`'s one error handler finds the file where the
+    write happened and says what to do."""
+    import sys
+
+    from moa.api import disk_full
+
+    rows = small_disk / "rows.jsonl"
+    with pytest.raises(OSError) as full, rows.open("w") as fh:
+        while True:
+            fh.write("x" * 4096)
+    line = disk_full.describe(full.value)
+    assert line is not None and f"writing {rows}:" in line and "run the same command again" in line
+    rows.unlink()
+
+    # A real command whose weights do not fit: safetensors' own error, no OSError, no file name.
+    out = small_disk / "tiny"
+    cmd = [sys.executable, "-m", "moa.cli", "dev", "tiny-model", "--output", str(out)]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 1, done.stderr
+    assert f"moa: error: the disk is full writing {out}" in done.stderr, done.stderr
+    assert "No space left on device" in done.stderr and "Traceback" not in done.stderr
+    assert disk_full.describe(ValueError("a bad row")) is None  # anything else keeps its own message
