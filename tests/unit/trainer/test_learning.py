@@ -43,6 +43,14 @@ FLIPPED = pytest.mark.xfail(
 )
 CONSTANT = {"lrScheduler": "constant", "warmupRatio": 0.0, "gradientAccumulation": 1, "saveSteps": 1000}
 SFT_STEPS = 120
+# Adam at 1e-2 on this LoRA overshoots: gradient norms spiked to 60-150 (against under 25 at 3e-3),
+# training loss plateaued near 0.2 and whether greedy decoding closed the held-out call with
+# <|call|> (the probe: three prompts, all at the first call, the only one that fits 256 tokens
+# with the generation budget) came down to the seed: of 9 seeds, seed 7 scored 0 of 3 and seed 2
+# 2 of 3. At 3e-3 all 8 tried (0-7) scored 3 of 3, loss near 0.1. The adapter's init is seeded by the spec (reproducible), so the SFT test runs
+# the default seed and two others: it must not depend on a lucky draw.
+SFT_LEARNING_RATE = 3e-3
+SFT_OTHER_SEEDS = (1, 2)
 FORMAT_PROMPTS = 8
 MAX_NEW_TOKENS = 128
 
@@ -62,15 +70,16 @@ def inverted(tokenize: Any) -> Any:
     return tokenize_inverted
 
 
-def run_sft(root: Path, tiny_model: Path, name: str) -> StageSummary:
+def run_sft(root: Path, tiny_model: Path, name: str, seed: int | None = None) -> StageSummary:
     from moa.trainer.sft import SftRun, run_sft
 
     stages = {
         "coreAgent": CONSTANT
         | {
-            "learningRate": 1e-2,
+            "learningRate": SFT_LEARNING_RATE,
             "gates": {"maxLoss": 100.0, "minToolCallAccuracy": 0.0, "evalLossWindow": 0.0},
         }
+        | ({} if seed is None else {"seed": seed})
     }
     path = fx.stage_config(root, tiny_model, "sft", root / f"{name}.yaml", **stages)
     run = SftRun.from_config(
@@ -104,18 +113,30 @@ def sft_adapter(root: Path, tiny_model: Path) -> Path:
     return root / "sft_learned"
 
 
-@pytest.mark.parametrize("signal", ["assistant tokens", pytest.param("inverted mask", marks=FLIPPED)])  # fmt: skip
+@pytest.mark.parametrize(
+    ("signal", "seed"),
+    [("assistant tokens", None)]
+    + [("assistant tokens", seed) for seed in SFT_OTHER_SEEDS]
+    + [pytest.param("inverted mask", None, marks=FLIPPED)],
+)
 def test_sft_raises_tool_call_accuracy(
-    signal: str, root: Path, tiny_model: Path, sft_adapter: Path, monkeypatch: pytest.MonkeyPatch
+    signal: str,
+    seed: int | None,
+    root: Path,
+    tiny_model: Path,
+    sft_adapter: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     before = base_format_accuracy(root, tiny_model)
-    if signal == "assistant tokens":
+    if signal == "assistant tokens" and seed is None:
         summary = StageSummary.read(sft_adapter / "metrics.json")
+    elif signal == "assistant tokens":
+        summary = run_sft(root, tiny_model, f"sft_seed{seed}", seed)
     else:
         monkeypatch.setattr(data, "tokenize_with_mask", inverted(data.tokenize_with_mask))
         summary = run_sft(root, tiny_model, "sft_inverted")
     after = summary.metrics["tool_call_accuracy"]
-    print(f"sft [{signal}]: tool-call format accuracy {before:.2f} -> {after:.2f}")
+    print(f"sft [{signal}, seed {seed or 'default'}]: tool-call format accuracy {before:.2f} -> {after:.2f}")
     assert after >= before + 0.3, f"tool-call accuracy {before:.2f} -> {after:.2f}"
 
 

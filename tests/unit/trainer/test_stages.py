@@ -176,6 +176,30 @@ def test_killed_sft_run_resumes_from_its_checkpoint(
     assert max(e["step"] for e in history if "loss" in e) == steps
 
 
+def test_two_runs_of_one_spec_train_the_same_adapter(root: Path, tiny_model: Path) -> None:
+    """The fresh adapter's random init is drawn from the spec's seed (the Trainer seeds only once
+    the adapter exists), so one spec trains one adapter on CPU, bit for bit: a killed run's re-run
+    can be compared with an uninterrupted one. Another seed trains another adapter."""
+    from safetensors.torch import load_file
+
+    from moa.trainer.sft import SftRun, run_sft
+
+    def adapter(name: str, seed: int) -> dict:
+        gates = {"maxLoss": 100.0, "minToolCallAccuracy": 0.0, "evalLossWindow": 0.0}
+        stage = SFT | {"seed": seed, "gates": gates}
+        path = config(root, tiny_model, "sft", name, coreAgent=stage)
+        run = SftRun.from_config(
+            StageConfig.load(path), output=root / name, max_steps=2, format_prompts=1, max_new_tokens=8
+        )
+        assert run_sft(run).status == "succeeded"
+        return load_file(str(root / name / "adapter_model.safetensors"))
+
+    first, second, other = adapter("seeded_a", 7), adapter("seeded_b", 7), adapter("seeded_c", 8)
+    assert first.keys() == second.keys() == other.keys()
+    assert all(first[k].equal(second[k]) for k in first)
+    assert not all(first[k].equal(other[k]) for k in first)
+
+
 @pytest.fixture(scope="module")
 def ipo(sft: StageSummary, root: Path, tiny_model: Path) -> StageSummary:
     from moa.trainer.ipo import IpoRun, run_ipo
