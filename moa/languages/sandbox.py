@@ -419,9 +419,15 @@ _stale_cleaned = threading.Event()
 
 def clean_stale() -> int:
     """Remove what runs killed with SIGKILL left behind: cgroups, unsafe-mode scratch folders."""
-    removed = cgroups.clean_stale()
-    for folder in Path(tempfile.gettempdir()).glob("moa-sandbox-*"):
-        owner = folder.name.split("-")[2] if folder.name.count("-") >= 3 else ""
+    return cgroups.clean_stale() + remove_orphaned_scratch("moa-sandbox-")
+
+
+def remove_orphaned_scratch(prefix: str) -> int:
+    """Remove the folders `{TMPDIR}/{prefix}{pid}-*` whose process is gone: it was SIGKILLed
+    before it could remove its own scratch. Returns how many were removed."""
+    removed = 0
+    for folder in Path(tempfile.gettempdir()).glob(f"{prefix}*"):
+        owner = folder.name[len(prefix) :].split("-")[0]
         if owner.isdigit() and not Path(f"/proc/{owner}").exists():
             shutil.rmtree(folder, ignore_errors=True)
             removed += 1

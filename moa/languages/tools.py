@@ -15,6 +15,7 @@ import os
 import re
 import shutil
 import subprocess
+import tempfile
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -104,16 +105,37 @@ def install_once(name: str, ready: Callable[[Path], bool], install: Callable[[Pa
     return dest
 
 
+SETUP_SCRATCH = "moa-setup-"  # a setup command's TMPDIR: {tmp}/moa-setup-{pid}-XXXX
+_setup_stale_cleaned = False
+
+
+@contextlib.contextmanager
+def setup_tmpdir() -> Iterator[Path]:
+    """A private TMPDIR for one setup command, removed after it. pip (build and unpack folders)
+    and `python -m venv` (ensurepip's wheels) leave theirs in TMPDIR when killed; the first use
+    in a process removes those of processes that died (as the sandbox does for its scratch)."""
+    global _setup_stale_cleaned
+    if not _setup_stale_cleaned:
+        _setup_stale_cleaned = True
+        sandbox.remove_orphaned_scratch(SETUP_SCRATCH)
+    folder = Path(tempfile.mkdtemp(prefix=f"{SETUP_SCRATCH}{os.getpid()}-"))
+    try:
+        yield folder
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
 def check_call(cmd: Sequence[str], cwd: Path, env: dict[str, str] | None = None, what: str = "") -> str:
     """Run a trusted setup command (installs, downloads) with network; raise with its output tail."""
-    proc = subprocess.run(
-        list(cmd),
-        cwd=cwd,
-        env={**os.environ, **(env or {})},
-        capture_output=True,
-        text=True,
-        errors="replace",
-    )
+    with setup_tmpdir() as tmp:
+        proc = subprocess.run(
+            list(cmd),
+            cwd=cwd,
+            env={**os.environ, "TMPDIR": str(tmp), **(env or {})},
+            capture_output=True,
+            text=True,
+            errors="replace",
+        )
     if proc.returncode != 0:
         tail = excerpt(proc.stdout + proc.stderr, 3000)
         raise ToolError(f"{what or cmd[0]} failed (exit {proc.returncode}): {' '.join(cmd)}\n{tail}")
