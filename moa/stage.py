@@ -22,7 +22,7 @@ from __future__ import annotations
 import logging
 import shutil
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NoReturn
@@ -102,13 +102,18 @@ class StageDirs:
 
 
 def summarize(
-    stage: StageName, metrics: dict[str, float], gates: list[GateResult], message: str = ""
+    stage: StageName,
+    metrics: dict[str, float],
+    gates: list[GateResult],
+    message: str = "",
+    notes: Sequence[str] = (),
 ) -> StageSummary:
+    """`notes`: what a failed gate's message adds (where the malformed records are listed)."""
     failed = blocking(gates)
     for gate in gates:
         (log.info if gate.passed else log.warning)("gate %s", gate.describe())
     if failed and not message:
-        message = "gate failed: " + "; ".join(g.describe() for g in failed)
+        message = "gate failed: " + "; ".join([*(g.describe() for g in failed), *filter(None, notes)])
     return StageSummary(
         stage=stage,
         status="gate_failed" if failed else "succeeded",

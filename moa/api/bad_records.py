@@ -10,6 +10,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from moa.api import atomic
+from moa.api.gates import GateResult, check
 
 REPORT = "bad-records.txt"
 SHOWN = 5
@@ -36,3 +37,15 @@ def note(bad: Sequence[str], folder: Path) -> str:
     if not bad:
         return ""
     return f" ({len(bad)} malformed records left out, listed in {folder / REPORT})"
+
+
+def gate(stage: str, bad: Sequence[str], limit: int, folder: Path) -> tuple[GateResult, str]:
+    """A stage's malformed-records gate (spec.data.gates.maxMalformedRecords) on the records it
+    left out, with the note its failure message carries: where all of them are listed."""
+    result = check(f"{stage}.malformed_records", float(len(bad)), "<=", float(limit))
+    if result.passed:
+        return result, ""
+    return result, (
+        f"{len(bad)} malformed records left out, listed in {folder / REPORT}: fix the input, "
+        f"or allow them with spec.data.gates.maxMalformedRecords (now {limit})"
+    )

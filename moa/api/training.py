@@ -206,6 +206,16 @@ class DataGates(Model):
         default=1.0, description="Caught pairs whose diff was checked to touch only their function."
     )
     max_timeout_pairs: int = Field(default=0, ge=0, description="Mutants that hung, kept as pairs.")
+    # Every record moa reads was written by moa, so a malformed one means a bug or a damaged file,
+    # not noise to train around: by default one fails the gate (like duplicates and eval overlap),
+    # and a run that must go on despite a known-bad file says how many it tolerates.
+    max_malformed_records: int = Field(
+        default=0,
+        ge=0,
+        description="Malformed records a stage may leave out (each is listed in that stage's "
+        "bad-records.txt): checked by the data gate (mutations, trajectories) and by SFT, IPO, "
+        "GRPO and eval on what they read.",
+    )
 
     def evaluate(self, metrics: dict[str, float]) -> list[GateResult]:
         """Metrics: caught_mutations, multi_tool_fraction, duplicate_pairs, average_turns,

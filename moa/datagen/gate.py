@@ -131,6 +131,7 @@ def measure(mutations: Path, train: Path, evals: Path) -> Measured:
         "eval_trajectories": float(len(rows["eval"])),
         "duplicate_pairs": float(duplicates),
         "eval_overlap": float(len(overlap)),
+        "malformed_records": float(len(examples["malformed_records"])),
     }
     metrics |= pair_quality(loaded.records)
     if n:  # absent, not zero, when there is nothing to measure: an absent value fails its gate
@@ -175,9 +176,14 @@ def run_gate(
     layout: Layout, gates: DataGates, output: Path, echo: Callable[[str], object] = print
 ) -> StageSummary:
     measured = measure(layout.mutations, layout.core_agent_train, layout.core_agent_eval)
-    results = gates.evaluate(measured.metrics)
+    malformed, where = bad_records.gate(
+        "data", measured.examples["malformed_records"], gates.max_malformed_records, output
+    )
+    results = [*gates.evaluate(measured.metrics), malformed]
     failed = [r for r in results if not r.passed]
-    notes = [f"{k}: {', '.join(v[:3])}" for k, v in measured.examples.items() if v]
+    notes = [f"{k}: {', '.join(v[:3])}" for k, v in measured.examples.items() if v] + (
+        [where] if where else []
+    )
     summary = StageSummary(
         stage="datagate",
         status="gate_failed" if failed else "succeeded",

@@ -462,7 +462,9 @@ def run_eval(run: EvalRun, echo: Any = click.echo) -> StageSummary:
     not_measured = stage.not_configured() + [
         note for key, note in NOT_MEASURED_NOTES.items() if key not in metrics
     ]
-    summary = summarize("eval", metrics, stage.evaluate(metrics))
+    # The malformed tasks' report is published with the output (it was written into the result).
+    malformed, where = bad_records.gate("eval", skipped, spec.data.gates.max_malformed_records, run.output)
+    summary = summarize("eval", metrics, [*stage.evaluate(metrics), malformed], notes=[where])
     summary = summary.model_copy(update={"message": "; ".join([summary.message, *not_measured]).strip("; ")})
 
     result = dirs.result

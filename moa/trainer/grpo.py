@@ -45,6 +45,7 @@ from moa.agent.ranking import TIERS
 from moa.agent.rollout import parse_turn
 from moa.agent.tasks import RepairTask
 from moa.api import bad_records
+from moa.api.gates import GateResult
 from moa.api.stages import StageConfig, StageSummary
 from moa.api.training import GrpoStage
 from moa.stage import (
@@ -208,16 +209,25 @@ class ExecutionReward:
         return [o.reward for o in outcomes]
 
 
-def grpo_summary(log_history: history.History, stage: GrpoStage, metrics: dict[str, float]) -> StageSummary:
+def grpo_summary(
+    log_history: history.History,
+    stage: GrpoStage,
+    metrics: dict[str, float],
+    malformed: tuple[GateResult, str] | None = None,
+) -> StageSummary:
     """Gate metrics from the logged rewards (`gates.reward_window`) checked against the spec's
     GRPO gates, with the share of each judged outcome over the run (every step judges the same
-    number of completions, so the mean of the per-step shares is the share)."""
+    number of completions, so the mean of the per-step shares is the share); `malformed`: the
+    malformed-records gate on the tasks read (`bad_records.gate`)."""
     metrics = {**metrics, **gates.reward_window(log_history, stage.gates.window)}
     for tier in TIERS:
         shares = history.values(log_history, f"{OUTCOME_PREFIX}{tier}")
         if shares:
             metrics[f"share_{tier}"] = sum(shares) / len(shares)
-    return summarize("grpo", metrics, stage.gates.evaluate(metrics))
+    results, notes = stage.gates.evaluate(metrics), []
+    if malformed is not None:
+        results, notes = [*results, malformed[0]], [malformed[1]]
+    return summarize("grpo", metrics, results, notes=notes)
 
 
 def use_reference(model: Any, reference: Path, start: Path) -> None:
@@ -340,7 +350,8 @@ def run_grpo(run: GrpoRun) -> StageSummary:
         "curriculum_switches": float(len(curriculum.switches) - 1),
         "final_max_length": float(curriculum.max_length),
     }
-    summary = grpo_summary(log_history, stage, metrics)
+    malformed = bad_records.gate("grpo", skipped, spec.data.gates.max_malformed_records, reports)
+    summary = grpo_summary(log_history, stage, metrics, malformed)
 
     plots.plot(log_history, ["reward"], result / "plots" / "reward.png", f"GRPO {spec.language}", "reward")
     plots.plot(

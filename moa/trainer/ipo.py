@@ -269,7 +269,9 @@ def run_ipo(run: IpoRun) -> StageSummary:
     if monitor.tripped is not None:
         step, value = monitor.tripped
         message = f"aborted at step {step}: kl {value:.4g} >= klAbort {stage.gates.kl_abort:.4g}"
-    summary = summarize("ipo", metrics, stage.gates.evaluate(metrics), message)
+    reports = run.config.layout.reports / "ipo"
+    malformed, where = bad_records.gate("ipo", skipped, spec.data.gates.max_malformed_records, reports)
+    summary = summarize("ipo", metrics, [*stage.gates.evaluate(metrics), malformed], message, [where])
 
     plots.plot(log_history, ["loss"], result / "plots" / "loss.png", f"IPO {spec.language}", "loss")
     plots.plot(

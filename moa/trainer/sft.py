@@ -170,8 +170,8 @@ def run_sft(run: SftRun):  # -> StageSummary
         "base_tool_call_accuracy": base_fmt.accuracy,
     }
     metrics.update({k: v for k, v in measured.items() if v is not None})
-    results = stage.gates.evaluate(metrics)
-    summary = summarize("sft", metrics, results)
+    malformed, where = bad_records.gate("sft", skipped, spec.data.gates.max_malformed_records, reports)
+    summary = summarize("sft", metrics, [*stage.gates.evaluate(metrics), malformed], notes=[where])
 
     plots.plot(
         log_history, ["loss", "eval_loss"], result / "plots" / "loss.png", f"SFT {spec.language}", "loss"

@@ -105,6 +105,26 @@ def test_too_few_mutations_or_tool_calls_fail(tmp_path: Path) -> None:
     assert gates["data.multi_tool_fraction"]["value"] == 0 and gates["data.average_turns"]["value"] == 2
 
 
+
+def test_a_malformed_record_fails_the_gate_naming_the_report(tmp_path: Path) -> None:
+    """One malformed mutation record (otherwise clean data): maxMalformedRecords defaults to 0, so
+    the gate refuses, and its message says where every bad record is listed; allowing one passes."""
+    train = [_row(i, "pypi:a@1", f"f{i}", _diff(f"x = {i}", f"x = {i + 1}")) for i in range(3)]
+    _write(tmp_path, train, [_row(9, "pypi:b@1", "g", _diff("y = 1", "y = 2"))])
+    bad = tmp_path / "data" / "python" / "mutations" / "a" / "mutations.jsonl"
+    bad.parent.mkdir(parents=True)
+    bad.write_text('{"language": "python", "status": "caught"}\n')
+    code, gates, output = _gate(tmp_path)
+    report = tmp_path / "reports" / "python" / "datagate" / "bad-records.txt"
+    assert code == EXIT_GATE_FAILED, output
+    assert gates["data.malformed_records"]["value"] == 1 and not gates["data.malformed_records"]["passed"]
+    assert [name for name, g in gates.items() if not g["passed"]] == ["data.malformed_records"]
+    summary = json.loads(report.with_name("metrics.json").read_text())["message"]
+    assert f"1 malformed records left out, listed in {report}" in summary
+    assert "maxMalformedRecords" in summary and f"{bad}:1:" in report.read_text()
+    code, gates, output = _gate(tmp_path, maxMalformedRecords=1)
+    assert code == 0 and gates["data.malformed_records"]["passed"], output
+
 def test_no_trajectories_is_absent_not_passing(tmp_path: Path) -> None:
     code, gates, _ = _gate(tmp_path)
     assert code == EXIT_GATE_FAILED and gates["data.valid_harmony_fraction"].get("value") is None

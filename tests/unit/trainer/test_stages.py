@@ -74,6 +74,7 @@ def test_sft_trains_gates_and_publishes(sft: StageSummary, root: Path) -> None:
         "sft.train_loss": True,
         "sft.tool_call_accuracy": True,
         "sft.eval_loss_slope": True,
+        "sft.malformed_records": True,
     }
     # At most the 8 asked for: prompts longer than maxSeqLength with the generation budget are left out.
     assert sft.metrics["steps"] == SFT_STEPS and 0 < sft.metrics["tool_call_prompts"] <= 8
@@ -199,6 +200,27 @@ def test_two_runs_of_one_spec_train_the_same_adapter(root: Path, tiny_model: Pat
     assert all(first[k].equal(second[k]) for k in first)
     assert not all(first[k].equal(other[k]) for k in first)
 
+
+
+def test_a_malformed_trajectory_fails_sfts_gate_naming_the_report(tmp_path: Path, tiny_model: Path) -> None:
+    """SFT trains on the good rows, and its malformed-records gate (spec.data.gates.maxMalformedRecords,
+    0 by default) refuses the one bad row: exit 3, the message says where it is listed."""
+    from moa.trainer.sft import sft_cmd
+
+    root = fx.write_stage_data(tmp_path)
+    layout = Layout(root, "python")
+    train = next(layout.core_agent_train.glob("*.jsonl"))
+    train.write_text(train.read_text() + '{"text": 7}\n')
+    gates = {"maxLoss": 100.0, "minToolCallAccuracy": 0.0, "evalLossWindow": 0.0}
+    path = config(root, tiny_model, "sft", "malformed", coreAgent=SFT | {"gates": gates})
+    args = ["--config", str(path), "--max-steps", "2", "--format-prompts", "1", "--max-new-tokens", "8"]
+    result = CliRunner().invoke(sft_cmd, args)
+    assert result.exit_code == 3, result.output
+    summary = StageSummary.read(layout.sft_adapter / "metrics.json")
+    report = layout.reports / "sft" / "bad-records.txt"
+    assert [g.name for g in summary.gates if not g.passed] == ["sft.malformed_records"]
+    assert f"1 malformed records left out, listed in {report}" in summary.message
+    assert report.read_text().startswith(f"{train}:")
 
 @pytest.fixture(scope="module")
 def ipo(sft: StageSummary, root: Path, tiny_model: Path) -> StageSummary:
