@@ -105,7 +105,6 @@ def test_too_few_mutations_or_tool_calls_fail(tmp_path: Path) -> None:
     assert gates["data.multi_tool_fraction"]["value"] == 0 and gates["data.average_turns"]["value"] == 2
 
 
-
 def test_a_malformed_record_fails_the_gate_naming_the_report(tmp_path: Path) -> None:
     """One malformed mutation record (otherwise clean data): maxMalformedRecords defaults to 0, so
     the gate refuses, and its message says where every bad record is listed; allowing one passes."""
@@ -124,6 +123,7 @@ def test_a_malformed_record_fails_the_gate_naming_the_report(tmp_path: Path) -> 
     assert "maxMalformedRecords" in summary and f"{bad}:1:" in report.read_text()
     code, gates, output = _gate(tmp_path, maxMalformedRecords=1)
     assert code == 0 and gates["data.malformed_records"]["passed"], output
+
 
 def test_no_trajectories_is_absent_not_passing(tmp_path: Path) -> None:
     code, gates, _ = _gate(tmp_path)

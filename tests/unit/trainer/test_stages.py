@@ -201,7 +201,6 @@ def test_two_runs_of_one_spec_train_the_same_adapter(root: Path, tiny_model: Pat
     assert not all(first[k].equal(other[k]) for k in first)
 
 
-
 def test_a_malformed_trajectory_fails_sfts_gate_naming_the_report(tmp_path: Path, tiny_model: Path) -> None:
     """SFT trains on the good rows, and its malformed-records gate (spec.data.gates.maxMalformedRecords,
     0 by default) refuses the one bad row: exit 3, the message says where it is listed."""
@@ -221,6 +220,7 @@ def test_a_malformed_trajectory_fails_sfts_gate_naming_the_report(tmp_path: Path
     assert [g.name for g in summary.gates if not g.passed] == ["sft.malformed_records"]
     assert f"1 malformed records left out, listed in {report}" in summary.message
     assert report.read_text().startswith(f"{train}:")
+
 
 @pytest.fixture(scope="module")
 def ipo(sft: StageSummary, root: Path, tiny_model: Path) -> StageSummary:
