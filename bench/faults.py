@@ -10,12 +10,12 @@ Per stage kind, in the same run:
 - --kills trials: a fresh copy, a SIGKILL at the drawn moment, a re-run to the end. "resumed ok":
   the re-run exited as the baseline did, with no traceback; "identical": its artifacts equal the
   baseline's (data files by sha256 of their rows without wall-time fields, with test runners'
-  "in 2.99s" durations and 0x addresses masked, all that two uninterrupted runs differ in, and
-  mutate's count of verdicts a re-run reused; for training, metrics and
-  adapter weights within TOLERANCE, since a resumed optimizer is not bit-for-bit the same float
-  sequence); "litter": any path the baseline did not leave (temporary files, `.partial` folders,
-  progress files, sandbox scratch `moa-sandbox-*` in the run's private TMPDIR), except each
-  attempt's TensorBoard log and torch's compile cache.
+  "in 2.99s" durations and 0x addresses masked, all that two uninterrupted runs differ in; for
+  training, metrics and adapter weights within TOLERANCE, since a resumed optimizer is not
+  bit-for-bit the same float sequence); "litter": any path the baseline did not leave
+  (temporary files, `.partial` folders, progress files, sandbox scratch `moa-sandbox-*` and
+  setup scratch `moa-setup-*` in the run's private TMPDIR), except each attempt's TensorBoard
+  log and torch's compile cache.
 - disk full (root only: it mounts a tmpfs, and always unmounts it): the stage must fail with exit 1
   and a one-line error naming the lack of space (no traceback), leave every file that was on that
   disk before unchanged, and after the space is freed a re-run must give the baseline's artifacts.
@@ -58,8 +58,6 @@ sys.path[:0] = [str(REPO / "tests" / "unit" / "datagen"), str(REPO / "tests" / "
 TIMING_FIELDS = frozenset({"seconds", "train_seconds", "train_runtime", "train_samples_per_second",
                            "train_steps_per_second", "eval_runtime", "eval_samples_per_second",
                            "eval_steps_per_second", "total_flos", "timings", "mutants_per_minute"})  # fmt: skip
-# How much of a killed run's work the re-run reused (mutate's verdict cache): differs by design.
-RESUME_FIELDS = frozenset({"verify_reused"})
 # Test output quoted in tool results carries what no two runs share, uninterrupted or not: the
 # suite's duration ("180 passed in 2.99s") and object addresses in a failure's locals
 # ("<function encode at 0x7f853d786ac0>"). Masked before rows are compared; nothing else is.
@@ -231,7 +229,7 @@ def _without_timing(value: Any) -> Any:
             value = pattern.sub(mask, value)
         return value
     if isinstance(value, dict):
-        return {k: _without_timing(v) for k, v in value.items() if k not in TIMING_FIELDS | RESUME_FIELDS}
+        return {k: _without_timing(v) for k, v in value.items() if k not in TIMING_FIELDS}
     if isinstance(value, list):
         return [_without_timing(v) for v in value]
     return value

@@ -209,22 +209,25 @@ def mutate_source(cfg: MutateConfig, ref: SourceRef) -> dict[str, Any]:
     )
 
     t = time.monotonic()
-    cache = work / "run.cache"
+    # The tool's run, kept for a killed run's re-run: its records, and the mutants the runner
+    # could not make right (counted while it ran; without them a resumed run's stats differ).
+    cache, rejected_cache = work / "run.cache", work / "rejected.json"
     if cache.is_file():
         records = [MutationRecord.model_validate(r) for r in _read_lines(cache)]
+        rejected = json.loads(rejected_cache.read_text()) if rejected_cache.is_file() else {}
         log(ref, f"{len(records)} mutants from the cached tool run")
     else:
         budget = None if cfg.max_mutations is None else max(1, int(cfg.max_mutations * cfg.oversample))
         kwargs = {"exclude_tests": base.excluded} if base.excluded else {}
         records = runner.run(repo, ref, budget, cfg.source_timeout_s, **kwargs)
+        rejected = dict(getattr(runner, "rejected", {}))
+        _write_atomic(rejected_cache, json.dumps(rejected))  # first: the cache marks the run done
         _write_atomic(cache, "".join(r.model_dump_json() + "\n" for r in records))
     secs["run"] = time.monotonic() - t
     counts: Counter[str] = Counter(r.status for r in records)
     log(ref, f"{runner.tool}: {len(records)} mutants, " + ", ".join(f"{counts[s]} {s}" for s in STATUSES))
 
-    dropped: Counter[str] = Counter(
-        getattr(runner, "rejected", {})
-    )  # mutants the runner could not make right
+    dropped: Counter[str] = Counter(rejected)
     checker = DiffChecker(repo, plugin.functions)
     scoped = plugin.functions is not None
     checked = []
@@ -287,7 +290,6 @@ def mutate_source(cfg: MutateConfig, ref: SourceRef) -> dict[str, Any]:
         verified=sum(r.verified for r in kept),
         naming_a_test=sum(any(t.name != SUITE_FAILURE for t in r.failing_tests) for r in kept),
         function_scoped=sum(r.function_scoped for r in kept),
-        verify_reused=reused,
         dropped=dict(dropped),
         operators=dict(Counter(operator_class(r) for r in kept)),
         **{"yield": round(counts["caught"] / total, 4) if total else None},
@@ -298,7 +300,8 @@ def mutate_source(cfg: MutateConfig, ref: SourceRef) -> dict[str, Any]:
     shutil.rmtree(work, ignore_errors=True)
     log(
         ref,
-        f"kept {len(kept)} of {counts['caught']} caught ({dict(dropped) or 'nothing dropped'}) in {secs['total']:.0f}s",
+        f"kept {len(kept)} of {counts['caught']} caught ({dict(dropped) or 'nothing dropped'}) in {secs['total']:.0f}s"
+        + (f"; {reused} verdicts reused from a killed run" if reused else ""),
     )
     return stats
 
