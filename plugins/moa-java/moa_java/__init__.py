@@ -38,6 +38,7 @@ plugin = LanguagePlugin(
             r"\b(Optional|List|Map|String)<": 2,
         },
     ),
+    mutation_runner=lazy("moa_java.mutation:JavaMutationRunner"),
     evaluator=lazy("moa_java.evaluator:JavaEvaluator"),
     default_sources=SOURCES,
     fetchers={"maven": fetch_maven},
