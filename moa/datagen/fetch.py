@@ -11,7 +11,10 @@ language's download caches pointed into ``cache/`` (the plugin's `offline_cache`
 
 Mutate then runs the same ``prepare`` with the plugin's offline switches on (pip --no-index,
 cargo --offline, GOPROXY=off, npm --offline) and finds everything there. `moa run` does the
-same, so local mutation needs no network either. A source's scratch folder holds a `.fetched`
+same, so local mutation needs no network either. Fetch also builds each source's *prepared
+tree* (``cache/prepared/{lang}/...``, `moa.agent.workspace.prepared_tree`): the copy every
+agent workspace of trajectories, preferences, GRPO and eval starts from, whose pods have no
+network either. A source's scratch folder holds a `.fetched`
 marker once complete; re-running fetch skips it.
 """
 
@@ -29,6 +32,7 @@ from typing import Any
 
 import click
 
+from moa.agent.workspace import prepared_tree
 from moa.api.layout import METRICS
 from moa.api.records import SourceRef
 from moa.api.stages import StageConfig, StageSummary
@@ -109,6 +113,9 @@ def fetch_source(language: str, output: Path, ref: SourceRef) -> dict[str, Any]:
         repo = checkout(work, ref)
         runner.ensure_tool()
         runner.prepare(repo)
+        # A second prepare of the same source, not a copy of the first: a venv is not
+        # relocatable, and the download caches make this one quick.
+        prepared_tree(language, str(ref))
     row = {"source": str(ref), "status": "fetched", "seconds": round(time.monotonic() - start, 1)}
     (work / FETCHED).write_text(json.dumps(row) + "\n")
     log(ref, f"fetched and prepared in {row['seconds']:.0f}s")

@@ -179,8 +179,10 @@ def run_episode(task: Bug, split: str, opts: Options) -> dict[str, Any]:
             executor = Executor(ws, caps=Caps(test_timeout_s=opts.test_timeout_s))
             prompt = prompt_messages(task, variant=rng.randrange(1000))
             episode = opts.teacher.demonstrate(task, prompt, executor, rng)
-    except (WorkspaceError, OSError, RuntimeError, ValueError) as exc:
+    except WorkspaceError as exc:  # the task's own fault (its diff does not apply): dropped
         return {**base, "kept": False, "reason": f"{type(exc).__name__}: {exc}"}
+    except (OSError, RuntimeError, ValueError) as exc:  # the environment's: not recorded, retried
+        return {**base, "kept": False, "error": True, "reason": f"{type(exc).__name__}: {exc}"}
     if not episode.passed:
         return {**base, "kept": False, "reason": episode.reason or "the tests did not end green"}
     conversation = h.Conversation((*prompt, *episode.messages), "training")
@@ -245,6 +247,7 @@ def generate(opts: Options, echo: Any = print) -> StageSummary:
     if done:
         echo(f"resuming: {len(done)} episodes already done, {len(todo)} to go")
     lock = threading.Lock()
+    errors: list[dict[str, Any]] = []
     with (
         progress.open("a") as fh,
         Progress("trajectories", len(work), len(work) - len(todo), echo) as tick,
@@ -254,16 +257,27 @@ def generate(opts: Options, echo: Any = print) -> StageSummary:
         try:
             for fut in as_completed(futures):
                 row = fut.result()
+                tick(_progress_line(row))
+                if row.get("error"):
+                    errors.append(row)
+                    continue
                 with lock:
                     fh.write(json.dumps(row, ensure_ascii=False) + "\n")
                     fh.flush()
                     os.fsync(fh.fileno())
                 done[row["id"]] = row
-                tick(_progress_line(row))
         except BaseException:
             for fut in futures:  # what is recorded stays; a re-run resumes from there
                 fut.cancel()
             raise
+    if errors:
+        # Not a verdict on the tasks: a workspace could not be built or a tool could not run
+        # (a prepare that needs the network, a full disk). Every finished episode is kept.
+        raise RuntimeError(
+            f"{len(errors)} of {len(work)} episodes could not run ({errors[0]['id']}: "
+            f"{errors[0]['reason'][:600]}); the {len(done)} finished ones are kept and a re-run "
+            "retries the rest"
+        )
 
     ids = {t.id for t, _ in work}
     rows = [done[i] for i in sorted(ids) if i in done]

@@ -21,7 +21,16 @@ from moa.agent.tasks import Bug, prompt_messages
 from moa.agent.workspace import RepoState, Workspace
 from moa.api.records import FailingTest, MutationRecord
 from moa.datagen.chat_teachers import AnthropicTeacher, OpenAITeacher
-from moa.datagen.trajectories import eval_packages, package_of, read_mutations, record_id
+from moa.datagen.teachers import make_teacher
+from moa.datagen.trajectories import (
+    PROGRESS,
+    Options,
+    eval_packages,
+    generate,
+    package_of,
+    read_mutations,
+    record_id,
+)
 from moa.harmony.patch import make_patch
 
 
@@ -158,6 +167,19 @@ BUGGY = CALC.replace("a - b", "a + b")
 DIFF = (
     "--- a/calc.py\n+++ b/calc.py\n@@ -1,2 +1,2 @@\n def sub(a, b):\n-    return a - b\n+    return a + b\n"
 )
+
+
+PYPROJECT = """[build-system]
+requires = ["setuptools"]
+build-backend = "setuptools.build_meta"
+
+[project]
+name = "calc"
+version = "0"
+
+[tool.setuptools]
+py-modules = ["calc"]
+"""
 
 
 @pytest.fixture
@@ -319,3 +341,35 @@ def test_oracle_first_guess_is_real_and_wrong_then_the_fix(tmp_path: Path) -> No
         and results[-1].startswith("PASSED")
     )
     assert "x >= 1" in " ".join(m.content for m in episode.messages if m.channel == "analysis")
+
+
+def test_an_episode_that_cannot_run_fails_the_stage_and_is_retried(tmp_path: Path) -> None:
+    """A workspace that cannot be built (here: a local source that is gone; in a pod: a prepare
+    that needs the network) is not a verdict on the task. The stage fails naming the cause,
+    records nothing for it, and a re-run, once the cause is fixed, runs it."""
+    package = tmp_path / "calc"
+    (package / "tests").mkdir(parents=True)
+    (package / "calc.py").write_text(CALC)
+    (package / "tests" / "test_calc.py").write_text(TEST)
+    (package / "pyproject.toml").write_text(PYPROJECT)
+    record = _record(source=f"path:{package}-moved", diff=DIFF).model_copy(
+        update={"file": "calc.py", "failing_tests": [FailingTest(name="tests/test_calc.py::test_sub")]}
+    )
+    (tmp_path / "mutations").mkdir()
+    (tmp_path / "mutations" / "mutations.jsonl").write_text(record.model_dump_json() + "\n")
+    opts = Options(
+        language="python",
+        mutations=tmp_path / "mutations",
+        output=tmp_path / "out",
+        grpo_output=tmp_path / "grpo",
+        teacher=make_teacher("oracle"),
+        teacher_name="oracle",
+        grpo_fraction=0.0,
+    )
+    with pytest.raises(RuntimeError, match=r"1 of 1 episodes could not run \(.*is not a directory"):
+        generate(opts, echo=lambda _: None)
+    assert not (opts.output / "metrics.json").exists()
+    assert (opts.output / PROGRESS).read_text() == ""  # nothing recorded: a re-run retries it
+    package.rename(f"{package}-moved")  # the cause fixed: the re-run runs the episode
+    summary = generate(opts, echo=lambda _: None)
+    assert summary.metrics["attempted"] == summary.metrics["kept"] == 1
