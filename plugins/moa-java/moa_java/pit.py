@@ -96,8 +96,10 @@ class PitMutant:
 
     @property
     def function(self) -> str:
-        """`Class.method` (nested classes dotted), as a record names its function."""
-        return f"{self.cls.rpartition('.')[2].replace('$', '.')}.{self.method}"
+        """`Class.method` (nested classes dotted, a constructor by its class's name), as
+        functions.py names the methods of the source."""
+        owner = self.cls.rpartition(".")[2].replace("$", ".")
+        return f"{owner}.{owner.rpartition('.')[2] if self.method == '<init>' else self.method}"
 
 
 def short_mutator(name: str) -> str:

@@ -4,6 +4,7 @@ its line holds exactly one token its mutator can have changed; the rest is dropp
 from __future__ import annotations
 
 from moa_java import edits
+from moa_java.functions import functions
 from moa_java.pit import killing_test, parse_report
 
 JAVA = """package org.example;
@@ -181,3 +182,24 @@ def test_mask_blanks_literals_and_comments() -> None:
     masked = edits.mask(line)
     assert len(masked) == len(line)
     assert "<" not in masked and masked.count("+") == 2
+
+
+def test_methods_are_named_as_pit_names_them() -> None:
+    source = (
+        "class Outer {\n"
+        "  Outer() { }\n"
+        "  static class Builder {\n"
+        "    Outer build() {\n"
+        "      return new Outer();\n"
+        "    }\n"
+        "  }\n"
+        "  Runnable r = new Runnable() { public void run() { } };\n"
+        "}\n"
+    )
+    spans = {(s.name, s.start, s.end) for s in functions("Outer.java", source)}
+    assert spans == {("Outer.Outer", 2, 2), ("Outer.Builder.build", 4, 6)}
+    rows = [("build", 5, "returns.NullReturnValsMutator", "replaced return value with null", "KILLED")]
+    (mutant,) = parse_report(report(*rows).replace("org.example.Range", "org.example.Outer$Builder"))
+    assert mutant.function == "Outer.Builder.build"
+    (ctor,) = parse_report(report(("&lt;init&gt;", 2, "VoidMethodCallMutator", "removed call", "KILLED")))
+    assert ctor.function == "Range.Range"
