@@ -27,6 +27,7 @@ def java_spec() -> dict[str, Any]:
     s["data"]["sources"] = SOURCES
     s["data"]["limits"]["maxMutationsPerSource"] = 4
     s["data"]["gates"]["minCaughtMutations"] = 6
+    s["data"]["grpoFraction"] = 0.25  # of 4 train tasks, one for GRPO (the default 0.1 rounds to none)
     return spec
 
 
