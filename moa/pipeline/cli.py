@@ -12,11 +12,11 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
+from moa.api import before_after
 from moa.api.gates import blocking
 from moa.api.layout import Layout
 from moa.api.stages import headline_metrics
 from moa.api.training import load_training
-from moa.pipeline import before_after
 from moa.pipeline.local import LocalRun
 from moa.pipeline.planner import Plan
 from moa.pipeline.registry import LocalRegistry, adapter_for, export, publish
@@ -77,8 +77,9 @@ def _summary(current: Plan, console: Console) -> None:
         console.print(gates)
 
 
-def _before_after(current: Plan, console: Console, reports: Path) -> None:
-    """The closing before/after table of the learning stages (also reports/{lang}/before_after.md)."""
+def _before_after(current: Plan, console: Console) -> None:
+    """The closing before/after table of the learning stages (eval wrote it to
+    reports/{lang}/before_after.md from the same metrics)."""
     rows = before_after.rows({st.name: st.metrics for st in current.stages})
     if all(r.after is None for r in rows):
         return  # no learning stage got as far as measuring anything
@@ -88,8 +89,6 @@ def _before_after(current: Plan, console: Console, reports: Path) -> None:
     for r in rows:
         table.add_row(*r.cells())
     console.print(table)
-    reports.mkdir(parents=True, exist_ok=True)
-    (reports / "before_after.md").write_text(before_after.markdown(rows))
 
 
 @click.command()
@@ -140,7 +139,7 @@ def run(spec_file: Path, workdir: Path | None, rerun: tuple[str, ...], plain: bo
         final = local.run(report)
     _summary(final, console)
     layout = Layout(root, training.spec.language)
-    _before_after(final, console, layout.reports)
+    _before_after(final, console)
     if final.phase == "Succeeded":
         eval_stage = next(st for st in final.stages if st.name == "eval")
         adapter = publish(adapter_for(training, eval_stage.metrics, eval_stage.gates), root)

@@ -61,7 +61,8 @@ from moa.agent.policy import Policy
 from moa.agent.ranking import patch_stats
 from moa.agent.rollout import Episode, run_episodes
 from moa.agent.tasks import RepairTask
-from moa.api import bad_records
+from moa.api import bad_records, before_after
+from moa.api.layout import METRICS
 from moa.api.records import EvalOutcome
 from moa.api.stages import StageConfig, StageSummary
 from moa.stage import (
@@ -507,8 +508,17 @@ def run_eval(run: EvalRun, echo: Any = click.echo) -> StageSummary:
         fh.write("\n![rates](plots/rates.png)\n\n![outcomes](plots/outcomes.png)\n")
         if cross:
             fh.write("\n![cross-adapter](plots/cross_adapters.png)\n")
+    layout = run.config.layout
+    learned = {s: _metrics_of(layout.stage_dir(s)) for s in before_after.STAGES if s != "eval"}
+    before_after.write(layout.reports / before_after.FILE, {**learned, "eval": summary.metrics})
     dirs.publish(summary)
     return summary
+
+
+def _metrics_of(stage_dir: Path) -> dict[str, float]:
+    """What a finished stage measured; nothing for a stage that did not finish."""
+    path = stage_dir / METRICS
+    return StageSummary.read(path).metrics if path.is_file() else {}
 
 
 @click.command("eval")

@@ -74,6 +74,10 @@ def test_tiny_model_eval_writes_the_table_and_never_passes_what_it_did_not_measu
     report = (out / "report.md").read_text()
     assert "MMLU: not measured" in report and "MMLU: not measured" in summary["message"]
     assert (out / "plots/rates.png").stat().st_size > 0 and (out / "plots/cross_adapters.png").exists()
+    # The before/after table: eval's own figures; no SFT ran here, so its row says absent.
+    table = (tmp_path / "reports/python/before_after.md").read_text()
+    assert "| eval | HumanEval pass@1 | 0 | 0 | +0 |" in table
+    assert "| sft | tool-call accuracy (held-out) | absent | absent |  |" in table
 
 
 @pytest.mark.slow

@@ -1,5 +1,7 @@
-"""The before/after table `moa run` ends with: what each learning stage started from and where
-it got, read from the stages' own metrics (nothing here measures or estimates anything).
+"""The before/after table of a training: what each learning stage started from and where it
+got, read from the stages' own metrics (nothing here measures or estimates anything). The eval
+stage writes it as reports/{lang}/before_after.md (so a run in pods has it too), and `moa run`
+ends by printing it.
 
 - SFT: held-out tool-call format accuracy of the base model (adapter off) and of the adapter.
 - IPO: chosen-over-rejected share and mean margin of the implicit reward on the pairs, at the
@@ -15,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 
 
 @dataclass(frozen=True)
@@ -37,6 +40,8 @@ FIGURES: tuple[Figure, ...] = (
     Figure("eval", "test pass rate", None, "test_pass_rate"),
 )
 HEADER = ("stage", "figure", "before", "after", "change")
+STAGES = tuple(dict.fromkeys(f.stage for f in FIGURES))  # the stages whose metrics it reads
+FILE = "before_after.md"  # under reports/{lang}/
 
 
 @dataclass(frozen=True)
@@ -82,3 +87,11 @@ def markdown(table: list[Row]) -> str:
     lines = ["| " + " | ".join(HEADER) + " |", "|" + "---|" * len(HEADER)]
     lines += ["| " + " | ".join(r.cells()) + " |" for r in table]
     return "\n".join(lines) + "\n"
+
+
+def write(path: Path, metrics: Mapping[str, Mapping[str, float]]) -> list[Row]:
+    """The table as markdown at `path`; the rows, for a caller that also shows them."""
+    table = rows(metrics)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(markdown(table))
+    return table

@@ -1,5 +1,5 @@
-"""The closing before/after table of `moa run`, built from the learning stages' metrics.json
-files of a real `make demo` run (tests/unit/pipeline/data/demo_metrics, copied from
+"""The before/after table (eval writes it, `moa run` ends with it), built from the learning stages' metrics.json
+files of a real `make demo` run (tests/unit/api/data/demo_metrics, copied from
 runs/demo/checkpoints/adapters/python_*/metrics.json): every figure is the stage's own value,
 a figure the stage did not measure is absent (never 0), and a skipped IPO says so."""
 
@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from moa.api import before_after
 from moa.api.stages import StageSummary
-from moa.pipeline import before_after
 
 DEMO_METRICS = Path(__file__).parent / "data" / "demo_metrics"
 
