@@ -87,7 +87,7 @@ demo: install
 	@echo "reports: $(DEMO_DIR)/reports/python   adapter: $(DEMO_DIR)/checkpoints/adapters/python_coding"
 
 # The main job on Kubernetes: local control plane + real node, images imported, the operator
-# from its image, kubectl apply of the demo spec, a live `kubectl get at -w`, the demo summary.
+# on this host, kubectl apply of the demo spec, a live `kubectl get at -w`, the demo summary.
 demo-cluster: install
 	examples/demo-cluster.sh
 
