@@ -8,6 +8,7 @@ test-sources jar), judged by javac and the JUnit Platform console launcher.
 import re
 
 from moa.languages.base import Idiom, LanguagePlugin, RoutingMarkers, lazy
+from moa_java.functions import functions
 from moa_java.maven import fetch_maven
 from moa_java.samples import CODE_SAMPLES
 from moa_java.sources import SOURCES
@@ -38,6 +39,8 @@ plugin = LanguagePlugin(
             r"\b(Optional|List|Map|String)<": 2,
         },
     ),
+    functions=functions,
+    mutation_runner=lazy("moa_java.mutation:JavaMutationRunner"),
     evaluator=lazy("moa_java.evaluator:JavaEvaluator"),
     default_sources=SOURCES,
     fetchers={"maven": fetch_maven},

@@ -2,40 +2,19 @@
 `javac -Xlint:all` warnings, on moa's build -> tests -> lint ladder.
 
 Offline by construction: the classpath is `.moa-java.json`, resolved into the local Maven
-repository when the source was fetched (see maven.py); nothing is downloaded here. Compiled
-classes go to target/ (a build folder moa never copies or shows).
+repository when the source was fetched (see maven.py); nothing is downloaded here. The
+command lines are build.py's, shared with the mutation runner.
 """
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Sequence
 from pathlib import Path
 
 from moa.languages.evaluators import BuildNameChecker, Lint, Runner, SuiteRun, located_findings, version_of
 from moa.languages.sandbox import Result, Sandbox
-from moa_java.maven import LAYOUT
-
-MAIN, TEST = "src/main/java", "src/test/java"
-RESOURCES = ("src/main/resources", "src/test/resources")
-_SUMMARY = re.compile(r"\[\s*(\d+) tests (successful|failed)\s*\]")
-
-
-def layout(repo: Path) -> dict[str, object]:
-    path = repo / LAYOUT
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: missing; fetch Java sources as maven:GROUP:ARTIFACT@VERSION")
-    data: dict[str, object] = json.loads(path.read_text())
-    return data
-
-
-def _encoding(repo: Path) -> str:
-    return str(layout(repo).get("encoding", "UTF-8"))
-
-
-def _sources(repo: Path, folder: str) -> list[str]:
-    return sorted(p.relative_to(repo).as_posix() for p in (repo / folder).rglob("*.java"))
+from moa_java import build
 
 
 class JavaEvaluator(BuildNameChecker):
@@ -51,72 +30,31 @@ class JavaEvaluator(BuildNameChecker):
     def sandbox(self, repo: Path) -> Sandbox:
         return Sandbox()
 
-    def _classpath(self, repo: Path, *first: str) -> str:
-        return ":".join([*first, *map(str, layout(repo)["classpath"])])  # type: ignore[call-overload]
-
-    # -proc:none: annotation processors on a test classpath (JMH's) generate benchmark code,
-    # which neither the verdict needs nor survives a second compile into the same folder.
-    def _javac(self, repo: Path, run: Runner, folder: str, out: str, *flags: str, cp: str) -> Result:
-        return run(
-            [
-                "javac",
-                "-nowarn",
-                "-proc:none",
-                "-encoding",
-                _encoding(repo),
-                "-d",
-                out,
-                "-cp",
-                cp,
-                *flags,
-                *_sources(repo, folder),
-            ]
-        )
-
     def build(self, repo: Path, run: Runner) -> Result:
-        return self._javac(repo, run, MAIN, "target/classes", cp=self._classpath(repo, MAIN))
+        return run(build.main_javac(repo))
 
     def test(self, repo: Path, run: Runner, tests: Sequence[str] = ()) -> SuiteRun:
-        launcher = str(layout(repo)["launcher"])
-        cp = self._classpath(repo, "target/classes", launcher)
-        compiled = self._javac(repo, run, TEST, "target/test-classes", cp=cp)
+        compiled = run(build.test_javac(repo))
         if not compiled.ok:
             return SuiteRun(compiled, builds=False)
-        select = [f"--select-method={t}" if "#" in t else f"--select-class={t}" for t in tests]
-        result = run(
-            [
-                "java",
-                "-jar",
-                launcher,
-                "execute",
-                "--disable-banner",
-                "--disable-ansi-colors",
-                "--details=tree",
-                "--class-path",
-                self._classpath(repo, "target/test-classes", "target/classes", *RESOURCES),
-                *(select or ["--scan-class-path", "target/test-classes"]),
-            ]
-        )
-        counts = {word: int(n) for n, word in _SUMMARY.findall(result.output)}
-        if not counts:
-            return SuiteRun(result)
-        return SuiteRun(result, counts["successful"] + counts["failed"], counts["failed"])
+        result = run(build.junit(repo, tests))
+        counts = build.junit_counts(result.output)
+        return SuiteRun(result, *counts) if counts else SuiteRun(result)
 
     def lint(self, repo: Path, run: Runner) -> Lint:
-        cp = self._classpath(repo, MAIN)
         result = run(
             [
                 "javac",
                 "-encoding",
-                _encoding(repo),
+                build.encoding(repo),
                 "-Xlint:all",
                 "-Xmaxwarns",
                 "10000",
                 "-d",
                 "target/lint-classes",
                 "-cp",
-                cp,
-                *_sources(repo, MAIN),
+                build.classpath(repo, build.MAIN),
+                *build.sources(repo, build.MAIN),
             ]
         )
         warnings = "\n".join(line for line in result.output.splitlines() if ": warning: " in line)
