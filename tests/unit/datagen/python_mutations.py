@@ -134,7 +134,8 @@ def stage_config(root: Path, stage: str, **data: object) -> Path:
             "data": {
                 "evalFraction": 0.5,
                 "limits": {"jobs": 2, "timeouts": {"testSeconds": 120}},
-                "gates": {
+                **data,
+                "gates": {  # a caller's gates are laid over these
                     "minCaughtMutations": 5,
                     "minMultiToolFraction": 0.8,
                     "maxDuplicatePairs": 0,
@@ -142,8 +143,8 @@ def stage_config(root: Path, stage: str, **data: object) -> Path:
                     "minValidHarmonyFraction": 1.0,
                     "maxEvalOverlap": 0,
                     "minNamedTestFraction": 0.0,  # hand-made records: no test was run to name one
+                    **data.get("gates", {}),
                 },
-                **data,
             },
         }
     )

@@ -135,7 +135,8 @@ def test_real_oracle_trajectories_pass_the_data_gate(tmp_path: Path) -> None:
     root, _, resumed = oracle_dataset()
     assert resumed.exit_code == 0, resumed.output
     shutil.copytree(root / "data", tmp_path / "data")
-    config = stage_config(tmp_path, "datagate")
+    # The dataset holds two corrupted mutation lines on purpose (see oracle_dataset): allowed here.
+    config = stage_config(tmp_path, "datagate", gates={"maxMalformedRecords": 2})
     result = CliRunner().invoke(cli, ["datagen", "gate", "--config", str(config)])
     assert result.exit_code == 0, result.output
     metrics = json.loads((tmp_path / "reports/python/datagate/metrics.json").read_text())
@@ -151,6 +152,7 @@ def test_real_oracle_trajectories_pass_the_data_gate(tmp_path: Path) -> None:
         "data.stub_operator_fraction",
         "data.function_scoped_fraction",
         "data.timeout_pairs",
+        "data.malformed_records",
     }
     assert all(g["passed"] and g.get("value") is not None for g in metrics["gates"])
     assert metrics["metrics"]["function_scoped_fraction"] == 1.0
