@@ -71,14 +71,7 @@ class Judge:
         return [o for o in out if o is not None]
 
     def judge_episodes(self, task: RepairTask, episodes: Sequence[Episode]) -> list[EvalOutcome]:
-        """An episode that broke the protocol before it changed anything is an invalid tool
-        call; otherwise its changes are what is judged."""
-        return self.judge(
-            [
-                (task, ep.patch, ep.problem if ep.ended == "invalid" and ep.patch is None else None)
-                for ep in episodes
-            ]
-        )
+        return self.judge([episode_item(task, ep) for ep in episodes])
 
     def close(self) -> None:
         for ws in self._states.values():
@@ -90,6 +83,13 @@ class Judge:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def episode_item(task: RepairTask, episode: Episode) -> tuple[RepairTask, str | None, str | None]:
+    """What `Judge.judge` executes of an episode: an episode that broke the protocol before it
+    changed anything is an invalid tool call; otherwise its changes are what is judged."""
+    problem = episode.problem if episode.ended == "invalid" and episode.patch is None else None
+    return task, episode.patch, problem
 
 
 def reward_stats(rewards: Sequence[float], prefix: str = "reward") -> dict[str, float]:

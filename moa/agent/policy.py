@@ -167,6 +167,14 @@ class Policy:
 
     def complete(self, prompts: Sequence[str]) -> list[str]:
         """Completions with their special tokens, each ending at <|call|> / <|return|> (or cut)."""
+        tok = self.tokenizer
+        contexts = [tok(p, add_special_tokens=False)["input_ids"] for p in prompts]
+        return [decode(tok, ids) for ids in self.sample(contexts)]
+
+    def sample(self, contexts: Sequence[Sequence[int]], max_new_tokens: int | None = None) -> list[list[int]]:
+        """The token ids the model writes after each context, up to its first <|call|> /
+        <|return|> (or cut at `max_new_tokens`, default the policy's): exactly what was sampled,
+        so a trainer can score these very tokens. Leaves the model in the mode it found it in."""
         import torch
 
         tok = self.tokenizer
@@ -178,30 +186,28 @@ class Policy:
             else {"do_sample": False}
         )
         side, tok.padding_side = tok.padding_side, "left"
-        out: list[str] = []
+        training = self.model.training
+        out: list[list[int]] = []
         try:
             self.model.eval()
-            for i in range(0, len(prompts), self.batch_size):
-                batch = tok(
-                    list(prompts[i : i + self.batch_size]),
-                    return_tensors="pt",
-                    padding=True,
-                    add_special_tokens=False,
-                )
-                batch = {k: v.to(device) for k, v in batch.items()}
+            for i in range(0, len(contexts), self.batch_size):
+                rows = [{"input_ids": list(c)} for c in contexts[i : i + self.batch_size]]
+                batch = {k: v.to(device) for k, v in tok.pad(rows, return_tensors="pt").items()}
                 with torch.no_grad():
                     ids = self.model.generate(
                         **batch,
-                        max_new_tokens=self.max_new_tokens,
+                        max_new_tokens=max_new_tokens or self.max_new_tokens,
                         **sampling,
                         eos_token_id=stop,
                         pad_token_id=tok.pad_token_id,
                         output_router_logits=False,
                     )
-                for row in ids[:, batch["input_ids"].shape[1] :]:
-                    out.append(decode(tok, row.tolist()))
+                for row in ids[:, batch["input_ids"].shape[1] :].tolist():
+                    end = next((k + 1 for k, t in enumerate(row) if t in stop), len(row))
+                    out.append(row[:end])
         finally:
             tok.padding_side = side
+            self.model.train(training)
         return out
 
 

@@ -7,6 +7,13 @@ observation is appended and the model writes the next turn; until a final answer
 that is not valid Harmony / not a valid call (the episode ends there: the model broke the
 protocol), or the turn limit. N episodes of one task run in lock step so each turn is one
 batched generate call. What an episode leaves behind is scored by `moa.agent.judge`.
+
+Two ways to write the context of the next turn. By default it is the conversation so far,
+rendered again from the parsed messages, as `moa serve` renders a client's conversation (what
+preference sampling and eval should see). With `tokens=True` (GRPO) it is the token ids the
+model sampled followed by the tokens of each observation, kept in `Episode.tokens` with a mask
+of which tokens the model wrote: a trainer must score the very tokens that were sampled, in the
+very context they were sampled in, and a re-render or a re-tokenization could change both.
 """
 
 from __future__ import annotations
@@ -18,7 +25,7 @@ from typing import Any
 
 from moa import harmony as h
 from moa.agent.executor import Caps, Executor
-from moa.agent.policy import Policy
+from moa.agent.policy import Policy, decode
 from moa.agent.tasks import RepairTask
 from moa.agent.workspace import Workspace
 from moa.harmony import tokens as T
@@ -70,6 +77,25 @@ def parse_turn(completion: str) -> Turn:
 
 
 @dataclass
+class Tokens:
+    """An episode token by token: the prompt, then everything after it with `mask` 1 where the
+    model wrote the token and 0 where an observation (and the next turn's header) was appended."""
+
+    prompt: list[int]
+    ids: list[int] = field(default_factory=list)
+    mask: list[int] = field(default_factory=list)
+
+    def add(self, ids: list[int], written: bool) -> None:
+        self.ids += ids
+        self.mask += [int(written)] * len(ids)
+
+    def trimmed(self) -> Tokens:
+        """Without what follows the model's last token (an observation no turn answered)."""
+        last = max((k for k, m in enumerate(self.mask) if m), default=-1)
+        return Tokens(self.prompt, self.ids[: last + 1], self.mask[: last + 1])
+
+
+@dataclass
 class Episode:
     """What one agent run did. `completions` are the raw model turns, the text after each
     prompt's open assistant header (what preference pairs and eval samples show)."""
@@ -83,6 +109,7 @@ class Episode:
     problem: str = ""
     patch: str | None = None  # every change to the repository, as one apply_patch text
     green_at: int | None = None  # the turn whose run_tests first passed
+    tokens: Tokens | None = None  # with run_episodes(tokens=True)
 
     @property
     def renderable(self) -> bool:
@@ -103,10 +130,15 @@ class Episode:
 
 
 def run_episodes(
-    policy: Policy, task: RepairTask, n: int, max_turns: int, caps: Caps | None = None
+    policy: Policy, task: RepairTask, n: int, max_turns: int, caps: Caps | None = None, tokens: bool = False
 ) -> list[Episode]:
-    """`n` agent episodes on `task`, in lock step (one batched generate per turn)."""
+    """`n` agent episodes on `task`, in lock step (one batched generate per turn); `tokens`:
+    continue from the sampled token ids and keep them (see the module's note)."""
     episodes = [Episode() for _ in range(n)]
+    if tokens:
+        prompt = policy.tokenizer(task.prompt_text(), add_special_tokens=False)["input_ids"]
+        for ep in episodes:
+            ep.tokens = Tokens(list(prompt))
     workspaces = [Workspace.create(task.state) for _ in range(n)]
     executors = [Executor(ws, caps=caps or Caps()) for ws in workspaces]
     touched: list[set[str]] = [set() for _ in range(n)]
@@ -115,12 +147,8 @@ def run_episodes(
         for turn in range(1, max_turns + 1):
             if not active:
                 break
-            prompts = {i: task.prompt_text(episodes[i].messages) for i in active}
-            fits = getattr(policy, "fits", None)
-            for i in [i for i in active if fits is not None and not fits(prompts[i])]:
-                episodes[i].ended, episodes[i].problem = "context_limit", "the context is full"
-                del prompts[i]
-            for i, completion in zip(prompts, policy.complete(list(prompts.values())), strict=True):
+            completions = _sampled_turns(policy, task, episodes, active, tokens)
+            for i, completion in completions.items():
                 ep, ex = episodes[i], executors[i]
                 ep.turns, ep.completions = turn, [*ep.completions, completion]
                 parsed = parse_turn(completion)
@@ -136,7 +164,11 @@ def run_episodes(
                 name, args = parsed.call
                 ep.tool_calls += 1
                 obs = ex.call(name, json.dumps(args))
-                ep.messages.append(h.tool_result(name, obs.text))
+                result = h.tool_result(name, obs.text)
+                ep.messages.append(result)
+                if ep.tokens is not None:
+                    observed = h.render_message(result) + T.START + "assistant"
+                    ep.tokens.add(policy.tokenizer(observed, add_special_tokens=False)["input_ids"], False)
                 if obs.invalid:
                     ep.invalid_calls += 1
                 if name == "apply_patch" and obs.ok and parsed.patch is not None:
@@ -151,6 +183,41 @@ def run_episodes(
         for ws in workspaces:
             ws.close()
     return episodes
+
+
+def _sampled_turns(
+    policy: Policy, task: RepairTask, episodes: list[Episode], active: list[int], tokens: bool
+) -> dict[int, str]:
+    """The next turn of each active episode that still has room in the policy's context (the
+    others end as `context_limit`)."""
+    if not tokens:
+        prompts = {i: task.prompt_text(episodes[i].messages) for i in active}
+        fits = getattr(policy, "fits", None)
+        for i in [i for i in active if fits is not None and not fits(prompts[i])]:
+            episodes[i].ended, episodes[i].problem = "context_limit", "the context is full"
+            del prompts[i]
+        return dict(zip(prompts, policy.complete(list(prompts.values())), strict=True))
+    contexts: dict[int, list[int]] = {}
+    for i in active:
+        t = episodes[i].tokens
+        assert t is not None
+        contexts[i] = t.prompt + t.ids
+    limit = policy.max_length
+    room = {i: policy.max_new_tokens if limit is None else min(policy.max_new_tokens, limit - len(c)) for i, c in contexts.items()}  # fmt: skip
+    for i in [i for i in active if room[i] < 1]:
+        episodes[i].ended, episodes[i].problem = "context_limit", "the context is full"
+        del contexts[i]
+    if not contexts:
+        return {}
+    # One batched generate: every episode gets the smallest room, so none outgrows its context.
+    sampled = policy.sample(list(contexts.values()), min(room[i] for i in contexts))
+    out: dict[int, str] = {}
+    for i, ids in zip(contexts, sampled, strict=True):
+        t = episodes[i].tokens
+        assert t is not None
+        t.add(ids, True)
+        out[i] = decode(policy.tokenizer, ids)
+    return out
 
 
 def changes_as_patch(before: Path, after: Path, paths: set[str]) -> str | None:

@@ -2,7 +2,8 @@
 
 A `Bug` is one caught mutation (a fixed -> buggy diff of a real source) as the bug a user
 reports; `prompt_messages` writes its prompt (system, developer with the tools, the user's
-report). Teachers work on `Bug`s. A `RepairTask` is what a rollout works on: the prompt and the
+report: the failing tests, their output and the repository's layout, never where the bug is).
+Teachers work on `Bug`s. A `RepairTask` is what a rollout works on: the prompt and the
 repository state it is about, read back from GRPO task rows or trajectory rows (`read_tasks`).
 
 GRPO task rows are repair problems held aside from the SFT trajectories, for execution
@@ -24,8 +25,9 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from moa import harmony as h
+from moa.agent.executor import Caps, Executor, truncate
 from moa.agent.records import DataError, build_each, read_records
-from moa.agent.workspace import RepoState
+from moa.agent.workspace import RepoState, Workspace, WorkspaceError, prepared_tree
 from moa.api import bad_records
 from moa.api.records import MutationRecord, SourceRef
 
@@ -62,18 +64,56 @@ class Bug:
         return ref.name
 
 
-def prompt_messages(task: Bug, variant: int | None = None) -> list[h.Message]:
-    """System, developer and user messages of a task. `variant` picks the user's wording
-    (default: fixed by the task id, so GRPO and eval prompts are reproducible)."""
+# What the user's report shows of the test output and of the repository: enough to start from
+# (a 4k-token curriculum step must still hold the prompt), the rest is for the tools to find.
+REPORT_OUTPUT_CHARS = 2000
+LAYOUT_DEPTH = 2
+LAYOUT_ENTRIES = 60
+
+
+def failing_output(task: Bug) -> str:
+    """The failing tests' output as the mutation run recorded it (each distinct excerpt once)."""
+    excerpts = dict.fromkeys(t.excerpt.strip() for t in task.record.failing_tests if t.excerpt.strip())
+    return truncate("\n\n".join(excerpts), REPORT_OUTPUT_CHARS)
+
+
+def repository_layout(root: Path, state: RepoState) -> str:
+    """The repository's folders and files as the agent's own `list_files` shows them (the same
+    hidden build and dependency folders), two levels deep and capped."""
+    executor = Executor(Workspace(root, state), caps=Caps(list_entries=LAYOUT_ENTRIES))
+    return executor.call("list_files", {"path": ".", "max_depth": LAYOUT_DEPTH}).text
+
+
+def bug_layout(bug: Bug) -> str:
+    """The layout of a bug's repository, read from the prepared clean tree (a mutation renames
+    no file), so no workspace is copied for it; empty when the source cannot be prepared."""
+    r = bug.record
+    try:
+        tree = prepared_tree(r.language, r.source)
+    except (OSError, WorkspaceError):
+        return ""
+    return repository_layout(tree, RepoState(r.language, r.source, r.diff))
+
+
+def prompt_messages(task: Bug, variant: int | None = None, layout: str = "") -> list[h.Message]:
+    """System, developer and user messages of a task: the user names the failing tests, pastes
+    their output and, given `layout` (`repository_layout`), the repository's layout. `variant`
+    picks the user's wording (default: fixed by the task id, so GRPO and eval prompts are
+    reproducible)."""
     names = [t.name for t in task.record.failing_tests][:3]
     tests = f" ({', '.join(names)})" if names else ""
     if variant is None:
         variant = int(task.id[:8], 16) if re.fullmatch(r"[0-9a-f]{8,}", task.id) else len(task.id)
-    ask = _ASKS[variant % len(_ASKS)].format(package=task.package, tests=tests)
+    report = [_ASKS[variant % len(_ASKS)].format(package=task.package, tests=tests)]
+    output = failing_output(task)
+    if output:
+        report.append(f"The failing output:\n```\n{output}\n```")
+    if layout:
+        report.append(f"The repository:\n```\n{layout}\n```")
     return [
         h.system_message(),
         h.developer_message(INSTRUCTIONS.format(language=task.record.language), h.AGENT_TOOLS),
-        h.user(ask),
+        h.user("\n\n".join(report)),
     ]
 
 
@@ -190,9 +230,9 @@ def bug_fields(bug: Bug) -> dict[str, Any]:
     }
 
 
-def grpo_task(task: Bug, file_chars: int, curriculum: Sequence[int]) -> dict[str, Any]:
+def grpo_task(task: Bug, file_chars: int, curriculum: Sequence[int], layout: str = "") -> dict[str, Any]:
     r = task.record
-    prompt = h.render(h.Conversation(tuple(prompt_messages(task))), "completion")
+    prompt = h.render(h.Conversation(tuple(prompt_messages(task, layout=layout))), "completion")
     output_chars = sum(len(t.name) + len(t.excerpt) for t in r.failing_tests) or 2000
     tokens = estimate_tokens(prompt, file_chars, output_chars, len(r.diff))
     return {

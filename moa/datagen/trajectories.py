@@ -37,7 +37,7 @@ from pydantic import ValidationError
 
 from moa import harmony as h
 from moa.agent.executor import Caps, Executor
-from moa.agent.tasks import Bug, bug_fields, grpo_task, prompt_messages
+from moa.agent.tasks import Bug, bug_fields, bug_layout, grpo_task, prompt_messages, repository_layout
 from moa.agent.workspace import RepoState, Workspace, WorkspaceError, prepared_tree
 from moa.api import bad_records
 from moa.api.layout import METRICS
@@ -177,7 +177,8 @@ def run_episode(task: Bug, split: str, opts: Options) -> dict[str, Any]:
     try:
         with Workspace.create(RepoState(opts.language, task.record.source, task.record.diff)) as ws:
             executor = Executor(ws, caps=Caps(test_timeout_s=opts.test_timeout_s))
-            prompt = prompt_messages(task, variant=rng.randrange(1000))
+            layout = repository_layout(ws.root, ws.state)
+            prompt = prompt_messages(task, variant=rng.randrange(1000), layout=layout)
             episode = opts.teacher.demonstrate(task, prompt, executor, rng)
     except WorkspaceError as exc:  # the task's own fault (its diff does not apply): dropped
         return {**base, "kept": False, "reason": f"{type(exc).__name__}: {exc}"}
@@ -286,7 +287,7 @@ def generate(opts: Options, echo: Any = print) -> StageSummary:
     evals = [r["trajectory"] for r in rows if r["kept"] and r["split"] == "eval"]
     write_jsonl(opts.output / "train" / FILE, train)
     write_jsonl(opts.output / "eval" / FILE, evals)
-    tasks = [grpo_task(t, _file_chars(opts.language, t.record), opts.curriculum) for t in grpo]
+    tasks = [grpo_task(t, _file_chars(opts.language, t.record), opts.curriculum, bug_layout(t)) for t in grpo]
     write_jsonl(opts.grpo_output / "tasks.jsonl", tasks)
     reasons: dict[str, int] = {}
     for row in rows:

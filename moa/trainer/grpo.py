@@ -4,22 +4,21 @@ TRL's GRPOTrainer continues the language's one adapter (the IPO adapter when it 
 else the SFT one). The reference policy of the KL term is the SFT policy (DESIGN.md): TRL
 makes a frozen "ref" copy of the starting adapter, and when that is the IPO adapter the SFT
 adapter's weights are loaded into the copy.
-Each step samples `num_generations` completions per task prompt; the reward function parses
-every completion with `moa.harmony` (`moa.agent.rollout.parse_turn`) and has the judge
-execute it: an apply_patch call is applied to the task's buggy state and run through the
-language's evaluator (sandboxed, cached, in parallel: `evaluate_many`), a malformed turn is
-an invalid tool call, a valid turn that edits nothing leaves the buggy state, which is
-executed as it is. The reward is the spec's table value of the judged outcome; nothing is
-computed from the text itself.
-
-A GRPO prompt is the task prompt plus one real tool round: the executor's `read_file` of the
-region around the bug, so the next turn can be a fix. (Full multi-turn episodes are what
-preferences and eval run; here each sample is one turn so TRL's loss sees exactly the
-tokens the policy wrote.)
+Each step runs `num_generations` agent episodes per task prompt (`AgentRollout`, TRL's
+`rollout_func`): the prompt is the task as the user reports it (`moa.agent.tasks.prompt_messages`:
+the failing tests, their output, the repository's layout; nothing says where the bug is), and
+the policy works through the agent tools up to the spec's `maxTurns`, each call run by the one
+executor in a private workspace of the buggy state and its observation appended. The judge
+executes what the episode left behind: its changes are applied to the task's buggy state and run
+through the language's evaluator (sandboxed, cached, in parallel: `evaluate_many`), an episode
+that broke the protocol before it changed anything is an invalid tool call, one that changed
+nothing leaves the buggy state, which is executed as it is. The reward is the spec's table value
+of the judged outcome; nothing is computed from the text itself. The loss sees only the tokens
+the policy wrote: observations are masked out (TRL's `env_mask`).
 
 Long-context curriculum: every task's prompt is measured in tokens; at each step the
 curriculum's `max_length` admits the tasks whose prompt fits, and caps completions at what
-is left of it (and at `max_new_tokens`). A callback switches both at the configured steps
+is left of it (each turn at most `max_new_tokens`). A callback switches both at the configured steps
 and logs the switch (also as `curriculum_max_length` in the history).
 
 Outputs (checkpoints/adapters/{lang}_grpo): the adapter, history.json, plots/reward.png,
@@ -31,6 +30,7 @@ from __future__ import annotations
 
 import logging
 import time
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,11 +38,11 @@ from typing import Any
 
 import click
 
-from moa import harmony as h
-from moa.agent.judge import Judge
-from moa.agent.policy import decode
+from moa.agent.executor import Caps
+from moa.agent.judge import Judge, episode_item
+from moa.agent.policy import Policy
 from moa.agent.ranking import TIERS
-from moa.agent.rollout import parse_turn
+from moa.agent.rollout import Episode, run_episodes
 from moa.agent.tasks import RepairTask
 from moa.api import bad_records
 from moa.api.gates import GateResult
@@ -65,7 +65,7 @@ from moa.trainer.arguments import trackers, trainer_kwargs
 log = logging.getLogger("moa.trainer")
 
 OUTCOME_PREFIX = "outcomes/"  # logged per step: the share of each judged outcome
-READ_CONTEXT_LINES = 15  # lines shown on each side of the bug in the prompt's read_file
+EPISODE_PREFIX = "episodes/"  # logged per step: mean turns and tool calls of an episode
 
 
 @dataclass
@@ -94,23 +94,6 @@ class GrpoRun:
             "max_steps": config.spec.stages.grpo.max_steps,
         }
         return cls(config=config, **overrides(defaults, given))
-
-
-def grpo_prompt(task: RepairTask, timeout_s: float) -> str:
-    """The task prompt, then a real read_file of the lines around the bug and its observation."""
-    from moa.agent.executor import Caps, Executor
-    from moa.agent.workspace import Workspace, parse_unified_diff
-
-    fd = parse_unified_diff(task.diff)[0]
-    line = fd.hunks[0][0] if fd.hunks else 1
-    args = {
-        "path": fd.path,
-        "start_line": max(1, line - READ_CONTEXT_LINES),
-        "end_line": line + READ_CONTEXT_LINES,
-    }
-    with Workspace.create(task.state) as ws:
-        obs = Executor(ws, caps=Caps(test_timeout_s=timeout_s)).call("read_file", args)
-    return task.prompt_text([h.tool_call("read_file", args), h.tool_result("read_file", obs.text)])
 
 
 @dataclass
@@ -150,8 +133,9 @@ class Curriculum:
 
     @property
     def completion_tokens(self) -> int:
+        """The most an episode may add to the longest eligible prompt: its turns and observations."""
         longest = max(self.prompt_tokens[i] for i in self.eligible)
-        return max(1, min(self.stage.max_new_tokens, self.max_length - longest))
+        return max(1, min(self.stage.max_turns * self.stage.max_new_tokens, self.max_length - longest))
 
     def pick(self, index: int) -> int:
         """The task behind dataset row `index`: rows map onto the eligible tasks, so TRL's
@@ -168,9 +152,7 @@ def curriculum_callback(curriculum: Curriculum, trainer_ref: list[Any]) -> Any:
 
         def on_step_begin(self, args, state, control, **kwargs):  # type: ignore[no-untyped-def]
             if curriculum.at(state.global_step) and trainer_ref:
-                trainer = trainer_ref[0]
-                trainer.max_completion_length = curriculum.completion_tokens
-                trainer.generation_config.max_new_tokens = curriculum.completion_tokens
+                trainer_ref[0].max_completion_length = curriculum.completion_tokens
             return control
 
         def on_log(self, args, state, control, logs=None, **kwargs):  # type: ignore[no-untyped-def]
@@ -181,30 +163,73 @@ def curriculum_callback(curriculum: Curriculum, trainer_ref: list[Any]) -> Any:
     return CurriculumSwitch()
 
 
+class AgentRollout:
+    """TRL's `rollout_func`: the agent episodes of a batch, token by token.
+
+    Why a rollout function and not TRL's `tools` / `environment_factory`: those parse tool calls
+    out of a chat template's rendering and append results through the template, while moa's
+    model speaks Harmony through `moa.harmony`, and its tools are the executor's, with the
+    observations SFT trained on. So the episodes are the one agent loop every stage uses
+    (`moa.agent.rollout.run_episodes`, with `tokens=True` so the sampled ids and an observation
+    mask are kept) and TRL gets back ids and `env_mask`, which it multiplies into the loss mask.
+
+    TRL's sampler repeats each dataset row `num_generations` times in a row: each run of equal
+    prompts is one task's group, run in lock step."""
+
+    def __init__(self, tasks: dict[str, RepairTask], stage: GrpoStage, curriculum: Curriculum, caps: Caps) -> None:  # fmt: skip
+        self.tasks, self.stage, self.curriculum, self.caps = tasks, stage, curriculum, caps
+
+    def __call__(self, prompts: list[str], trainer: Any) -> dict[str, list[Any] | None]:
+        policy = Policy(
+            trainer.accelerator.unwrap_model(trainer.model),
+            trainer.processing_class,
+            self.stage.temperature,
+            self.stage.max_new_tokens,
+            max_length=self.curriculum.max_length,
+        )
+        episodes: list[Episode] = []
+        start = 0
+        while start < len(prompts):
+            end = start
+            while end < len(prompts) and prompts[end] == prompts[start]:
+                end += 1
+            task = self.tasks[prompts[start]]
+            episodes += run_episodes(policy, task, end - start, self.stage.max_turns, self.caps, tokens=True)
+            start = end
+        kept = [ep.tokens.trimmed() for ep in episodes if ep.tokens is not None]
+        return {
+            "prompt_ids": [t.prompt for t in kept],
+            "completion_ids": [t.ids for t in kept],
+            "env_mask": [t.mask for t in kept],
+            "logprobs": None,  # TRL scores the completions with the model itself (no vLLM here)
+            "episode": episodes,  # for the reward function
+        }
+
+
 class ExecutionReward:
-    """TRL reward function: decode each completion with its special tokens, parse it, and let
-    the judge execute it. Keeps every judged outcome for the stage's metrics."""
+    """TRL reward function: the judge executes what each episode left behind. Keeps every judged
+    outcome for the stage's metrics."""
 
     __name__ = "execution_reward"
 
-    def __init__(self, tokenizer: Any, tasks: dict[str, RepairTask], judge: Judge) -> None:
-        self.tokenizer, self.tasks, self.judge = tokenizer, tasks, judge
+    def __init__(self, tasks: dict[str, RepairTask], judge: Judge) -> None:
+        self.tasks, self.judge = tasks, judge
         self.outcomes: list[str] = []
 
-    def __call__(self, prompts: list[Any], completions: list[Any], completion_ids: list[list[int]], task_id: list[str], **kwargs: Any) -> list[float]:  # fmt: skip
-        rewards = self.score([decode(self.tokenizer, ids) for ids in completion_ids], task_id)
+    def __call__(self, prompts: list[Any], completions: list[Any], task_id: list[str], episode: list[Episode], **kwargs: Any) -> list[float]:  # fmt: skip
+        rewards = self.score(episode, task_id)
         log_metric = kwargs.get("log_metric")
         if log_metric is not None:  # into the logged history, so the shares survive a resume
             batch = self.outcomes[-len(rewards) :]
             for tier in TIERS:
                 log_metric(f"{OUTCOME_PREFIX}{tier}", batch.count(tier) / len(batch))
+            log_metric(f"{EPISODE_PREFIX}turns", sum(e.turns for e in episode) / len(episode))
+            log_metric(f"{EPISODE_PREFIX}tool_calls", sum(e.tool_calls for e in episode) / len(episode))
         return rewards
 
-    def score(self, texts: list[str], task_ids: list[str]) -> list[float]:
-        turns = [parse_turn(t) for t in texts]
-        outcomes = self.judge.judge(
-            [(self.tasks[tid], turn.patch, turn.problem) for tid, turn in zip(task_ids, turns, strict=True)]
-        )
+    def score(self, episodes: list[Episode], task_ids: list[str]) -> list[float]:
+        items = [episode_item(self.tasks[t], ep) for ep, t in zip(episodes, task_ids, strict=True)]
+        outcomes = self.judge.judge(items)
         self.outcomes += [o.outcome for o in outcomes]
         return [o.reward for o in outcomes]
 
@@ -301,7 +326,13 @@ def run_grpo(run: GrpoRun) -> StageSummary:
 
     model, tokenizer, backend = load_base(run.config.layout.base_model(spec.base_model), spec.lora)
     model = load_adapter(model, run.adapter, trainable=True)
-    prompts = [grpo_prompt(t, timeout) for t in tasks]
+    by_prompt: dict[str, RepairTask] = {}
+    for t in tasks:  # the rollout knows a task by its prompt (all TRL passes it)
+        other = by_prompt.setdefault(t.prompt_text(), t)
+        if other is not t:
+            log.warning("task %s has the same prompt as %s: left out (the agent could not tell them apart)", t.id, other.id)  # fmt: skip
+    tasks = list(by_prompt.values())
+    prompts = list(by_prompt)
     curriculum = Curriculum(
         stage, [len(tokenizer(p, add_special_tokens=False)["input_ids"]) for p in prompts]
     )
@@ -318,15 +349,22 @@ def run_grpo(run: GrpoRun) -> StageSummary:
     args = grpo_args(stage, backend, dirs, max_steps, curriculum.completion_tokens, trackers(run.config))
     trainer_ref: list[Any] = []
     with Judge(stage.rewards, timeout) as judge:
-        reward = ExecutionReward(tokenizer, {t.id: t for t in tasks}, judge)
-        trainer = GRPOTrainer(
-            model=model,
-            reward_funcs=reward,
-            args=args,
-            train_dataset=dataset,
-            processing_class=tokenizer,
-            callbacks=[curriculum_callback(curriculum, trainer_ref), *progress_callbacks(("reward", "loss"))],
-        )
+        reward = ExecutionReward({t.id: t for t in tasks}, judge)
+        rollout = AgentRollout(by_prompt, stage, curriculum, Caps(test_timeout_s=timeout))
+        with warnings.catch_warnings():  # TRL flags rollout_func as experimental; the pin holds its API
+            warnings.filterwarnings("ignore", message="You are using 'rollout_func'")
+            trainer = GRPOTrainer(
+                model=model,
+                reward_funcs=reward,
+                rollout_func=rollout,
+                args=args,
+                train_dataset=dataset,
+                processing_class=tokenizer,
+                callbacks=[
+                    curriculum_callback(curriculum, trainer_ref),
+                    *progress_callbacks(("reward", "loss")),
+                ],
+            )
         trainer_ref.append(trainer)
         use_reference(trainer.model, run.reference, run.adapter)
         resume = dirs.last_checkpoint()

@@ -15,8 +15,8 @@ import sys
 from pathlib import Path
 
 from moa import harmony as h
-from moa.agent.tasks import Bug, grpo_task
-from moa.api.records import MutationRecord
+from moa.agent.tasks import Bug, bug_layout, grpo_task
+from moa.api.records import FailingTest, MutationRecord
 from moa.harmony.patch import make_patch
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "datagen"))
@@ -26,15 +26,32 @@ from python_mutations import MUTANTS, records
 CHOSEN = (MUTANTS[0], MUTANTS[3])
 
 
+@functools.lru_cache(maxsize=1)
 def mutation_records() -> list[MutationRecord]:
-    return records(CHOSEN)
+    """The chosen mutations with the tests they fail and those tests' output, as the mutate stage
+    records them: from a real run of each package's suite on the buggy state."""
+    from moa.agent.executor import Executor
+    from moa.agent.workspace import RepoState, Workspace
+
+    out = []
+    for r in records(CHOSEN):
+        with Workspace.create(RepoState("python", r.source, r.diff)) as ws:
+            executor = Executor(ws)
+            executor.call("run_tests", {})
+        run = executor.last_tests
+        assert run is not None and not run.passed, f"{r.function}: the mutation is not caught"
+        failing = [FailingTest(name=n, excerpt=run.output[-1500:]) for n in run.failing]
+        out.append(r.model_copy(update={"failing_tests": failing}))
+    return out
 
 
 def task_rows(curriculum: tuple[int, ...] = (4096, 8192)) -> list[dict]:
     rows = []
     for i, r in enumerate(mutation_records()):
         task = Bug(f"{i:08x}{r.function}", r)
-        rows.append(grpo_task(task, file_chars=2000 * (i + 1), curriculum=curriculum))
+        rows.append(
+            grpo_task(task, file_chars=2000 * (i + 1), curriculum=curriculum, layout=bug_layout(task))
+        )
     return rows
 
 
