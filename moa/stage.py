@@ -156,9 +156,16 @@ def mirror_report(output: Path, reports: Path) -> None:
 
 
 def write_report(
-    path: Path, language: str, backend: str, summary: StageSummary, samples: tuple[str, ...] = ()
+    path: Path,
+    language: str,
+    backend: str,
+    summary: StageSummary,
+    samples: tuple[str, ...] = (),
+    plots: Sequence[Path] = (),
 ) -> None:
-    lines = [f"# {summary.stage} — {language}", "", f"Backend: {backend}. Status: **{summary.status}**.", ""]
+    """report.md: the metrics, the gates, then each plot (linked relative to the report)."""
+    ran = f"Backend: {backend}. " if backend else ""
+    lines = [f"# {summary.stage} — {language}", "", f"{ran}Status: **{summary.status}**.", ""]
     lines += ["| metric | value |", "|---|---|"] + [
         f"| {k} | {v:.4g} |" for k, v in sorted(summary.metrics.items())
     ]
@@ -171,6 +178,9 @@ def write_report(
     if samples:
         lines += ["", "Sample completions on held-out tool-call prompts:", ""]
         lines += [f"```\n{s[:400]}\n```" for s in samples]
+    if plots:
+        lines += ["", "## Plots", ""]
+        lines += [f"![{p.stem}]({p.relative_to(path.parent).as_posix()})" for p in plots]
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("\n".join(lines) + "\n")
 

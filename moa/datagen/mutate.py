@@ -27,6 +27,7 @@ from typing import Any, get_args
 
 import click
 
+from moa import charts
 from moa.api.layout import METRICS
 from moa.api.records import SUITE_FAILURE, MutationRecord, SourceRef
 from moa.api.stages import StageConfig, StageSummary
@@ -39,7 +40,7 @@ from moa.languages import registry
 from moa.languages.base import MutationRunner
 from moa.languages.sampling import stratified
 from moa.languages.tools import RunnerBase, mutant_timeout
-from moa.stage import already_done, config_option, exit_with
+from moa.stage import already_done, config_option, exit_with, write_report
 
 RECORDS = "mutations.jsonl"
 STATS = "stats.json"
@@ -62,6 +63,7 @@ class MutateConfig:
     test_timeout_s: float = 300.0  # one run of the test suite
     source_timeout_s: float = 14400.0  # the mutation tool on one source
     metrics_path: Path | None = None  # default: output/metrics.json
+    reports: Path | None = None  # report.md and plots; default: output/reports
     # The fetch stage downloaded everything already (a pod with no network): never fetch here.
     # Otherwise (the CLI on one machine) each source is fetched first; either way the runs
     # themselves are offline.
@@ -292,6 +294,8 @@ def mutate_source(cfg: MutateConfig, ref: SourceRef) -> dict[str, Any]:
         function_scoped=sum(r.function_scoped for r in kept),
         dropped=dict(dropped),
         operators=dict(Counter(operator_class(r) for r in kept)),
+        drawn_by_class=dict(Counter(operator_class(r) for r in records)),
+        caught_by_class=dict(Counter(operator_class(r) for r in records if r.status == "caught")),
         **{"yield": round(counts["caught"] / total, 4) if total else None},
         mutants_per_minute=round(total / (secs["run"] / 60), 2) if secs["run"] > 0 and total else None,
         seconds={k: round(v, 2) for k, v in secs.items()},
@@ -364,9 +368,35 @@ def run_stage(cfg: MutateConfig, refs: list[SourceRef]) -> StageSummary:
         metrics=metrics,
         message="; ".join(f"{r['source']}: {r['reason'][:200]}" for r in failed)[:1500],
     )
+    reports = cfg.reports or cfg.output / "reports"
+    write_report(reports / "report.md", cfg.language, "", summary, plots=yield_plots(rows, reports / "plots"))
     summary.write(cfg.metrics_path or cfg.output / METRICS)
     print_table(rows, metrics)
     return summary
+
+
+def yield_plots(rows: list[dict[str, Any]], folder: Path) -> list[Path]:
+    """What each source and each bug class yielded: mutants drawn, caught, and kept (verified)."""
+    by_source = {
+        SourceRef.parse(r["source"]).name: {
+            "drawn": r.get("total", 0),
+            "caught": r.get("counts", {}).get("caught", 0),
+            "verified": r.get("verified", 0),
+        }
+        for r in rows
+        if r.get("status") == "done"
+    }
+    by_class: dict[str, dict[str, float]] = {}
+    for r in rows:
+        for series, key in (("drawn", "drawn_by_class"), ("caught", "caught_by_class"), ("verified", "operators")):  # fmt: skip
+            for cls, n in (r.get(key) or {}).items():
+                by_class.setdefault(cls, {}).setdefault(series, 0)
+                by_class[cls][series] += n
+    plots = [
+        charts.bars(folder / "yield_by_source.png", "Mutants per source", by_source, "mutants"),
+        charts.bars(folder / "yield_by_class.png", "Mutants per bug class", by_class, "mutants"),
+    ]
+    return [p for p in plots if p is not None]
 
 
 def print_table(rows: list[dict[str, Any]], metrics: dict[str, float]) -> None:
@@ -412,8 +442,10 @@ def from_stage_config(stage: StageConfig, texts: list[str]) -> tuple[MutateConfi
         seed=mutation.seed,
         min_green_tests=mutation.min_green_tests,
     )
-    if stage.shard:
+    cfg.reports = stage.layout.reports / "mutate"
+    if stage.shard:  # shards run side by side: each reports in its own folder
         cfg.metrics_path = stage.output_dir / METRICS
+        cfg.reports = cfg.reports / SourceRef.parse(stage.shard).slug
         return cfg, [stage.shard]
     return cfg, texts or list(stage.spec.data.sources)
 

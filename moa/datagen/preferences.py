@@ -35,11 +35,22 @@ from typing import Any
 
 import click
 
+from moa import charts
 from moa.agent import ranking
 from moa.api import bad_records
 from moa.api.records import EvalOutcome
 from moa.api.stages import StageConfig, StageSummary
-from moa.stage import Progress, StageDirs, already_done, config_option, exit_with, overrides, setup_logging
+from moa.stage import (
+    Progress,
+    StageDirs,
+    already_done,
+    config_option,
+    exit_with,
+    mirror_report,
+    overrides,
+    setup_logging,
+    write_report,
+)
 
 log = logging.getLogger("moa.datagen")
 
@@ -77,6 +88,7 @@ def task_row(task: Any, episodes: list[Any], outcomes: list[EvalOutcome], max_pa
     # tiers and form a pair; two identical ones still do not.
     candidates = [ep.patch or ep.transcript for ep in episodes]
     found = ranking.pairs(candidates, outcomes, max_pairs=len(episodes) ** 2)
+    ranks = {r.index: r.rank for r in ranking.rank(candidates, outcomes)}
     writable = [p for p in found if episodes[p.chosen].renderable and episodes[p.rejected].renderable]
     prompt = task.prompt_text()
     pairs = [
@@ -91,6 +103,8 @@ def task_row(task: Any, episodes: list[Any], outcomes: list[EvalOutcome], max_pa
             "rejected_outcome": outcomes[p.rejected].outcome,
             "chosen_reward": outcomes[p.chosen].reward,
             "rejected_reward": outcomes[p.rejected].reward,
+            "chosen_rank": ranks[p.chosen],  # 0 is the task's best sample
+            "rejected_rank": ranks[p.rejected],
         }
         for p in writable[:max_pairs]
     ]
@@ -134,6 +148,33 @@ def summarize_rows(rows: list[dict[str, Any]], seconds: float) -> StageSummary:
             "or not valid Harmony): sample more, or improve the SFT policy"
         )
     return StageSummary(stage="preferences", status="succeeded", metrics=metrics, message=message)
+
+
+def preference_plots(rows: list[dict[str, Any]], folder: Path, language: str) -> list[Path]:
+    """What sampling found: the reward of every sample and of the chosen and rejected sides of
+    the pairs, and where in its task's ranking each side stood (0: the best sample)."""
+    pairs = [p for row in rows for p in row["pairs"]]
+    rewards = {
+        "every sample": [r for row in rows for r in row["rewards"]],
+        "chosen": [p["chosen_reward"] for p in pairs],
+        "rejected": [p["rejected_reward"] for p in pairs],
+    }
+    ranks = {
+        side: [p[f"{side}_rank"] for p in pairs if f"{side}_rank" in p] for side in ("chosen", "rejected")
+    }
+    plots = [
+        charts.histograms(
+            folder / "rewards.png", f"Preference samples {language}: reward", rewards, "reward"
+        ),
+        charts.histograms(
+            folder / "ranks.png",
+            f"Preference pairs {language}: rank in the task",
+            ranks,
+            "rank",
+            integer=True,
+        ),
+    ]
+    return [p for p in plots if p is not None]
 
 
 def run_preferences(run: PreferencesRun, echo: Any = click.echo) -> StageSummary:
@@ -198,7 +239,10 @@ def run_preferences(run: PreferencesRun, echo: Any = click.echo) -> StageSummary
                 fh.write(json.dumps(pair, ensure_ascii=False) + "\n")
     summary = summarize_rows(rows, time.monotonic() - started)
     summary.metrics["malformed_records"] = float(len(skipped))
+    plots = preference_plots(rows, dirs.result / "plots", spec.language)
+    write_report(dirs.result / "report.md", spec.language, "", summary, plots=plots)
     dirs.publish(summary)
+    mirror_report(run.output, reports)
     echo(f"preferences: {summary.message}")
     return summary
 

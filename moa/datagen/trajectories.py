@@ -35,6 +35,7 @@ from typing import Any
 import click
 from pydantic import ValidationError
 
+from moa import charts
 from moa import harmony as h
 from moa.agent.executor import Caps, Executor
 from moa.agent.tasks import Bug, bug_fields, bug_layout, grpo_task, prompt_messages, repository_layout
@@ -46,7 +47,7 @@ from moa.api.stages import StageConfig, StageSummary
 from moa.api.training import AdapterTrainingSpec
 from moa.datagen.dedup import diff_hash
 from moa.datagen.teachers import Teacher, make_teacher
-from moa.stage import Progress, already_done, config_option, exit_with, overrides
+from moa.stage import Progress, already_done, config_option, exit_with, overrides, write_report
 
 PROGRESS = ".progress.jsonl"
 FILE = "trajectories.jsonl"
@@ -163,6 +164,7 @@ class Options:
     jobs: int = 2
     test_timeout_s: float = 300.0
     curriculum: tuple[int, ...] = (4096, 8192, 16384, 32768)
+    reports: Path | None = None  # report.md and plots; default: output/reports
 
 
 def conversation_row(messages: list[h.Message]) -> list[dict[str, Any]]:
@@ -320,9 +322,28 @@ def generate(opts: Options, echo: Any = print) -> StageSummary:
         message=f"{len(kept)} trajectories ({len(train)} train, {len(evals)} eval) from {len(rows)} attempts; "
         f"{len(tasks)} GRPO tasks; teacher {opts.teacher_name}",
     )
+    reports = opts.reports or opts.output / "reports"
+    write_report(
+        reports / "report.md", opts.language, "", summary, plots=episode_plots(kept, reports / "plots")
+    )
     summary.write(opts.output / METRICS)  # last: it marks the stage complete
     progress.unlink(missing_ok=True)
     return summary
+
+
+def episode_plots(kept: list[dict[str, Any]], folder: Path) -> list[Path]:
+    """How long the kept demonstrations are: tool calls and turns per trajectory, by teacher."""
+    plots = [
+        charts.histograms(
+            folder / f"{key}.png",
+            f"{label} per trajectory",
+            {t: [r[key] for r in kept if r["teacher"] == t] for t in sorted({r["teacher"] for r in kept})},
+            label,
+            integer=True,
+        )
+        for key, label in (("n_tool_calls", "tool calls"), ("turns", "turns"))
+    ]
+    return [p for p in plots if p is not None]
 
 
 def _progress_line(row: dict[str, Any]) -> str:
@@ -438,6 +459,7 @@ def trajectories_cmd(
         jobs=run["jobs"],
         test_timeout_s=float(spec.data.limits.timeouts.test_seconds),
         curriculum=tuple(c.max_length for c in spec.stages.grpo.curriculum),
+        reports=cfg.layout.reports / "trajectories" if cfg else None,
     )
     summary = generate(opts, echo=lambda s: click.echo(s, err=True))
     click.echo(summary.message)

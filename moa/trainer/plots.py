@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from moa import charts
 from moa.trainer.history import History, series
 
 
@@ -13,22 +14,11 @@ def plot(history: History, keys: list[str], path: Path, title: str, ylabel: str 
     curves = {k: pts for k, pts in curves.items() if pts}
     if not curves:
         return None
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = charts.pyplot()
     fig, ax = plt.subplots(figsize=(7, 4), dpi=100)
     for key, pts in curves.items():
         steps, vals = zip(*pts, strict=True)
         ax.plot(steps, vals, marker="." if len(pts) < 50 else None, label=key)
-    ax.set_title(title)
     ax.set_xlabel("step")
     ax.set_ylabel(ylabel)
-    ax.grid(alpha=0.3)
-    ax.legend()
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return charts.save(fig, ax, path, title)

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 from python_mutations import local_package
+from report_plots import assert_plots
 
 from moa.api.records import MutationRecord
 from moa.datagen.dedup import diff_hash
@@ -217,6 +218,7 @@ def test_mutate_cli_kill_resume_and_skip(tmp_path: Path) -> None:
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["status"] == "succeeded" and metrics["metrics"]["kept"] == len(records)
     assert not verdicts.parent.exists()  # scratch removed once the source is done
+    assert_plots(out / "reports", ["yield_by_source", "yield_by_class"])
 
     finished = (out / "metrics.json").read_bytes()
     proc = _mutate(source, out)

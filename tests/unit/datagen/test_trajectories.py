@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 from python_mutations import GRPO_FRACTION, oracle_dataset, write_mutations
+from report_plots import assert_plots
 
 from moa import harmony as h
 from moa.agent.executor import Executor
@@ -113,6 +114,7 @@ def test_oracle_trajectories_from_real_mutations_crash_resume_and_split() -> Non
         m.content for t in train + evals for m in h.parse(t["text"]).messages if m.channel == "analysis"
     ]
     assert len(set(analyses)) > len(analyses) * 0.6  # varied, not one template
+    assert_plots(root / "reports" / "python" / "trajectories", ["n_tool_calls", "turns"])
     for task in tasks:
         assert task["prompt"].endswith("<|start|>assistant") and task["diff"] and task["source"]
         # The file a rollout reads (itertoolz.py: about 28k characters) dominates the estimate.

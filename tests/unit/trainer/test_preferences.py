@@ -8,13 +8,15 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 from repair_tasks import LORA, FixOrBreak, oracle_rows, repair_config, save_fresh_adapter, write_rows
+from report_plots import assert_plots
 
 from moa.agent.judge import Judge
 from moa.agent.rollout import run_episodes
 from moa.agent.tasks import read_tasks
 from moa.api.training import Rewards
 from moa.cli import cli
-from moa.datagen.preferences import task_row
+from moa.datagen.preferences import preference_plots, summarize_rows, task_row
+from moa.stage import write_report
 from moa.trainer.data import read_pairs
 
 pytestmark = pytest.mark.slow
@@ -42,6 +44,7 @@ def test_tiny_model_samples_executes_and_reports_honestly(tiny_model: Path, tmp_
     if m["pairs"] == 0:
         assert m["tasks_without_pair_share"] == 1.0 and "no informative pair" in summary["message"]
     assert not (tmp_path / "data/python/ipo.partial").exists()
+    assert_plots(tmp_path / "reports/python/preferences", ["rewards"])  # no pair, so no ranks to plot
     again = CliRunner().invoke(cli, ["datagen", "preferences", "--config", str(config)])
     assert again.exit_code == 0 and "already complete" in again.output
 
@@ -51,7 +54,7 @@ def test_differing_episodes_are_executed_ranked_and_written_as_ipo_pairs(tmp_pat
     tasks = read_tasks(write_rows(tmp_path / "train", rows), "python")
     policy = FixOrBreak(rows)
     with Judge(Rewards(), timeout_s=120) as judge:
-        written = []
+        written, rows = [], []
         for task in tasks:
             episodes = run_episodes(policy, task, 2, max_turns=6)  # type: ignore[arg-type]
             outcomes = judge.judge_episodes(task, episodes)
@@ -60,11 +63,17 @@ def test_differing_episodes_are_executed_ranked_and_written_as_ipo_pairs(tmp_pat
             row = task_row(task, episodes, outcomes, max_pairs=4)
             assert row["rewards"] == [o.reward for o in outcomes] and len(row["pairs"]) == 1
             written += row["pairs"]
+            rows.append(row)
     pair = written[0]
     assert (
         pair["chosen_outcome"] in ("clean", "lint_warnings") and pair["rejected_outcome"] == "compile_error"
     )
     assert "run_tests" in pair["chosen"] and pair["chosen"].endswith("<|return|>")
+    assert all(p["chosen_rank"] < p["rejected_rank"] for p in written)
+    folder = tmp_path / "report"
+    plots = preference_plots(rows, folder / "plots", "python")
+    write_report(folder / "report.md", "python", "", summarize_rows(rows, 1.0), plots=plots)
+    assert_plots(folder, ["rewards", "ranks"])
     (tmp_path / "pairs.jsonl").write_text("".join(json.dumps(p) + "\n" for p in written))
     assert len(read_pairs(tmp_path / "pairs.jsonl")) == 2  # what `moa train ipo` reads
 
