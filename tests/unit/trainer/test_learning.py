@@ -12,9 +12,10 @@ task it can learn, once as built and once with its signal flipped inside the tes
 - IPO (the stage's own `run_ipo`) widens the chosen-over-rejected log-ratio margin against the SFT
   reference while the true per-token KL to it stays bounded; with chosen and rejected swapped
   the margin goes the other way.
-- GRPO (TRL's GRPOTrainer with the arguments the stage builds, `grpo_args`) makes a reward the
-  SFT policy can reach (address the tool the task asks for) likelier than the alternatives,
-  against the SFT policy; with the reward negated it makes it less likely.
+- GRPO (TRL's GRPOTrainer with the arguments the stage builds, `grpo_args`, and the stage's
+  rollout, `AgentRollout`) makes a reward the SFT policy can reach (address the tool the task
+  asks for) likelier than the alternatives, against the SFT policy; with the reward negated it
+  makes it less likely.
 
 Each learned figure is measured independently of what the trainer logs, on the original
 (unflipped) data.
@@ -211,39 +212,60 @@ def calls_run_tests(completion: str) -> bool:
     return completion.startswith(call_header("run_tests"))
 
 
+# The repository the GRPO points' episodes run in (each gets a private workspace of it): a real
+# package, whose prepared tree the repair-task tests share. The reward reads the first turn only.
+GRPO_SOURCE = "pypi:idna@3.6"
+
+
 @pytest.mark.parametrize("signal", ["reward", pytest.param("negated reward", marks=FLIPPED)])  # fmt: skip
 def test_grpo_raises_a_reachable_reward(signal: str, root: Path, tiny_model: Path, sft_adapter: Path) -> None:
     """The task: at each tool-call point of the held-out trajectories, call run_tests. The SFT
     policy samples it sometimes (it has seen run_tests, read_file and apply_patch there), so the
     reward is reachable; GRPO must make it likelier, measured as the policy's log-ratio to the
-    SFT policy of that exact call."""
+    SFT policy of that exact call. Episodes come from the stage's own rollout (`AgentRollout`:
+    the agent loop, token ids and observation mask handed to TRL), one turn each so the reward
+    stays reachable for a tiny model."""
     from datasets import Dataset
     from trl import GRPOTrainer
 
     from moa.agent import policy as policy_loading
-    from moa.agent.policy import decode
+    from moa.agent.executor import Caps
+    from moa.agent.rollout import Episode
+    from moa.agent.tasks import RepairTask
     from moa.api.training import GrpoStage
     from moa.stage import StageDirs
     from moa.trainer import divergence
-    from moa.trainer.grpo import grpo_args
+    from moa.trainer.grpo import AgentRollout, Curriculum, grpo_args
 
     layout = Layout(root, "python")
-    prompts = data.tool_call_prompts(data.read_trajectories(layout.core_agent_train), limit=12)
+    points = data.tool_call_prompts(data.read_trajectories(layout.core_agent_train), limit=12)
+    tasks = [
+        RepairTask(f"point{i}", "python", GRPO_SOURCE, "", tuple(h.parse(p).messages))
+        for i, p in enumerate(points)
+    ]
+    prompts = [t.prompt_text() for t in tasks]
     sign = 1.0 if signal == "reward" else -1.0
 
-    def reward(prompts: list[Any], completions: list[Any], completion_ids: list[list[int]], **_: Any) -> list[float]:  # fmt: skip
-        return [sign * float(calls_run_tests(decode(tokenizer, ids))) for ids in completion_ids]
+    def reward(prompts: list[Any], completions: list[Any], episode: list[Episode], **_: Any) -> list[float]:  # fmt: skip
+        return [sign * float(calls_run_tests(ep.completions[0])) for ep in episode]
 
     stage = GrpoStage.model_validate(
-        CONSTANT | {"learningRate": 1e-3, "numGenerations": 4, "temperature": 0.7, "beta": 0.0}
+        CONSTANT
+        | {"learningRate": 1e-3, "numGenerations": 4, "temperature": 0.7, "beta": 0.0}
+        | {"maxTurns": 1, "maxNewTokens": 12}
     )
     config = StageConfig.load(fx.stage_config(root, tiny_model, "grpo", root / "grpo.yaml"))
     model, tokenizer, backend = policy_loading.load_base(tiny_model, config.spec.lora)
+    curriculum = Curriculum(
+        stage, [len(tokenizer(p, add_special_tokens=False)["input_ids"]) for p in prompts]
+    )
+    curriculum.at(0)  # the default curriculum's first length: room for every point
     model = policy_loading.load_adapter(model, sft_adapter, trainable=True)
     dirs = StageDirs(root / f"grpo_{'up' if sign > 0 else 'down'}")
     trainer = GRPOTrainer(
         model=model,
         reward_funcs=reward,
+        rollout_func=AgentRollout(dict(zip(prompts, tasks, strict=True)), stage, curriculum, Caps()),
         args=grpo_args(stage, backend, dirs, max_steps=16, completion_tokens=12),
         train_dataset=Dataset.from_dict({"prompt": prompts}),
         processing_class=tokenizer,
