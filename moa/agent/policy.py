@@ -114,9 +114,11 @@ def load_base(path: str | Path, lora: LoraSpec, backend: Backend | None = None) 
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
+        from moa.agent import attention
+
         tokenizer = AutoTokenizer.from_pretrained(path)
         model = AutoModelForCausalLM.from_pretrained(
-            path, dtype=getattr(torch, backend.dtype), attn_implementation="eager"
+            path, dtype=getattr(torch, backend.dtype), attn_implementation=attention.register()
         )
         model = model.to(backend.device)
     if getattr(model.config, "moa_tiny_random", False):
