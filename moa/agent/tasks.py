@@ -25,7 +25,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from moa import harmony as h
-from moa.agent.executor import Caps, Executor, truncate
+from moa.agent.executor import Caps, Executor
 from moa.agent.records import DataError, build_each, read_records
 from moa.agent.workspace import RepoState, Workspace, WorkspaceError, prepared_tree
 from moa.api import bad_records
@@ -64,17 +64,25 @@ class Bug:
         return ref.name
 
 
-# What the user's report shows of the test output and of the repository: enough to start from
-# (a 4k-token curriculum step must still hold the prompt), the rest is for the tools to find.
-REPORT_OUTPUT_CHARS = 2000
+# What the user's report shows of the test output (its tail keeps the assertion and the
+# runner's summary) and of the repository: enough to start from, the rest is for the tools to
+# find. Sized for the smallest context the prompt must fit with room for the episode: the
+# demo's 1536-token first curriculum step with the tiny model's tokenizer (about 1.7
+# characters per token on test output; o200k reads 3-4).
+REPORT_OUTPUT_CHARS = 600
 LAYOUT_DEPTH = 2
-LAYOUT_ENTRIES = 60
+LAYOUT_ENTRIES = 30
 
 
 def failing_output(task: Bug) -> str:
-    """The failing tests' output as the mutation run recorded it (each distinct excerpt once)."""
+    """The tail of the failing tests' output as the mutation run recorded it (each distinct
+    excerpt once), in whole lines."""
     excerpts = dict.fromkeys(t.excerpt.strip() for t in task.record.failing_tests if t.excerpt.strip())
-    return truncate("\n\n".join(excerpts), REPORT_OUTPUT_CHARS)
+    lines = "\n\n".join(excerpts).splitlines()
+    kept: list[str] = []
+    while lines and sum(len(s) + 1 for s in kept) + len(lines[-1]) <= REPORT_OUTPUT_CHARS:
+        kept.insert(0, lines.pop())
+    return "\n".join(([f"[... {len(lines)} lines before ...]"] if lines else []) + kept)
 
 
 def repository_layout(root: Path, state: RepoState) -> str:

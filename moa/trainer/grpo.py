@@ -113,11 +113,10 @@ class Curriculum:
             return False
         self.max_length = length
         fits = [i for i, n in enumerate(self.prompt_tokens) if n < length]
-        if not fits:  # nothing fits: the shortest task, rather than no training at all
-            shortest = min(self.prompt_tokens)
-            fits = [i for i, n in enumerate(self.prompt_tokens) if n == shortest]
-            log.warning(
-                "curriculum: no task prompt fits %d tokens; using the shortest (%d)", length, shortest
+        if not fits:  # an episode must have room to write at least one turn
+            raise click.ClickException(
+                f"stages.grpo.curriculum: maxLength {length} (from step {step}) holds no task prompt "
+                f"(the shortest is {min(self.prompt_tokens)} tokens): raise it"
             )
         self.eligible = fits
         self.switches.append((step, length, len(fits)))
