@@ -92,6 +92,9 @@ _VITEST_PASSED = re.compile(r"^\s*Tests\s+(?:.*?\|\s*)?(\d+) passed", re.MULTILI
 # A failed test in Vitest's report: its "Failed Tests" section (`FAIL  file > describe > test`) or
 # its per-file list (`× describe > test 12ms`); the section may be cut from an excerpt's tail.
 _VITEST_FAIL = re.compile(r"^\s*(?:FAIL\s+\S+ > |× )(.+?)(?: \d+ms)?\s*$", re.MULTILINE)
+# A test file that does not load (`FAIL  file [ file ]`, Vitest's "Failed Suites"): zod's import
+# packages from its monorepo's root that its tarball declares nowhere. Named by its path.
+_VITEST_FILE_FAIL = re.compile(r"^\s*FAIL\s+(\S+) \[ \S+ \]\s*$", re.MULTILINE)
 # Vitest's 5 s default per test and hook fails sound suites on a loaded machine (zod's did); a
 # hanging mutant is bounded by Stryker's own per-mutant timeout, not by this.
 TEST_TIMEOUT_MS = 60_000
@@ -175,8 +178,9 @@ class TypeScriptMutationRunner(RunnerBase):
 
     def failing_tests(self, output: str) -> list[str]:
         """Full names ("describe test", as Stryker and `testNamePattern` name them) of the tests
-        Vitest's report lists as failed."""
-        return list(dict.fromkeys(" ".join(m.split(" > ")) for m in _VITEST_FAIL.findall(output)))
+        Vitest's report lists as failed, then the paths of the test files that failed to load."""
+        names = [" ".join(m.split(" > ")) for m in _VITEST_FAIL.findall(output)]
+        return list(dict.fromkeys([*names, *_VITEST_FILE_FAIL.findall(output)]))
 
     def passed_tests(self, output: str) -> int | None:
         """Tests passed, from Vitest's summary (`Tests  2 failed | 40 passed (42)`)."""
@@ -352,8 +356,11 @@ def bug_class(mutator: str, old: str, new: str) -> str:
     return MUTATOR_CLASSES.get(mutator, "other")
 
 
-def vitest_config(manifest: dict[str, Any], exclude_tests: Sequence[str] = ()) -> str:
-    """A Vitest config that also runs Jest-style suites (see the module docstring)."""
+def vitest_config(
+    manifest: dict[str, Any], exclude_tests: Sequence[str] = (), exclude_files: Sequence[str] = ()
+) -> str:
+    """A Vitest config that also runs Jest-style suites (see the module docstring), without the
+    tests named `exclude_tests` and the test files `exclude_files`."""
     aliases = [("^@jest/globals$", "vitest"), *source_aliases(manifest)]
     jest = manifest.get("jest")
     mapper = jest.get("moduleNameMapper") if isinstance(jest, dict) else None
@@ -378,7 +385,7 @@ export default defineConfig({{
   test: {{
     globals: true,
     setupFiles: [fileURLToPath(new URL('./{_JEST_COMPAT}', import.meta.url))],
-    exclude: ['**/node_modules/**', '**/dist/**', '**/.stryker-tmp/**'],
+    exclude: {json.dumps(["**/node_modules/**", "**/dist/**", "**/.stryker-tmp/**", *exclude_files])},
     testTimeout: {TEST_TIMEOUT_MS},
     hookTimeout: {TEST_TIMEOUT_MS},{name_filter}
   }},
@@ -463,12 +470,15 @@ def _install_dev_deps(repo: Path, manifest: dict[str, Any]) -> None:
 
 
 def _exclude(repo: Path, tests: Sequence[str]) -> None:
-    """Leave `tests` (flaky, or red at baseline) out of every later Vitest run of `repo`."""
+    """Leave `tests` (flaky, or red at baseline; test names or test files that did not load) out
+    of every later Vitest run of `repo`."""
     if not tests:
         return
     if not (repo / _VITEST_CONFIG).is_file():
         raise ToolError(f"{repo} brings its own Vitest config: cannot exclude tests {list(tests)}")
-    (repo / _VITEST_CONFIG).write_text(vitest_config(_manifest(repo), tests))
+    files = [t for t in tests if (repo / t).is_file()]
+    names = [t for t in tests if t not in files]
+    (repo / _VITEST_CONFIG).write_text(vitest_config(_manifest(repo), names, files))
 
 
 def _js_target(target: str) -> str:

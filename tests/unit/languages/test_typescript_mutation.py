@@ -87,6 +87,16 @@ def test_failing_tests_from_vitest_report() -> None:
     )
     names = TypeScriptMutationRunner().failing_tests(out)
     assert names == ["dedent keeps blank lines", "top level", "parse compiles"]
+    # zod's test files that import packages its tarball does not declare: named by their paths
+    out = (
+        " ❯ src/v4/core/tests/treeshake.test.ts (0 test)\n Test Files  1 failed | 191 passed (192)\n"
+        "⎯⎯⎯ Failed Suites 1 ⎯⎯⎯\n\n FAIL  src/v4/core/tests/treeshake.test.ts [ src/v4/core/tests/treeshake.test.ts ]\n"
+        "Error: Failed to load url esbuild (resolved id: esbuild)\n"
+    )
+    assert TypeScriptMutationRunner().failing_tests(out) == ["src/v4/core/tests/treeshake.test.ts"]
+    config = vitest_config({}, ["top level"], ["src/v4/core/tests/treeshake.test.ts"])
+    assert '"**/.stryker-tmp/**", "src/v4/core/tests/treeshake.test.ts"]' in config
+    assert 'testNamePattern: new RegExp("^(?!(?:top\\\\ level)$)")' in config
 
 
 def test_replace_span_and_jest_config() -> None:
