@@ -402,7 +402,10 @@ class MutmutRunner(RunnerBase):
                 why = "timed out" if res.timed_out else f"exit {res.returncode}"
                 raise RuntimeError(f"mutmut run {why} on {source}: {_strip_spinner(res.output)[-1500:]}")
         export = run(
-            [py, "-W", "ignore", str(_EXPORT)], repo, limits=Limits(timeout_s=max(600.0, timeout_s / 4))
+            [py, "-W", "ignore", str(_EXPORT), *([] if picked is None else ["only"])],
+            repo,
+            limits=Limits(timeout_s=max(600.0, timeout_s / 4)),
+            stdin=None if picked is None else "\n".join(sorted(picked)),
         )
         if not export.ok:
             raise RuntimeError(f"reading mutmut's results failed on {source}: {export.output[-1500:]}")
@@ -412,8 +415,6 @@ class MutmutRunner(RunnerBase):
             if not line.startswith("{"):
                 continue
             row = json.loads(line)
-            if picked is not None and row["name"] not in picked:
-                continue
             status = STATUS.get(row["status"])
             if status is None:
                 continue
