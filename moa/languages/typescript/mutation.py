@@ -2,8 +2,9 @@
 
 Why one runner (Vitest) for every package: the tool folder under ~/.cache/moa/tools/stryker
 holds Stryker, its Vitest plugin and Vitest at pinned versions, so a package needs none of its
-own (often large) dev dependencies, only its runtime ones. Vitest runs TypeScript directly
-(esbuild strips types) and also runs Jest-style suites: we alias `@jest/globals` to `vitest`,
+own (often large) dev dependencies, only its runtime ones and the few its tests import (wonka's
+callbag-from-iter). Vitest runs TypeScript directly (esbuild strips types) and also runs
+Jest-style suites: we alias `@jest/globals` to `vitest`,
 expose `vi` as the global `jest`, turn `describe`/`it`/`expect` globals on, and translate the
 package's Jest `moduleNameMapper` into Vitest aliases. Suites that lean on Jest-only behaviour
 (hoisted `jest.mock`, snapshot formats) fail the baseline and are reported, not mutated.
