@@ -212,12 +212,15 @@ def pretrain(
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    from moa.agent import attention
     from moa.agent.policy import limit_cpu_threads
 
     limit_cpu_threads()
     torch.manual_seed(plan.seed)
     tokenizer = AutoTokenizer.from_pretrained(path)
-    model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32, attn_implementation="eager")
+    model = AutoModelForCausalLM.from_pretrained(
+        path, dtype=torch.float32, attn_implementation=attention.register()
+    )
     rows = pack(tokenizer, texts, plan.seq_len)
     progress(
         f"pretraining the tiny model: {rows.numel():,} tokens of text in {rows.shape[0]} rows, "
