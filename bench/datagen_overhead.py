@@ -1,7 +1,7 @@
 """What `moa datagen mutate` costs on top of running each language's mutation tool by hand, and how
 many verified caught mutants it yields per core-minute, for every language plugin, in one run.
 
-    .venv/bin/python bench/datagen_overhead.py [--source LANG=REF ...] [--sample 6] [--skip-raw]
+    .venv/bin/python bench/datagen_overhead.py [--source LANG=REF ...] [--sample 6] [--skip-raw] [--draw N]
 
 Without --source: the first curated source (that ships tests) of every plugin with a mutation runner.
 Per source, in the same run, from the same cached download:
@@ -9,6 +9,9 @@ Per source, in the same run, from the same cached download:
   (`runner.raw_command`), unsandboxed: what a person would type;
 - moa: `moa datagen mutate --no-verify --all-operators`, uncapped: every mutant, sandboxed,
   normalised, diff-checked;
+- with --draw N, both sides run only the mutants moa draws for `--max-mutations N` (seeded, N x
+  oversample of them; the same ones on both sides): for packages whose every mutant takes hours
+  (jmespath has ~1,500). Runners whose raw command cannot be narrowed (go, rust) refuse it;
 - moa+verify: `moa datagen mutate` as the pipeline runs it (default operator mix, verification) on a
   draw of --sample pairs: verified caught mutants per core-minute, the figure that sizes a seed run.
 Wall time is measured for each; moa/raw is the overhead (goal <= 1.15x). A core-minute is a wall
@@ -20,6 +23,7 @@ report theirs to us. Then: the core-hours of >= 3,000 verified caught per langua
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
 import os
 import shutil
@@ -30,6 +34,7 @@ import time
 from pathlib import Path
 
 from moa.api.records import SourceRef
+from moa.datagen.mutate import MutateConfig
 from moa.languages import registry
 from moa.languages.sources import fetch
 
@@ -38,6 +43,7 @@ BIG = "1000000"
 
 
 CORES = os.cpu_count() or 1
+OVERSAMPLE = MutateConfig.oversample  # the dataclass default: mutants run per wanted pair
 
 
 def timed(
@@ -51,9 +57,10 @@ def timed(
     return time.monotonic() - start
 
 
-def raw(language: str, ref: SourceRef, work: Path) -> float:
-    """Prepare (same code as moa's) and the tool's own command on every mutant; the runner's
-    default parallelism (one test run per CPU), as in moa."""
+def raw(language: str, ref: SourceRef, work: Path, draw: int | None) -> float:
+    """Prepare (same code as moa's) and the tool's own command on every mutant, or on those moa
+    draws for `--max-mutations draw`; the runner's default parallelism (one test run per CPU) and
+    draw (seed 0, every operator), as in moa."""
     plugin = registry.get(language)
     assert plugin.mutation_runner is not None
     runner = plugin.mutation_runner()
@@ -62,7 +69,12 @@ def raw(language: str, ref: SourceRef, work: Path) -> float:
     shutil.copytree(fetch(ref), repo, symlinks=True)
     start = time.monotonic()
     runner.prepare(repo)
-    cmd, env, ok = runner.raw_command(repo)  # type: ignore[attr-defined]
+    if draw is None:
+        cmd, env, ok = runner.raw_command(repo)  # type: ignore[attr-defined]
+    elif "sample" not in inspect.signature(runner.raw_command).parameters:  # type: ignore[attr-defined]
+        sys.exit(f"--draw: {runner.tool}'s raw command runs every mutant, it cannot be narrowed")
+    else:  # the tool's budget in mutate: max(1, int(max_mutations * oversample))
+        cmd, env, ok = runner.raw_command(repo, max(1, int(draw * OVERSAMPLE)))  # type: ignore[attr-defined]
     prepared = time.monotonic() - start
     return prepared + timed(cmd, repo, env, f"{runner.tool} on {ref}", ok)
 
@@ -90,6 +102,9 @@ def main() -> None:
     )
     ap.add_argument("--sample", type=int, default=6, help="pairs moa+verify keeps per source")
     ap.add_argument("--skip-raw", action="store_true", help="only the moa+verify rate (no uncapped runs)")
+    ap.add_argument(
+        "--draw", type=int, help="raw and moa sides run the mutants drawn for --max-mutations N, not all"
+    )
     args = ap.parse_args()
     pairs = [tuple(s.split("=", 1)) for s in args.source] or [
         (p.name, str(next(s.ref for s in p.default_sources if s.ships_tests)))
@@ -103,9 +118,10 @@ def main() -> None:
         try:
             row: dict[str, object] = {"language": language, "source": str(ref)}
             if not args.skip_raw:
-                r = raw(language, ref, work)
+                r = raw(language, ref, work, args.draw)
+                cap = BIG if args.draw is None else str(args.draw)
                 m, stats = moa(language, ref, work / "moa", "--no-verify", "--all-operators",
-                               "--max-mutations", BIG, "--max-per-function", BIG, "--max-per-operator", BIG)  # fmt: skip
+                               "--max-mutations", cap, "--max-per-function", BIG, "--max-per-operator", BIG)  # fmt: skip
                 row |= {"raw_s": r, "moa_s": m, "mutants": stats.get("total"), "ratio": m / r}
             v, vstats = moa(language, ref, work / "verify", "--max-mutations", str(args.sample))
             verified = int(vstats.get("verified", 0) or 0)  # type: ignore[call-overload]

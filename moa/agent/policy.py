@@ -122,7 +122,9 @@ def load_base(path: str | Path, lora: LoraSpec, backend: Backend | None = None) 
         )
         model = model.to(backend.device)
     if getattr(model.config, "moa_tiny_random", False):
-        log.warning("%s is a TINY RANDOM model (moa dev tiny-model): results mean nothing", path)
+        # Random, or pretrained for minutes (--pretrain): either way a toy, whose figures show that
+        # the stages run and learn, not what a real base model would reach.
+        log.warning("%s is a TINY model (moa dev tiny-model): its figures are not a real model's", path)
     return model, tokenizer, backend
 
 

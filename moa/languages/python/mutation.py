@@ -22,6 +22,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from io import StringIO
 from pathlib import Path
+from typing import Any
 
 from moa.api.records import MutationRecord, MutationStatus, SourceRef
 from moa.languages import python
@@ -105,6 +106,20 @@ def layout(repo: Path) -> tuple[list[str], list[str]]:
     if not tests:  # tests shipped inside the package (toolz/tests, src/isodate/tests)
         tests = sorted(str(p.relative_to(repo)) for p in root.glob("*/tests") if p.is_dir())
     return sources, tests
+
+
+def also_copy(repo: Path, sources: Sequence[str]) -> list[str]:
+    """What mutmut must copy into its `mutants/` tree besides the code it mutates: every other
+    top-level entry, since tests read data files by paths relative to the tree (toml's `test.toml`)
+    and a root conftest.py is not a source; mutmut's own list covers only tests/, test/, test*.py
+    and the config files."""
+    mutated = {Path(s).parts[0] for s in sources}  # src/pkg/: all of src is mutmut's to copy
+    skip = {"mutants", VENV, "__pycache__"}
+    return sorted(
+        p.name + ("/" if p.is_dir() else "")
+        for p in repo.iterdir()
+        if p.name not in mutated and p.name not in skip and not p.name.startswith(".")
+    )
 
 
 def classify(diff: str) -> str:
@@ -317,12 +332,33 @@ class MutmutRunner(RunnerBase):
         counts = _PASSED_RE.findall(output)
         return int(counts[-1]) if counts else None
 
-    def raw_command(self, repo: Path) -> tuple[list[str], dict[str, str], tuple[int, ...]]:
-        """`mutmut run` as a person runs it on every mutant (bench/datagen_overhead.py): argv,
-        environment, the exit codes of a finished run."""
-        self._write_config(repo.resolve(), [])
-        python = str(repo.resolve() / VENV / "bin" / "python")
-        return [python, "-c", _MUTMUT_CLI, "run", "--max-children", str(self.jobs)], {}, (0,)
+    def raw_command(
+        self, repo: Path, sample: int | None = None
+    ) -> tuple[list[str], dict[str, str], tuple[int, ...]]:
+        """`mutmut run` as a person runs it (bench/datagen_overhead.py): on every mutant, or on the
+        `sample` mutants `run` draws for `max_mutations=sample` (listing them costs what it costs
+        `run`), so both sides of the bench test the same ones; argv, environment, the exit codes
+        of a finished run."""
+        repo = repo.resolve()
+        self._write_config(repo, [])
+        names = [] if sample is None else [str(r["name"]) for r in self._drawn(repo, sample, 1800)]
+        python = str(repo / VENV / "bin" / "python")
+        return [python, "-c", _MUTMUT_CLI, "run", "--max-children", str(self.jobs), *names], {}, (0,)
+
+    def _drawn(self, repo: Path, max_mutations: int | None, timeout_s: float) -> list[dict[str, Any]]:
+        """mutmut's mutants (export.py's `names` rows), drawn by `self.draw`."""
+        listed = run(
+            [str(repo / VENV / "bin" / "python"), "-W", "ignore", str(_EXPORT), "names"],
+            repo,
+            limits=Limits(timeout_s=timeout_s),
+        )
+        if not listed.ok:
+            raise RuntimeError(
+                f"generating mutants failed in {repo}: {_strip_spinner(listed.output)[-1500:]}"
+            )
+        rows = [json.loads(line) for line in listed.output.splitlines() if line.startswith("{")]
+        rows = [r for r in rows if r.get("diff")]  # the unreadable ones are counted after the run
+        return self.draw(rows, max_mutations, lambda r: (r["file"], r["function"], bug_class(r["diff"])))
 
     def _write_config(self, repo: Path, exclude_tests: Sequence[str]) -> None:
         """mutmut reads [tool.mutmut] from pyproject.toml, else [mutmut] from setup.cfg."""
@@ -334,6 +370,7 @@ class MutmutRunner(RunnerBase):
         # mutmut's own per-mutant limit is (estimated test time + 1 s) x this; its default is 15.
         lines += [f"timeout_multiplier={TIMEOUT_FACTOR}"]
         lines += ["do_not_mutate=", "    */tests/*", "    */test_*.py", "    *conftest.py"]
+        lines += ["also_copy=", *(f"    {p}" for p in also_copy(repo, meta["sources"]))]
         cfg = repo / "setup.cfg"
         text = cfg.read_text() if cfg.is_file() else ""
         text = re.sub(r"(?ms)^\[mutmut\]\n.*?(?=^\[|\Z)", "", text)  # ours replaces any previous one
@@ -355,18 +392,7 @@ class MutmutRunner(RunnerBase):
         names: list[str] = []
         picked: set[str] | None = None  # None: every mutant
         if max_mutations is not None or self.operator_classes is not None:
-            listed = run(
-                [py, "-W", "ignore", str(_EXPORT), "names"], repo, limits=Limits(timeout_s=timeout_s)
-            )
-            if not listed.ok:
-                raise RuntimeError(
-                    f"generating mutants failed on {source}: {_strip_spinner(listed.output)[-1500:]}"
-                )
-            rows = [json.loads(line) for line in listed.output.splitlines() if line.startswith("{")]
-            rows = [r for r in rows if r.get("diff")]  # the unreadable ones are counted after the run
-            chosen = self.draw(
-                rows, max_mutations, lambda r: (r["file"], r["function"], bug_class(r["diff"]))
-            )
+            chosen = self._drawn(repo, max_mutations, timeout_s)
             picked = {str(r["name"]) for r in chosen}
             names = [str(r["name"]) for r in chosen if r["exit_code"] is None]
         if picked is None or names:
@@ -376,7 +402,10 @@ class MutmutRunner(RunnerBase):
                 why = "timed out" if res.timed_out else f"exit {res.returncode}"
                 raise RuntimeError(f"mutmut run {why} on {source}: {_strip_spinner(res.output)[-1500:]}")
         export = run(
-            [py, "-W", "ignore", str(_EXPORT)], repo, limits=Limits(timeout_s=max(600.0, timeout_s / 4))
+            [py, "-W", "ignore", str(_EXPORT), *([] if picked is None else ["only"])],
+            repo,
+            limits=Limits(timeout_s=max(600.0, timeout_s / 4)),
+            stdin=None if picked is None else "\n".join(sorted(picked)),
         )
         if not export.ok:
             raise RuntimeError(f"reading mutmut's results failed on {source}: {export.output[-1500:]}")
@@ -386,8 +415,6 @@ class MutmutRunner(RunnerBase):
             if not line.startswith("{"):
                 continue
             row = json.loads(line)
-            if picked is not None and row["name"] not in picked:
-                continue
             status = STATUS.get(row["status"])
             if status is None:
                 continue

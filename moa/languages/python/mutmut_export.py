@@ -1,5 +1,6 @@
 """Export mutmut 3's results as JSON lines, one per mutant (run by the TARGET repo's venv, cwd = repo).
 
+`python mutmut_export.py only` exports the mutants named on stdin.
 `python mutmut_export.py names` first generates the mutants (the first step of `mutmut run`, which
 has no "generate only" command), so the runner can draw a subset from every mutant's row (its diff
 says its bug class) and pass their names to `mutmut run NAME...`.
@@ -115,7 +116,9 @@ def generate() -> None:
     create_mutants(1)
 
 
-def main() -> None:
+def main(only: set[str] | None = None) -> None:
+    """Every mutant's row, or those named in `only` (a drawn run: building every other mutant's
+    diff again took ten minutes on toml's decoder)."""
     for path in walk_mutatable_files():
         data = SourceFileMutationData(path=path)
         data.load()
@@ -125,6 +128,8 @@ def main() -> None:
         orig = cst.parse_module(text)
         starts = function_starts(text)
         for name, code in data.exit_code_by_key.items():
+            if only is not None and name not in only:
+                continue
             function, cls = orig_function_and_class_names_from_key(name)
             row = {
                 "name": name,
@@ -151,4 +156,5 @@ def main() -> None:
 if __name__ == "__main__":
     if sys.argv[1:] == ["names"]:
         generate()
-    main()
+    # `only`: the mutant names to export, one a line on stdin
+    main(set(sys.stdin.read().split()) if sys.argv[1:] == ["only"] else None)

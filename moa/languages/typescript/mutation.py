@@ -2,8 +2,9 @@
 
 Why one runner (Vitest) for every package: the tool folder under ~/.cache/moa/tools/stryker
 holds Stryker, its Vitest plugin and Vitest at pinned versions, so a package needs none of its
-own (often large) dev dependencies, only its runtime ones. Vitest runs TypeScript directly
-(esbuild strips types) and also runs Jest-style suites: we alias `@jest/globals` to `vitest`,
+own (often large) dev dependencies, only its runtime ones and the few its tests import (wonka's
+callbag-from-iter). Vitest runs TypeScript directly (esbuild strips types) and also runs
+Jest-style suites: we alias `@jest/globals` to `vitest`,
 expose `vi` as the global `jest`, turn `describe`/`it`/`expect` globals on, and translate the
 package's Jest `moduleNameMapper` into Vitest aliases. Suites that lean on Jest-only behaviour
 (hoisted `jest.mock`, snapshot formats) fail the baseline and are reported, not mutated.
@@ -92,6 +93,19 @@ _VITEST_PASSED = re.compile(r"^\s*Tests\s+(?:.*?\|\s*)?(\d+) passed", re.MULTILI
 # A failed test in Vitest's report: its "Failed Tests" section (`FAIL  file > describe > test`) or
 # its per-file list (`× describe > test 12ms`); the section may be cut from an excerpt's tail.
 _VITEST_FAIL = re.compile(r"^\s*(?:FAIL\s+\S+ > |× )(.+?)(?: \d+ms)?\s*$", re.MULTILINE)
+# A test file that does not load (`FAIL  file [ file ]`, Vitest's "Failed Suites"): zod's import
+# packages from its monorepo's root that its tarball declares nowhere. Named by its path.
+_VITEST_FILE_FAIL = re.compile(r"^\s*FAIL\s+(\S+) \[ \S+ \]\s*$", re.MULTILINE)
+# Vitest's 5 s default per test and hook fails sound suites on a loaded machine (zod's did); a
+# hanging mutant is bounded by Stryker's own per-mutant timeout, not by this.
+TEST_TIMEOUT_MS = 60_000
+_DEV_DEPS = ".moa-dev-deps"  # the devDependencies the package's tests import (see prepare)
+_NOT_DEV_DEPS = {*TOOL_PACKAGES, "@jest/globals", "jest", "ts-jest", "@types/jest"}
+# A bare module specifier in `import ... from 'x'`, `import 'x'`, `import('x')`, `require('x')`.
+_IMPORT = re.compile(r"""(?:\bfrom|\bimport|\brequire\s*\(|\bimport\s*\()\s*['"]([^'"./][^'"]*)['"]""")
+_CODE_SUFFIXES = {".ts", ".mts", ".cts", ".tsx", ".js", ".mjs", ".cjs", ".jsx"}
+# exports conditions every resolver knows; any other whose target is a .ts file names the sources
+_STANDARD_CONDITIONS = {"types", "import", "require", "default", "node", "browser", "module"}
 
 
 def _tool_ready(folder: Path) -> bool:
@@ -117,7 +131,9 @@ class TypeScriptMutationRunner(RunnerBase):
         return install_once("stryker", _tool_ready, install)
 
     def prepare(self, repo: Path) -> None:
-        """Install the package's runtime dependencies (network) and point it at the tool's Vitest."""
+        """Install the package's runtime dependencies and the devDependencies its tests import
+        (network in the fetch stage, npm's cache offline in mutate) and point it at the tool's
+        Vitest."""
         tool = self.tool_path()
         manifest = _manifest(repo)
         if manifest.get("dependencies"):
@@ -139,6 +155,7 @@ class TypeScriptMutationRunner(RunnerBase):
         link = modules / "vitest"
         if not link.exists():
             link.symlink_to(tool / "node_modules" / "vitest", target_is_directory=True)
+        _install_dev_deps(repo, manifest)
         if not _own_vitest_config(repo):
             (repo / _VITEST_CONFIG).write_text(vitest_config(manifest))
             (repo / _JEST_COMPAT).write_text("import { vi } from 'vitest';\nglobalThis.jest = vi;\n")
@@ -152,6 +169,8 @@ class TypeScriptMutationRunner(RunnerBase):
             str(vitest),
             "run",
             *(["--config", _VITEST_CONFIG] if (repo / _VITEST_CONFIG).is_file() else []),
+            f"--testTimeout={TEST_TIMEOUT_MS}",
+            f"--hookTimeout={TEST_TIMEOUT_MS}",
         ]
         res = sandbox.run(
             cmd, repo, env={"CI": "1", "NO_COLOR": "1"}, limits=sandbox.Limits(timeout_s=timeout_s)
@@ -160,8 +179,9 @@ class TypeScriptMutationRunner(RunnerBase):
 
     def failing_tests(self, output: str) -> list[str]:
         """Full names ("describe test", as Stryker and `testNamePattern` name them) of the tests
-        Vitest's report lists as failed."""
-        return list(dict.fromkeys(" ".join(m.split(" > ")) for m in _VITEST_FAIL.findall(output)))
+        Vitest's report lists as failed, then the paths of the test files that failed to load."""
+        names = [" ".join(m.split(" > ")) for m in _VITEST_FAIL.findall(output)]
+        return list(dict.fromkeys([*names, *_VITEST_FILE_FAIL.findall(output)]))
 
     def passed_tests(self, output: str) -> int | None:
         """Tests passed, from Vitest's summary (`Tests  2 failed | 40 passed (42)`)."""
@@ -226,11 +246,16 @@ class TypeScriptMutationRunner(RunnerBase):
         drawn = stratified(outer, max(1, (n + 1) // 2), self.seed, lambda fs: (fs[0], fs[1].name))
         return [f"{f}:{s.start}-{s.end}" for f, s in drawn] or self.mutate
 
-    def raw_command(self, repo: Path) -> tuple[list[str], dict[str, str], tuple[int, ...]]:
-        """Stryker as a person runs it on the whole package (bench/datagen_overhead.py): every
-        mutant, no draw, its own timeout rule, the report in reports/; argv, environment, the exit
-        codes of a finished run."""
+    def raw_command(
+        self, repo: Path, sample: int | None = None
+    ) -> tuple[list[str], dict[str, str], tuple[int, ...]]:
+        """Stryker as a person runs it (bench/datagen_overhead.py): on the whole package, or on the
+        functions `run` draws for `max_mutations=sample`, so both sides of the bench test the same
+        mutants; its own timeout rule, the report in reports/; argv, environment, the exit codes
+        of a finished run."""
         config = self._config(repo, repo / "reports" / "mutation.json", None)
+        if sample is not None:
+            config["mutate"] = self._function_ranges(repo, sample)
         (repo / _STRYKER_CONFIG).write_text(json.dumps(config, indent=1))
         stryker = self.tool_path() / "node_modules" / "@stryker-mutator" / "core" / "bin" / "stryker.js"
         return ["node", str(stryker), "run", _STRYKER_CONFIG], {"CI": "1", "NO_COLOR": "1"}, (0,)
@@ -332,9 +357,12 @@ def bug_class(mutator: str, old: str, new: str) -> str:
     return MUTATOR_CLASSES.get(mutator, "other")
 
 
-def vitest_config(manifest: dict[str, Any], exclude_tests: Sequence[str] = ()) -> str:
-    """A Vitest config that also runs Jest-style suites (see the module docstring)."""
-    aliases = [("^@jest/globals$", "vitest")]
+def vitest_config(
+    manifest: dict[str, Any], exclude_tests: Sequence[str] = (), exclude_files: Sequence[str] = ()
+) -> str:
+    """A Vitest config that also runs Jest-style suites (see the module docstring), without the
+    tests named `exclude_tests` and the test files `exclude_files`."""
+    aliases = [("^@jest/globals$", "vitest"), *source_aliases(manifest)]
     jest = manifest.get("jest")
     mapper = jest.get("moduleNameMapper") if isinstance(jest, dict) else None
     for pattern, target in (mapper or {}).items():
@@ -358,19 +386,100 @@ export default defineConfig({{
   test: {{
     globals: true,
     setupFiles: [fileURLToPath(new URL('./{_JEST_COMPAT}', import.meta.url))],
-    exclude: ['**/node_modules/**', '**/dist/**', '**/.stryker-tmp/**'],{name_filter}
+    exclude: {json.dumps(["**/node_modules/**", "**/dist/**", "**/.stryker-tmp/**", *exclude_files])},
+    testTimeout: {TEST_TIMEOUT_MS},
+    hookTimeout: {TEST_TIMEOUT_MS},{name_filter}
   }},
 }});
 """
 
 
+def source_aliases(manifest: dict[str, Any]) -> list[tuple[str, str]]:
+    """Aliases that send the package's imports of itself (zod's tests import "zod/v4") to its
+    TypeScript sources, as its `exports` map does under a condition of its own ("@zod/source"):
+    by default they resolve to the built files, which no mutant touches."""
+    name, exports = manifest.get("name"), manifest.get("exports")
+    if not isinstance(name, str) or not isinstance(exports, dict):
+        return []
+    aliases = []
+    for subpath, target in exports.items():
+        source = _source_target(target)
+        if subpath.startswith(".") and "*" not in subpath and source:
+            aliases.append((f"^{re.escape(name + subpath[1:])}$", f"<rootDir>/{source.removeprefix('./')}"))
+    return aliases
+
+
+def _source_target(target: Any) -> str | None:
+    """The .ts file a conditional export maps a non-standard condition to, if any."""
+    if not isinstance(target, dict):
+        return None
+    for condition, value in target.items():
+        if isinstance(value, dict):
+            found = _source_target(value)
+            if found:
+                return found
+        elif (
+            condition not in _STANDARD_CONDITIONS
+            and isinstance(value, str)
+            and re.search(r"(?<!\.d)\.[mc]?tsx?$", value)
+        ):
+            return value
+    return None
+
+
+def imported_packages(repo: Path) -> set[str]:
+    """Packages the tree's code and tests import by bare specifier (`@scope/name`, `name`)."""
+    names = set()
+    for path in repo.rglob("*"):
+        parts = path.relative_to(repo).parts
+        if path.suffix not in _CODE_SUFFIXES or "node_modules" in parts or parts[0].startswith("."):
+            continue
+        for spec in _IMPORT.findall(path.read_text(errors="replace")):
+            names.add("/".join(spec.split("/")[: 2 if spec.startswith("@") else 1]))
+    return names
+
+
+def _install_dev_deps(repo: Path, manifest: dict[str, Any]) -> None:
+    """The devDependencies the tests import (wonka's import callbag-from-iter), installed in a
+    folder of their own and linked into node_modules: `npm install --omit=dev` skips them even
+    when named, and installing every devDependency brings bundlers and linters by the hundred."""
+    dev, runtime = manifest.get("devDependencies") or {}, manifest.get("dependencies") or {}
+    wanted = {
+        name: dev[name]
+        for name in sorted(imported_packages(repo))
+        if name in dev and name not in runtime and name not in _NOT_DEV_DEPS and name != manifest.get("name")
+    }
+    if not wanted:
+        return
+    folder = repo / _DEV_DEPS
+    folder.mkdir(exist_ok=True)
+    (folder / "package.json").write_text(
+        json.dumps({"name": "moa-dev-deps", "private": True, "dependencies": wanted}, indent=1)
+    )
+    check_call(
+        ["npm", "install", "--ignore-scripts", "--no-audit", "--no-fund", "--no-package-lock"],
+        folder,
+        what=f"npm install of the test dependencies {sorted(wanted)}",
+    )
+    for name in wanted:
+        link = repo / "node_modules" / name
+        if not link.exists():
+            link.parent.mkdir(parents=True, exist_ok=True)
+            # relative: Stryker's sandbox links node_modules back to this folder
+            depth = len(Path(name).parts)
+            link.symlink_to(Path(*[".."] * depth, _DEV_DEPS, "node_modules", name), target_is_directory=True)
+
+
 def _exclude(repo: Path, tests: Sequence[str]) -> None:
-    """Leave `tests` (flaky, or red at baseline) out of every later Vitest run of `repo`."""
+    """Leave `tests` (flaky, or red at baseline; test names or test files that did not load) out
+    of every later Vitest run of `repo`."""
     if not tests:
         return
     if not (repo / _VITEST_CONFIG).is_file():
         raise ToolError(f"{repo} brings its own Vitest config: cannot exclude tests {list(tests)}")
-    (repo / _VITEST_CONFIG).write_text(vitest_config(_manifest(repo), tests))
+    files = [t for t in tests if (repo / t).is_file()]
+    names = [t for t in tests if t not in files]
+    (repo / _VITEST_CONFIG).write_text(vitest_config(_manifest(repo), names, files))
 
 
 def _js_target(target: str) -> str:

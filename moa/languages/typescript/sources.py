@@ -18,8 +18,12 @@ def _pkg(spec: str, ships_tests: bool, note: str) -> CuratedSource:
 
 SOURCES = (
     _pkg("ts-dedent@2.3.0", True, "src/ + a Jest suite (run under Vitest): 54 caught of 60 mutants"),
-    _pkg("wonka@6.3.6", True, "src/ + Vitest suites in src/__tests__; ~3000 lines, many mutants"),
-    _pkg("zod@4.6.7", True, "src/ + ~200 Vitest files; large, mutate a subset (e.g. src/v4/core)"),
+    _pkg("wonka@6.3.6", True, "src/ + Vitest suites in src/__tests__ (they import 4 devDependencies)"),
+    _pkg(
+        "zod@4.6.7",
+        True,
+        "src/ + ~200 Vitest files (~150 s a run; 5 import undeclared packages: deselected); large",
+    ),
     _pkg("ts-pattern@5.9.2", False, "tarball ships src/ but no tests"),
     _pkg("immer@11.2.10", False, "tarball ships src/ but no tests"),
     _pkg("@sinclair/typebox@0.34.52", False, "tarball ships src/ but no tests"),

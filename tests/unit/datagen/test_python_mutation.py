@@ -15,7 +15,15 @@ from python_mutations import local_package
 from moa.api.records import SourceRef
 from moa.datagen.diffcheck import DiffChecker
 from moa.languages.python.functions import functions
-from moa.languages.python.mutation import VENV, MutmutRunner, bug_class, classify, first_changed_line, layout
+from moa.languages.python.mutation import (
+    VENV,
+    MutmutRunner,
+    also_copy,
+    bug_class,
+    classify,
+    first_changed_line,
+    layout,
+)
 from moa.languages.sandbox import run
 from moa.languages.sources import fetch
 from moa.languages.tools import apply_unified, changed_lines
@@ -61,6 +69,15 @@ def test_first_changed_line_and_layout(tmp_path: Path) -> None:
     (tmp_path / "tests").mkdir()
     (tmp_path / "setup.py").write_text("")
     assert layout(tmp_path) == (["src/pkg/"], ["tests"])
+
+
+def test_also_copy_is_every_top_level_entry_but_the_mutated_code(tmp_path: Path) -> None:
+    for rel in ("src/pkg/__init__.py", "tests/test_a.py", "conftest.py", "data.toml", "fixtures/x.json"):
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_text("")
+    for rel in ("mutants", VENV, ".git", "__pycache__"):
+        (tmp_path / rel).mkdir()
+    assert also_copy(tmp_path, ["src/pkg/"]) == ["conftest.py", "data.toml", "fixtures/", "tests/"]
 
 
 def test_bug_classes_of_python_operators() -> None:
@@ -197,3 +214,34 @@ def test_subclass_method_of_the_same_name_gets_its_own_diff(tmp_path: Path) -> N
     child = [r for r in records if r.function == "Square.area"]
     assert any(r.operator.startswith("comparison:<=") for r in child), [r.operator for r in child]
     assert runner.rejected == {} or sum(runner.rejected.values()) < len(records) / 10, runner.rejected
+
+
+# toml 0.10.2's test_paths reads `test.toml` relative to the tree; mutmut runs tests in its own
+# copy (`mutants/`) that once lacked every such file, and `mutmut run` failed on the package.
+PARSE = """def parse(text):
+    key, _, value = text.partition("=")
+    if len(key) > 0:
+        return {key.strip(): value.strip()}
+    return {}
+"""
+PARSE_TESTS = """from pathlib import Path
+
+from kv import parse
+
+
+def test_file_next_to_the_tree():
+    assert parse(Path("sample.kv").read_text()) == {"a": "1"}
+    assert parse("=") == {}
+"""
+
+
+@pytest.mark.slow
+def test_tests_reading_data_files_by_relative_path_run_under_mutmut(tmp_path: Path) -> None:
+    files = {"kv/__init__.py": PARSE, "tests/test_kv.py": PARSE_TESTS, "sample.kv": "a = 1\n"}
+    repo = local_package(tmp_path / "kv", "kv", files)
+    runner = MutmutRunner(jobs=1)
+    runner.prepare(repo)
+    assert runner.baseline(repo, 300)[0]
+    records = runner.run(repo, SourceRef.parse(f"path:{repo}"), 3, 600)
+    assert records and all(r.file == "kv/__init__.py" for r in records)
+    assert any(r.status == "caught" for r in records), [(r.operator, r.status) for r in records]

@@ -13,7 +13,14 @@ from moa.api.records import SourceRef
 from moa.languages import registry
 from moa.languages.sources import fetch
 from moa.languages.tools import replace_span
-from moa.languages.typescript.mutation import TypeScriptMutationRunner, normalise, vitest_config
+from moa.languages.typescript.mutation import (
+    TEST_TIMEOUT_MS,
+    TypeScriptMutationRunner,
+    imported_packages,
+    normalise,
+    source_aliases,
+    vitest_config,
+)
 
 SOURCE = SourceRef.parse("npm:ts-dedent@2.3.0")
 FIXTURE = Path(__file__).parent / "fixtures" / "stryker-ts-dedent.json"
@@ -80,6 +87,16 @@ def test_failing_tests_from_vitest_report() -> None:
     )
     names = TypeScriptMutationRunner().failing_tests(out)
     assert names == ["dedent keeps blank lines", "top level", "parse compiles"]
+    # zod's test files that import packages its tarball does not declare: named by their paths
+    out = (
+        " ❯ src/v4/core/tests/treeshake.test.ts (0 test)\n Test Files  1 failed | 191 passed (192)\n"
+        "⎯⎯⎯ Failed Suites 1 ⎯⎯⎯\n\n FAIL  src/v4/core/tests/treeshake.test.ts [ src/v4/core/tests/treeshake.test.ts ]\n"
+        "Error: Failed to load url esbuild (resolved id: esbuild)\n"
+    )
+    assert TypeScriptMutationRunner().failing_tests(out) == ["src/v4/core/tests/treeshake.test.ts"]
+    config = vitest_config({}, ["top level"], ["src/v4/core/tests/treeshake.test.ts"])
+    assert '"**/.stryker-tmp/**", "src/v4/core/tests/treeshake.test.ts"]' in config
+    assert 'testNamePattern: new RegExp("^(?!(?:top\\\\ level)$)")' in config
 
 
 def test_replace_span_and_jest_config() -> None:
@@ -104,3 +121,78 @@ def test_a_capped_run_mutates_drawn_functions_across_files(tmp_path: Path) -> No
         r.endswith(("-3", "-6", "-9", "-12", "-15", "-18", "-21", "-24", "-27", "-30")) for r in ranges
     )
     assert runner._function_ranges(tmp_path, 6) == ranges and not any("test" in r for r in ranges)
+
+
+def test_aliases_send_the_package_s_imports_of_itself_to_its_sources() -> None:
+    manifest = {
+        "name": "zod",
+        "exports": {
+            "./package.json": "./package.json",
+            ".": {"@zod/source": "./src/index.ts", "types": "./index.d.cts", "import": "./index.js"},
+            "./v4/core": {"@zod/source": "./src/v4/core/index.ts", "import": "./v4/core/index.js"},
+            "./mini": {"types": "./mini/index.d.ts", "import": "./mini/index.js"},
+        },
+    }
+    assert source_aliases(manifest) == [
+        ("^zod$", "<rootDir>/src/index.ts"),
+        ("^zod/v4/core$", "<rootDir>/src/v4/core/index.ts"),
+    ]
+    config = vitest_config(manifest)
+    assert 'find: new RegExp("^zod/v4/core$"), replacement: root + "src/v4/core/index.ts"' in config
+    assert f"testTimeout: {TEST_TIMEOUT_MS}," in config and f"hookTimeout: {TEST_TIMEOUT_MS}," in config
+    assert source_aliases({"name": "x", "exports": "./index.js"}) == []
+
+
+def test_imported_packages_are_read_from_code_and_tests(tmp_path: Path) -> None:
+    files = {
+        "src/a.ts": "import { x } from './b';\nimport type { T } from '@scope/pkg/sub';\n",
+        "src/__tests__/a.test.ts": "import fromIter from 'callbag-from-iter';\nconst m = require(\"ms\");\n",
+        "src/c.mjs": "import 'side-effect';\nconst later = await import('lazy/deep/path');\n",
+        "node_modules/dep/index.js": "import 'never-read';\n",
+        "README.md": "import 'not-code';\n",
+    }
+    for rel, text in files.items():
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_text(text)
+    assert imported_packages(tmp_path) == {"@scope/pkg", "callbag-from-iter", "ms", "side-effect", "lazy"}
+
+
+# A package whose tests import one of its devDependencies (as wonka's import callbag-from-iter)
+# and whose one slow test outlives Vitest's 5 s default (as zod's did on a loaded machine).
+ADD = "export function add(a: number, b: number): number {\n  if (a > b) {\n    return b + a;\n  }\n  return a + b;\n}\n"
+ADD_TEST = """import { describe, expect, it } from 'vitest';
+import ms from 'ms';
+import { add } from '../src/add';
+
+describe('add', () => {
+  it('adds durations', () => {
+    expect(add(ms('1s'), 1)).toBe(1001);
+    expect(add(1, ms('1s'))).toBe(1001);
+    expect(add(2, -3)).toBe(-1);
+  });
+  it('waits longer than five seconds', async () => {
+    await new Promise((done) => setTimeout(done, 6000));
+    expect(add(1, 2)).toBe(3);
+  });
+});
+"""
+
+
+@pytest.mark.slow
+def test_tests_importing_dev_dependencies_and_slow_tests_run(tmp_path: Path) -> None:
+    repo = tmp_path / "adder"
+    manifest = {"name": "adder", "version": "1.0.0", "devDependencies": {"ms": "2.1.3", "eslint": "^9"}}
+    files = {"package.json": json.dumps(manifest), "src/add.ts": ADD, "test/add.test.ts": ADD_TEST}
+    for rel, text in files.items():
+        (repo / rel).parent.mkdir(parents=True, exist_ok=True)
+        (repo / rel).write_text(text)
+    runner = TypeScriptMutationRunner(jobs=1)
+    runner.prepare(repo)
+    assert (repo / "node_modules" / "ms" / "package.json").is_file()
+    assert not (repo / "node_modules" / "eslint").exists()  # a devDependency no test imports
+    green, output = runner.baseline(repo, 300)
+    assert green and "2 passed" in output, output
+    records = runner.run(repo, SourceRef.parse(f"path:{repo}"), None, 900)
+    caught = [r for r in records if r.status == "caught"]
+    assert caught and all(r.function == "add" for r in caught), records
+    assert all(t.name.startswith("add ") for r in caught for t in r.failing_tests), caught
