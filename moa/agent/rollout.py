@@ -125,7 +125,20 @@ class Episode:
     def continuation(self) -> str:
         """Everything after the prompt's open `<|start|>assistant` header as the model wrote
         and saw it (observations included, a final answer ending in <|return|>)."""
-        text = h.render(h.Conversation(tuple(self.messages)), "training")
+        return self._rendered(self.messages)
+
+    @property
+    def through_last_turn(self) -> str:
+        """The continuation up to the end of the model's last turn: the observation of a call
+        no turn answered is left out, because the model never wrote it and a preference
+        trainer would score its tokens as the model's (thousands of test-output tokens against
+        a short invalid turn decided IPO's comparison)."""
+        last = max((k for k, m in enumerate(self.messages) if m.role == "assistant"), default=-1)
+        return self._rendered(self.messages[: last + 1])
+
+    @staticmethod
+    def _rendered(messages: list[h.Message]) -> str:
+        text = h.render(h.Conversation(tuple(messages)), "training")
         return text[len(T.START + "assistant") :]
 
 

@@ -12,8 +12,9 @@ and its informative pairs are written as
                                          "chosen_outcome", "rejected_outcome", "chosen_reward", ...}
     data/{lang}/ipo/metrics.json        written last
 
-`prompt` is the task's Harmony prompt in completion mode; `chosen`/`rejected` are whole
-episode continuations (model turns and the observations they got). A pair is only formed
+`prompt` is the task's Harmony prompt in completion mode; `chosen`/`rejected` are episode
+continuations through the model's last turn (its turns and the observations those turns
+answered; the observation of a last call is left out: `Episode.through_last_turn`). A pair is only formed
 from episodes that differ in what the judge found; an episode whose text is not valid Harmony
 cannot be written as training data and is counted, never repaired. When sampling yields few
 informative pairs (a weak policy fails every sample the same way) the metrics say so
@@ -96,8 +97,8 @@ def task_row(task: Any, episodes: list[Any], outcomes: list[EvalOutcome], max_pa
             "id": f"{task.id}:{p.chosen}>{p.rejected}",
             "task": task.id,
             "prompt": prompt,
-            "chosen": episodes[p.chosen].continuation,
-            "rejected": episodes[p.rejected].continuation,
+            "chosen": episodes[p.chosen].through_last_turn,
+            "rejected": episodes[p.rejected].through_last_turn,
             "reason": p.reason,
             "chosen_outcome": outcomes[p.chosen].outcome,
             "rejected_outcome": outcomes[p.rejected].outcome,

@@ -87,7 +87,13 @@ def test_episodes_that_changed_nothing_pair_when_judged_apart(tmp_path: Path) ->
     from moa.languages.evaluators import invalid_call
 
     task = read_tasks(write_rows(tmp_path / "train", oracle_rows()), "python")[0]
-    valid = Episode(messages=[h.tool_call("run_tests", {})], completions=["..."], turns=1, tool_calls=1)
+    output = "FAILED tests/test_x.py::test_y - AssertionError"
+    valid = Episode(
+        messages=[h.tool_call("run_tests", {}), h.tool_result("run_tests", output)],
+        completions=["..."],
+        turns=1,
+        tool_calls=1,
+    )
     broken = Episode(
         messages=[h.tool_call("run_tests", {"bogus": 1})],
         completions=["..."],
@@ -101,4 +107,9 @@ def test_episodes_that_changed_nothing_pair_when_judged_apart(tmp_path: Path) ->
     assert [(p["chosen_outcome"], p["rejected_outcome"]) for p in row["pairs"]] == [
         ("tests_failed", "invalid_tool_call")
     ]
+    # The pair holds what the model wrote: the last call's observation (no turn answered it) is
+    # not scored as the model's tokens.
+    chosen = row["pairs"][0]["chosen"]
+    assert chosen.endswith("<|call|>") and output not in chosen
+    assert output in valid.continuation
     assert task_row(task, [valid, valid], [unchanged, invalid], max_pairs=4)["pairs"] == []
