@@ -34,11 +34,17 @@ from typing import Any
 
 import pytest
 import yaml
+from demo_spec import moa
 
 REPO = Path(__file__).resolve().parents[2]
 MOA_CRDS = REPO / "manifests" / "crds"
 
 Kubectl = Callable[..., subprocess.CompletedProcess[str]]
+# Stage pods on the real node: their user (images/*/Dockerfile USER, the operator's
+# securityContext), the artifact claim the tests bind to a local volume, the base model on it.
+UID = 65532
+CLAIM = "artifacts"
+MODEL = Path("checkpoints/coding_tui/final_merged")
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -292,3 +298,29 @@ def operator(kubeconfig: Path, training_ns: str, tmp_path: Path) -> Iterator[Ope
     op.stop()
     if os.environ.get("MOA_TEST_SHOW_OPERATOR_LOG"):
         print(op.log.read_text())
+
+
+@pytest.fixture
+def volume(node_cluster: Any, node_namespace: str, node_kubectl: Kubectl) -> Iterator[Path]:
+    """A local PV on the real node for this test's artifact claim, holding the tiny base model."""
+    from moa.dev.node import local_volume
+
+    path = node_cluster.node.layout.volumes / node_namespace
+    made = moa("dev", "tiny-model", "--output", str(path / MODEL))
+    assert made.returncode == 0, made.stderr
+    subprocess.run(["chown", "-R", f"{UID}:{UID}", str(path)], check=True)
+    pv = local_volume(node_namespace, path, "20Gi", claim=(node_namespace, CLAIM))
+    claim = {
+        "apiVersion": "v1",
+        "kind": "PersistentVolumeClaim",
+        "metadata": {"name": CLAIM, "namespace": node_namespace},
+        "spec": {
+            "accessModes": ["ReadWriteOnce"],
+            "storageClassName": pv["spec"]["storageClassName"],
+            "resources": {"requests": {"storage": "20Gi"}},
+            "volumeName": node_namespace,
+        },
+    }
+    node_kubectl("apply", "-f", "-", input=yaml.safe_dump_all([pv, claim]))
+    yield path
+    node_kubectl("delete", "pv", node_namespace, "--wait=false", check=False)

@@ -18,30 +18,27 @@ from __future__ import annotations
 import json
 import os
 import re
-import subprocess
-import time
-from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
-from conftest import OperatorProcess
+from conftest import MODEL, Kubectl, OperatorProcess
 from demo_spec import moa, small_spec
+from stage_pods import HOST_CA, fresh_archives, on_one_node, opt_in, wait_settled
 
 from moa.api.adapter import PUBLISHED, artifact_digest
 from moa.api.stages import STAGE_NAMES
-from moa.dev.images import built_archives
-from moa.dev.node import NODE_NAME, local_volume
+from moa.dev.node import NODE_NAME
 
-pytestmark = [pytest.mark.cluster, pytest.mark.real_node, pytest.mark.slow, pytest.mark.timeout(5400)]
-
-Kubectl = Callable[..., Any]
 IMAGES = ("moa-operator", "moa-sandbox-python", "moa-trainer")
-UID = 65532  # the stage pods' user (images/*/Dockerfile USER, the operator's securityContext)
-CLAIM = "artifacts"
-MODEL = Path("checkpoints/coding_tui/final_merged")
-HOST_CA = Path("/etc/ssl/certs/ca-certificates.crt")
+pytestmark = [
+    pytest.mark.cluster,
+    pytest.mark.real_node,
+    pytest.mark.slow,
+    pytest.mark.timeout(5400),
+    opt_in(IMAGES, "about 45 minutes"),
+]
 # The stages' outputs. Not compared: the harness's logs and attempt state (.moa), tool and source
 # caches (MOA_CACHE is on the volume in pods, under ~/.cache/moa here) and the local registry's
 # YAML (in a cluster the operator's Adapter resource is the registry).
@@ -55,58 +52,14 @@ RENAMED = (
 
 @pytest.fixture(scope="module")
 def archives() -> dict[str, Path]:
-    """The images, rebuilt when the sources changed since (buildah's layer cache keeps torch's
-    layer, so that costs minutes): pods must run the code under test."""
-    if not os.environ.get("MOA_TEST_PODS"):
-        pytest.skip("about 45 minutes: `make test-pods` (MOA_TEST_PODS=1) runs it")
-    missing = [name for name in IMAGES if name not in built_archives()]
-    if missing:
-        pytest.skip(f"moa's images not built yet ({', '.join(missing)}): run `make images` once")
-    only = [arg for name in IMAGES for arg in ("--only", name)]
-    built = moa("dev", "images", "build", *only, timeout=3600)
-    assert built.returncode == 0, built.stdout[-3000:] + built.stderr[-3000:]
-    found = built_archives()
-    return {name: found[name] for name in IMAGES}
-
-
-@pytest.fixture
-def volume(node_cluster: Any, node_namespace: str, node_kubectl: Kubectl) -> Iterator[Path]:
-    """A local PV on the real node for this test's artifact claim, holding the tiny base model."""
-    path = node_cluster.node.layout.volumes / node_namespace
-    made = moa("dev", "tiny-model", "--output", str(path / MODEL))
-    assert made.returncode == 0, made.stderr
-    subprocess.run(["chown", "-R", f"{UID}:{UID}", str(path)], check=True)
-    pv = local_volume(node_namespace, path, "20Gi", claim=(node_namespace, CLAIM))
-    claim = {
-        "apiVersion": "v1",
-        "kind": "PersistentVolumeClaim",
-        "metadata": {"name": CLAIM, "namespace": node_namespace},
-        "spec": {
-            "accessModes": ["ReadWriteOnce"],
-            "storageClassName": pv["spec"]["storageClassName"],
-            "resources": {"requests": {"storage": "20Gi"}},
-            "volumeName": node_namespace,
-        },
-    }
-    node_kubectl("apply", "-f", "-", input=yaml.safe_dump_all([pv, claim]))
-    yield path
-    node_kubectl("delete", "pv", node_namespace, "--wait=false", check=False)
+    return fresh_archives(IMAGES)
 
 
 def pod_spec(namespace: str) -> dict[str, Any]:
     """The e2e test's spec, sized for one 2-CPU node, on the test's claim, with the host's CAs for
     the fetch pod (this host's egress may pass a TLS-inspecting proxy)."""
-    doc = small_spec()
+    doc = on_one_node(small_spec())
     doc["metadata"] = {"name": "python-demo", "namespace": namespace}
-    spec = doc["spec"]
-    spec["storage"] = {"claimName": CLAIM}
-    spec["network"] = {"fetch": {"caBundle": {"name": "host-ca", "key": "ca.crt"}}}
-    spec["resources"] = {
-        "gpus": 0,
-        "cpu": "1500m",
-        "memory": "6Gi",
-        "sandbox": {"cpu": "750m", "memory": "3Gi"},
-    }
     return doc
 
 
@@ -122,26 +75,6 @@ def shape(root: Path) -> dict[str, int | None]:
             name = pattern.sub(r"\1@", name)
         out[name] = path.read_bytes().count(b"\n") if path.suffix == ".jsonl" else None
     return out
-
-
-def wait_settled(kubectl: Kubectl, ns: str, name: str, seconds: float) -> dict[str, Any]:
-    """The training once Ready or Failed (or after SECONDS), printing its phase as it moves."""
-    deadline, last = time.monotonic() + seconds, ""
-    while True:
-        obj = json.loads(kubectl("get", "adaptertraining", name, "-n", ns, "-o", "json").stdout)
-        status = obj.get("status") or {}
-        phase = f"{status.get('phase')} {status.get('stage', '')}"
-        if phase != last:
-            print(f"[{time.strftime('%H:%M:%S')}] {phase}", flush=True)
-            last = phase
-        conditions = {c["type"]: c["status"] for c in status.get("conditions") or []}
-        if (
-            conditions.get("Ready") == "True"
-            or status.get("phase") == "Failed"
-            or time.monotonic() > deadline
-        ):
-            return obj
-        time.sleep(5)
 
 
 def test_demo_spec_runs_every_stage_in_real_pods(

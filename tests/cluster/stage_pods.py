@@ -1,0 +1,74 @@
+"""What the tests that run moa's stages in real pods share (the artifact volume is conftest's
+`volume` fixture): fresh images, the spec sized for the real node, waiting for a training."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import CLAIM, Kubectl
+from demo_spec import moa
+
+from moa.dev.images import built_archives
+
+HOST_CA = Path("/etc/ssl/certs/ca-certificates.crt")
+
+
+def opt_in(names: tuple[str, ...], duration: str) -> pytest.MarkDecorator:
+    """Skip at collection, with the reason, unless asked for (MOA_TEST_PODS=1: these tests take
+    DURATION) and the images NAMES were built once: no node is started for a skipped test."""
+    missing = [name for name in names if name not in built_archives()]
+    reason = (
+        f"{duration}: `make test-pods` (MOA_TEST_PODS=1) runs it"
+        if not os.environ.get("MOA_TEST_PODS")
+        else f"moa's images not built yet ({', '.join(missing)}): run `make images` once"
+    )
+    return pytest.mark.skipif(not os.environ.get("MOA_TEST_PODS") or bool(missing), reason=reason)
+
+
+def fresh_archives(names: tuple[str, ...]) -> dict[str, Path]:
+    """The images NAMES, rebuilt when the sources changed since (buildah's layer cache keeps the
+    dependency layers, so that costs minutes): pods must run the code under test."""
+    built = moa("dev", "images", "build", *[f"--only={name}" for name in names], timeout=3600)
+    assert built.returncode == 0, built.stdout[-3000:] + built.stderr[-3000:]
+    found = built_archives()
+    return {name: found[name] for name in names}
+
+
+def on_one_node(doc: dict[str, Any]) -> dict[str, Any]:
+    """DOC on the test's claim, sized for one 2-CPU node, with the host's CAs for the fetch pod
+    (this host's egress may pass a TLS-inspecting proxy: the test creates ConfigMap `host-ca`)."""
+    spec = doc["spec"]
+    spec["storage"] = {"claimName": CLAIM}
+    spec["network"] = {"fetch": {"caBundle": {"name": "host-ca", "key": "ca.crt"}}}
+    spec["resources"] = {
+        "gpus": 0,
+        "cpu": "1500m",
+        "memory": "6Gi",
+        "sandbox": {"cpu": "750m", "memory": "3Gi"},
+    }
+    return doc
+
+
+def wait_settled(kubectl: Kubectl, ns: str, name: str, seconds: float) -> dict[str, Any]:
+    """The training once Ready or Failed (or after SECONDS), printing its phase as it moves."""
+    deadline, last = time.monotonic() + seconds, ""
+    while True:
+        obj = json.loads(kubectl("get", "adaptertraining", name, "-n", ns, "-o", "json").stdout)
+        status = obj.get("status") or {}
+        phase = f"{status.get('phase')} {status.get('stage', '')}"
+        if phase != last:
+            print(f"[{time.strftime('%H:%M:%S')}] {phase}", flush=True)
+            last = phase
+        conditions = {c["type"]: c["status"] for c in status.get("conditions") or []}
+        if (
+            conditions.get("Ready") == "True"
+            or status.get("phase") == "Failed"
+            or time.monotonic() > deadline
+        ):
+            return obj
+        time.sleep(5)
