@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import time
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +38,14 @@ def fresh_archives(names: tuple[str, ...]) -> dict[str, Path]:
     assert built.returncode == 0, built.stdout[-3000:] + built.stderr[-3000:]
     found = built_archives()
     return {name: found[name] for name in names}
+
+
+def restricted_namespace(node_cluster: Any, kubectl: Kubectl, ns: str, archives: Iterable[Path]) -> None:
+    """NS as the stage pods need it: ARCHIVES imported into the node, Pod Security `restricted`
+    enforced, and the host's CA bundle in ConfigMap `host-ca` (see `on_one_node`)."""
+    node_cluster.node.import_images(list(archives))
+    kubectl("label", "namespace", ns, "pod-security.kubernetes.io/enforce=restricted")
+    kubectl("create", "configmap", "host-ca", "-n", ns, f"--from-file=ca.crt={HOST_CA}")
 
 
 def on_one_node(doc: dict[str, Any]) -> dict[str, Any]:

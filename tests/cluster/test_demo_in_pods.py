@@ -25,7 +25,7 @@ import pytest
 import yaml
 from conftest import MODEL, Kubectl, OperatorProcess
 from demo_spec import moa, small_spec
-from stage_pods import HOST_CA, fresh_archives, on_one_node, opt_in, wait_settled
+from stage_pods import fresh_archives, on_one_node, opt_in, restricted_namespace, wait_settled
 
 from moa.api.adapter import PUBLISHED, artifact_digest
 from moa.api.stages import STAGE_NAMES
@@ -87,9 +87,7 @@ def test_demo_spec_runs_every_stage_in_real_pods(
     tmp_path: Path,
 ) -> None:
     ns = node_namespace
-    node_cluster.node.import_images(archives.values())
-    node_kubectl("label", "namespace", ns, "pod-security.kubernetes.io/enforce=restricted")
-    node_kubectl("create", "configmap", "host-ca", "-n", ns, f"--from-file=ca.crt={HOST_CA}")
+    restricted_namespace(node_cluster, node_kubectl, ns, archives.values())
     operator = OperatorProcess(node_kubeconfig, ns, tmp_path / "operator.log")
     operator.start()
     try:

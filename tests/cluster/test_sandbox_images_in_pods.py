@@ -21,7 +21,7 @@ import pytest
 import yaml
 from conftest import Kubectl, OperatorProcess
 from demo_spec import DEMO
-from stage_pods import HOST_CA, fresh_archives, on_one_node, opt_in
+from stage_pods import fresh_archives, on_one_node, opt_in, restricted_namespace
 
 from moa.api.layout import Layout
 from moa.dev.node import NODE_NAME
@@ -82,9 +82,7 @@ def test_data_stages_run_offline_from_the_languages_sandbox_image(
     image = f"moa-sandbox-{language}"
     archive = fresh_archives((image,))[image]
     ns, name = node_namespace, f"{language}-data"
-    node_cluster.node.import_images([archive])
-    node_kubectl("label", "namespace", ns, "pod-security.kubernetes.io/enforce=restricted")
-    node_kubectl("create", "configmap", "host-ca", "-n", ns, f"--from-file=ca.crt={HOST_CA}")
+    restricted_namespace(node_cluster, node_kubectl, ns, [archive])
     operator = OperatorProcess(node_kubeconfig, ns, tmp_path / "operator.log")
     operator.start()
     try:
