@@ -52,8 +52,6 @@ class Addon:
     resources: frozenset[tuple[str, str]]  # (apiGroup, resource) whose webhooks are registered; "*" any
     # (cert dir, ports) -> its Configuration file, for controllers that read one (Kueue, JobSet)
     config: Callable[[Path, dict[str, int]], dict[str, Any]] | None = None
-    # ports -> flags, for controllers configured by flags only (the Kubeflow ones)
-    port_flags: Callable[[dict[str, int]], tuple[str, ...]] | None = None
     extra_flags: tuple[str, ...] = ()
     # Certificate folders the binary reads at a fixed path whatever its config says.
     fixed_cert_dirs: tuple[str, ...] = ()
@@ -115,8 +113,13 @@ class Addon:
             config = state / f"{self.name}-config.yaml"
             config.write_text(yaml.safe_dump(self.config(certs, ports)))
             flags.append(f"--config={config}")
-        if self.port_flags is not None:
-            flags.extend(self.port_flags(ports))
+        else:  # kubebuilder's flags; the webhook host has none: every interface
+            webhook, health = self.ports()
+            flags += [
+                f"--health-probe-bind-address=127.0.0.1:{ports[health]}",
+                "--metrics-bind-address=0",  # off: nothing scrapes it here
+                f"--webhook-server-port={ports[webhook]}",
+            ]
         return [*flags, *self.extra_flags]
 
     def setup_objects(self) -> list[dict[str, Any]]:
@@ -204,22 +207,14 @@ def _jobset_config(certs: Path, ports: dict[str, int]) -> dict[str, Any]:
     }
 
 
-def _trainer_flags(ports: dict[str, int]) -> tuple[str, ...]:
-    return (
-        f"--health-probe-bind-address=127.0.0.1:{ports['trainer-health']}",
-        "--metrics-bind-address=0",  # off: nothing scrapes it here
-        f"--webhook-server-port={ports['trainer-webhook']}",  # host: every interface (no flag)
-    )
-
-
-def _training_operator_flags(ports: dict[str, int]) -> tuple[str, ...]:
-    return (
-        f"--health-probe-bind-address=127.0.0.1:{ports['training-operator-health']}",
-        "--metrics-bind-address=0",
-        f"--webhook-server-port={ports['training-operator-webhook']}",  # host: every interface (no flag)
-        # moa renders PyTorchJob only; the other schemes' CRDs are not installed.
-        "--enable-scheme=pytorchjob",
-    )
+def _kubeflow(name: str, module: GoModule, namespace: str, secret: str, **kw: Any) -> Addon:
+    """A Kubeflow controller: configured by kubebuilder's flags, its cert rotator reading a fixed
+    cert dir, its Secret in NAMESPACE (the default outside a pod)."""
+    base = "manifests/base"
+    return Addon(
+        name, module, namespace, f"{base}/crds", f"{base}/webhook/manifests.yaml", private_tmp=True,
+        rotator_secret=secret, **kw,
+    )  # fmt: skip
 
 
 ADDONS = {
@@ -254,29 +249,23 @@ ADDONS = {
         frozenset({("jobset.x-k8s.io", "*")}),
         config=_jobset_config,
     ),
-    "trainer": Addon(
+    "trainer": _kubeflow(
         "trainer",
         TRAINER,
-        "kubeflow-system",  # where its cert rotator looks for its Secret outside a pod
-        "manifests/base/crds",
-        "manifests/base/webhook/manifests.yaml",
-        frozenset({("trainer.kubeflow.org", "*")}),
-        port_flags=_trainer_flags,
-        private_tmp=True,
-        rotator_secret="kubeflow-trainer-webhook-cert",
+        "kubeflow-system",
+        "kubeflow-trainer-webhook-cert",
+        resources=frozenset({("trainer.kubeflow.org", "*")}),
         objects=lambda: [training_runtime()],  # the ClusterTrainingRuntime moa's TrainJobs name
         needs=("jobset",),
     ),
-    "training-operator": Addon(
+    "training-operator": _kubeflow(
         "training-operator",
         TRAINING_OPERATOR,
-        "kubeflow",  # where its cert rotator looks for its Secret without MY_POD_NAMESPACE
-        "manifests/base/crds",
-        "manifests/base/webhook/manifests.yaml",
-        frozenset({("kubeflow.org", "pytorchjobs")}),
-        port_flags=_training_operator_flags,
-        private_tmp=True,
-        rotator_secret="training-operator-webhook-cert",
+        "kubeflow",
+        "training-operator-webhook-cert",
+        resources=frozenset({("kubeflow.org", "pytorchjobs")}),
+        # moa renders PyTorchJob only: the TFJob, MPIJob, ... controllers would only cost memory.
+        extra_flags=("--enable-scheme=pytorchjob",),
     ),
 }
 
