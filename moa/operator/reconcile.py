@@ -20,7 +20,7 @@ from moa.api.stages import STAGES, stage
 from moa.api.training import AdapterTraining, AdapterTrainingStatus
 from moa.operator import sandbox
 from moa.operator.kube import Kube
-from moa.operator.workloads import ADAPTERS, Context, adapter_for
+from moa.operator.workloads import ADAPTERS, Context, WorkloadAdapter, adapter_for
 from moa.operator.workloads.base import (
     ANNOTATION_SHARD,
     LABEL_ATTEMPT,
@@ -84,7 +84,7 @@ def observe(kube: Kube, training: AdapterTraining, namespace: str, now: datetime
             if kind == "Pod" and obj["metadata"]["name"] != _workload_of(labels, obj):
                 continue  # a pod of a Job/PyTorchJob/TrainJob, read through its workload below
             stage_name, shard, number = _key(obj)
-            own = [p for p in pods if _same_workload(p, labels)] if kind != "Pod" else [obj]
+            own = _pods_of(kube, adapter, obj, pods) if kind != "Pod" else [obj]
             found.setdefault((stage_name, shard), []).append((number, adapter.observe(obj, own)))
     attempts = {k: [a for _, a in sorted(v, key=lambda t: t[0])] for k, v in found.items()}
     deps: dict[str, bool] = {}
@@ -99,6 +99,18 @@ def _workload_of(labels: dict[str, str], pod: dict[str, Any]) -> str:
     """A bare stage pod is its own workload; pods of controllers have an owner."""
     owners = pod["metadata"].get("ownerReferences") or []
     return "" if any(o.get("kind") != "AdapterTraining" for o in owners) else pod["metadata"]["name"]
+
+
+def _pods_of(
+    kube: Kube, adapter: WorkloadAdapter, obj: dict[str, Any], pods: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """The workload's pods: among the training's, those with its stage/attempt/shard labels; or,
+    when its controller does not copy moa's labels onto pods, those its pod label names it on."""
+    meta = obj["metadata"]
+    if adapter.pod_label:
+        return kube.list("v1", "pods", meta["namespace"], f"{adapter.pod_label}={meta['name']}")
+    labels = meta.get("labels") or {}
+    return [p for p in pods if _same_workload(p, labels)]
 
 
 def _same_workload(pod: dict[str, Any], labels: dict[str, str]) -> bool:

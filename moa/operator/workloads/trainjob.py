@@ -2,7 +2,8 @@
 
 The runtime (`moa-trainer`, shipped in the install manifests) carries the restricted security
 context; the TrainJob sets image, command and resources, and adds the artifact volume, the
-stage config and scheduling through podSpecOverrides for its `node` job.
+stage config and scheduling through podSpecOverrides for its `node` job. Its pods are found by
+the JobSet name label (JOBSET_NAME), not by moa's labels.
 
 Rendered with Kubeflow's own models (`kubeflow-trainer-api`, the version matching Trainer
 v2.0.0), so field names and shapes are upstream's; imported on first render only, since the
@@ -18,12 +19,16 @@ from moa.pipeline.planner import Attempt
 
 RUNTIME = "moa-trainer"
 NODE = "node"
+# Trainer v2.0.0 names the JobSet after the TrainJob, and JobSet labels each pod with it; the
+# TrainJob API has no pod metadata, so moa's own labels never reach the pods.
+JOBSET_NAME = "jobset.sigs.k8s.io/jobset-name"
 
 
 class TrainJobAdapter:
     kind = "TrainJob"
     api_version = "trainer.kubeflow.org/v1alpha1"
     plural = "trainjobs"
+    pod_label: str | None = JOBSET_NAME
 
     def render(self, ctx: Context) -> dict[str, Any]:
         from kubeflow_trainer_api import models as kf
