@@ -11,7 +11,6 @@ import json
 import os
 from collections.abc import Callable, Iterator
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -22,6 +21,7 @@ from test_operator import condition, get, summary_message, training
 from moa.api.stages import STAGES, stage
 from moa.api.training import AdapterTraining
 from moa.dev import controllers, fake_pods
+from moa.dev.addons import resolve
 from moa.dev.cluster import Cluster
 from moa.operator.install import training_runtime
 from moa.operator.workloads import Context, adapter_for
@@ -30,26 +30,25 @@ from moa.pipeline.planner import Launch, workload_name
 pytestmark = [pytest.mark.cluster, pytest.mark.controllers]
 
 GPU_STAGES = [s.name for s in STAGES if s.gpu]
-ADDONS = ("trainer", "training-operator")
 # What each simulated trainer pod reports in its termination message (the stage contract).
 METRICS = {"seconds": 1.0, "marker": 17.0}
 
 
-@pytest.fixture(scope="module")
-def kubeflow(request: pytest.FixtureRequest, kubeconfig: Path) -> None:
-    if given_kubeconfig(request.config):
+def start(config: pytest.Config, addon: str) -> None:
+    """`up` the addon on the test cluster, or skip naming the build command."""
+    if given_kubeconfig(config):
         pytest.skip("the Kubeflow addons run on moa's local control plane only (no --kubeconfig)")
-    missing = [n for n in ("jobset", *ADDONS) if not controllers.binary(n).is_file()]
+    missing = [n for n in resolve([addon]) if not controllers.binary(n.name).is_file()]
     if missing and not os.environ.get("MOA_BUILD_CONTROLLERS"):
         pytest.skip(
-            f"{', '.join(missing)} not built (cold build ~20-40 min each on 2 cores): run "
-            "`moa dev cluster up --with trainer,training-operator` once, or set MOA_BUILD_CONTROLLERS=1"
+            f"{', '.join(a.name for a in missing)} not built (cold build 13-40 min each on 2 cores): "
+            f"run `moa dev cluster up --with {addon}` once, or set MOA_BUILD_CONTROLLERS=1"
         )
-    Cluster(os.environ.get("MOA_TEST_CLUSTER", "moa")).up(list(ADDONS))
+    Cluster(os.environ.get("MOA_TEST_CLUSTER", "moa")).up([addon])
 
 
 @pytest.fixture
-def reporting_runtime(kubeflow: None, kubectl: Callable[..., Any]) -> Iterator[None]:
+def reporting_runtime(kubectl: Callable[..., Any]) -> Iterator[None]:
     """moa's ClusterTrainingRuntime with KWOK's outcome annotations on its pod template. Trainer
     v2.0.0's TrainJob has no pod metadata, so per-training annotations cannot reach its pods; the
     runtime's pod template is the one place a simulated pod's termination message can come from."""
@@ -164,19 +163,26 @@ def pytorchjob_pod(kubectl: Callable[..., Any], ns: str, pytorchjob: dict[str, A
     return pod
 
 
-# backend -> (resource, its done condition, the walk from workload to pod)
+# backend -> (addon, resource, its done condition, the walk from workload to pod)
 BACKENDS = {
-    "trainjob": ("trainjobs.trainer.kubeflow.org", "Complete", trainjob_pod),
-    "pytorchjob": ("pytorchjobs.kubeflow.org", "Succeeded", pytorchjob_pod),
+    "trainjob": ("trainer", "trainjobs.trainer.kubeflow.org", "Complete", trainjob_pod),
+    "pytorchjob": ("training-operator", "pytorchjobs.kubeflow.org", "Succeeded", pytorchjob_pod),
 }
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_gpu_stages_run_through_kubeflows_controllers_and_moa_reads_their_results(
-    backend: str, reporting_runtime: None, operator: Any, training_ns: str, kubectl: Callable[..., Any]
+    backend: str,
+    request: pytest.FixtureRequest,
+    operator: Any,
+    training_ns: str,
+    kubectl: Callable[..., Any],
 ) -> None:
     ns, name = training_ns, backend
-    resource, done, walk = BACKENDS[backend]
+    addon, resource, done, walk = BACKENDS[backend]
+    start(request.config, addon)
+    if backend == "trainjob":
+        request.getfixturevalue("reporting_runtime")
     kubectl("apply", "-n", ns, "-f", "-", input=yaml.safe_dump(gpu_training(name, backend)))
     kubectl("wait", "--for=condition=Ready", f"adaptertraining/{name}", "-n", ns, "--timeout=300s")
     at = get(kubectl, ns, "adaptertraining", name)
