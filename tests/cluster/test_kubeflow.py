@@ -184,8 +184,13 @@ def test_gpu_stages_run_through_kubeflows_controllers_and_moa_reads_their_result
     if backend == "trainjob":
         request.getfixturevalue("reporting_runtime")
     kubectl("apply", "-n", ns, "-f", "-", input=yaml.safe_dump(gpu_training(name, backend)))
-    kubectl("wait", "--for=condition=Ready", f"adaptertraining/{name}", "-n", ns, "--timeout=300s")
+    ready = kubectl(
+        "wait", "--for=condition=Ready", f"adaptertraining/{name}", "-n", ns, "--timeout=300s", check=False
+    )
     at = get(kubectl, ns, "adaptertraining", name)
+    if ready.returncode != 0:  # say why: the status, and what the operator last logged as an error
+        errors = [line for line in operator.log.read_text().splitlines() if '"level": "error"' in line]
+        raise AssertionError(f"{name} not Ready: {at.get('status')}\n{errors[-1][-3000:] if errors else ''}")
     workloads = items(kubectl, ns, resource, f"moa.dev/training={name}")
     assert sorted(w["metadata"]["labels"]["moa.dev/stage"] for w in workloads) == sorted(GPU_STAGES)
     pods: dict[str, dict[str, Any]] = {}
