@@ -20,7 +20,7 @@ from moa.api.common import GROUP, VERSION, set_condition
 from moa.api.stages import STAGES, stage
 from moa.api.training import AdapterTraining, AdapterTrainingStatus
 from moa.operator import sandbox
-from moa.operator.kube import Kube
+from moa.operator.kube import Kube, Refused
 from moa.operator.workloads import ADAPTERS, Context, WorkloadAdapter, adapter_for
 from moa.operator.workloads.base import (
     ANNOTATION_SHARD,
@@ -149,14 +149,25 @@ def reconcile(kube: Kube, namespace: str, name: str, now: datetime | None = None
     sandbox_created = sandbox.ensure(kube, namespace, training, uid)
     observed = observe(kube, training, namespace, now)
     current = plan(name, training.spec, observed, conditions=old.conditions)
+    refused = ""
     for launch in current.launches:
         ctx = Context(
             training=training, stage=stage(launch.stage), launch=launch, namespace=namespace, owner_uid=uid
         )
-        kube.ensure(ctx.config_map())
-        if kube.ensure(adapter_for(ctx.stage, training.spec).render(ctx)):
-            created.append(launch)
-            rlog.info("created %s for stage %s attempt %d", launch.name, launch.stage, launch.attempt)
+        try:
+            kube.ensure(ctx.config_map())
+            if kube.ensure(adapter_for(ctx.stage, training.spec).render(ctx)):
+                created.append(launch)
+                rlog.info("created %s for stage %s attempt %d", launch.name, launch.stage, launch.attempt)
+        except Refused as exc:  # said in the status; a later reconcile (resync) tries again
+            refused = f"stage {launch.stage}: {exc}"[:4096]
+            rlog.warning("%s", refused)
+            break
+    if refused:
+        current.conditions = set_condition(
+            current.conditions, "Stalled", "True", "WorkloadRefused", refused, gen
+        )
+        current.events.append(("Warning", "WorkloadRefused", refused))
 
     adapter_ref = old.adapter
     if current.succeeded and adapter_ref is None:

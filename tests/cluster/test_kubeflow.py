@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 import yaml
 from conftest import given_kubeconfig
-from test_operator import condition, get, summary_message, training
+from test_operator import condition, get, summary_message, training, wait_for
 
 from moa.api.stages import STAGES, stage
 from moa.api.training import AdapterTraining
@@ -25,6 +25,7 @@ from moa.dev.addons import resolve
 from moa.dev.cluster import Cluster
 from moa.operator.install import training_runtime
 from moa.operator.workloads import Context, adapter_for
+from moa.operator.workloads.trainjob import RUNTIME
 from moa.pipeline.planner import Launch, workload_name
 
 pytestmark = [pytest.mark.cluster, pytest.mark.controllers]
@@ -201,3 +202,34 @@ def test_gpu_stages_run_through_kubeflows_controllers_and_moa_reads_their_result
         assert pod["status"]["phase"] == "Succeeded"
         pods[workload["metadata"]["labels"]["moa.dev/stage"]] = pod
     assert_result_read(kubectl, ns, name, pods)
+
+
+def test_a_trainjob_refused_by_trainers_webhook_stalls_the_training_saying_why_until_it_is_fixed(
+    request: pytest.FixtureRequest, operator: Any, training_ns: str, kubectl: Callable[..., Any]
+) -> None:
+    """Without moa's ClusterTrainingRuntime, Trainer's webhook refuses every TrainJob: the training
+    says so (Stalled, reason WorkloadRefused, Trainer's own words), never Failed; once the runtime
+    is back, the next reconcile creates the TrainJob and the training reaches Ready."""
+    ns, name = training_ns, "refused"
+    start(request.config, "trainer")
+    kubectl("delete", "clustertrainingruntime", RUNTIME)
+    try:
+        kubectl("apply", "-n", ns, "-f", "-", input=yaml.safe_dump(gpu_training(name, "trainjob")))
+        stalled = wait_for(
+            lambda: (
+                condition(get(kubectl, ns, "adaptertraining", name), "Stalled").get("reason")
+                == "WorkloadRefused"
+            ),
+            timeout=180,
+            what="Stalled WorkloadRefused",
+        )
+        at = get(kubectl, ns, "adaptertraining", name)
+        message = condition(at, "Stalled")["message"]
+        assert stalled and f"stage {GPU_STAGES[0]}: TrainJob" in message
+        assert "specified clusterTrainingRuntime must be created before the TrainJob is created" in message
+        assert at["status"].get("phase") != "Failed"
+    finally:
+        plain = yaml.safe_dump(training_runtime())
+        kubectl("apply", "--server-side", "--force-conflicts", "-f", "-", input=plain)
+    kubectl("wait", "--for=condition=Ready", f"adaptertraining/{name}", "-n", ns, "--timeout=300s")
+    assert condition(get(kubectl, ns, "adaptertraining", name), "Stalled").get("status") == "False"
