@@ -59,8 +59,9 @@ def reporting_runtime(kubectl: Callable[..., Any]) -> Iterator[None]:
     pod["metadata"] = {"annotations": fake_pods.annotations(duration="500ms", message=message)}
     kubectl("apply", "--server-side", "--force-conflicts", "-f", "-", input=yaml.safe_dump(runtime))
     yield
-    plain = yaml.safe_dump(training_runtime())  # as the addon installed it
-    kubectl("apply", "--server-side", "--force-conflicts", "-f", "-", input=plain)
+    # As the addon installed it. A replace, not an apply: server-side apply removing the only
+    # field under the pod template's metadata leaves `metadata: null`, which the schema refuses.
+    kubectl("replace", "-f", "-", input=yaml.safe_dump(training_runtime()))
 
 
 def gpu_training(name: str, backend: str) -> dict[str, Any]:
@@ -207,8 +208,8 @@ def test_gpu_stages_run_through_kubeflows_controllers_and_moa_reads_their_result
 def test_a_trainjob_refused_by_trainers_webhook_stalls_the_training_saying_why_until_it_is_fixed(
     request: pytest.FixtureRequest, operator: Any, training_ns: str, kubectl: Callable[..., Any]
 ) -> None:
-    """Without moa's ClusterTrainingRuntime, Trainer's webhook refuses every TrainJob: the training
-    says so (Stalled, reason WorkloadRefused, Trainer's own words), never Failed; once the runtime
+    """Without moa's ClusterTrainingRuntime, the webhooks refuse every TrainJob: the training says
+    so (Stalled, reason WorkloadRefused, the webhook's own words), never Failed; once the runtime
     is back, the next reconcile creates the TrainJob and the training reaches Ready."""
     ns, name = training_ns, "refused"
     start(request.config, "trainer")
@@ -225,8 +226,11 @@ def test_a_trainjob_refused_by_trainers_webhook_stalls_the_training_saying_why_u
         )
         at = get(kubectl, ns, "adaptertraining", name)
         message = condition(at, "Stalled")["message"]
-        assert stalled and f"stage {GPU_STAGES[0]}: TrainJob" in message
-        assert "specified clusterTrainingRuntime must be created before the TrainJob is created" in message
+        # Trainer's words, or Kueue's when it runs too (its TrainJob webhook also reads the runtime).
+        assert stalled and f"stage {GPU_STAGES[0]}: TrainJob {name}-{GPU_STAGES[0]}-1 refused" in message
+        assert RUNTIME in message and (
+            "must be created before the TrainJob" in message or "not found" in message
+        )
         assert at["status"].get("phase") != "Failed"
     finally:
         plain = yaml.safe_dump(training_runtime())
