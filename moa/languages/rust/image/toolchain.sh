@@ -11,4 +11,5 @@ RUSTUP_HOME=$DIR/rustup CARGO_HOME=/tmp/cargo-home /tmp/rustup-init -y -q --no-m
 rm -rf /tmp/rustup-init /tmp/cargo-home "$DIR"/rustup/downloads "$DIR"/rustup/tmp
 TOOLCHAIN=rustup/toolchains/$RUST-x86_64-unknown-linux-gnu
 for tool in "$DIR/$TOOLCHAIN"/bin/*; do ln -s "../$TOOLCHAIN/bin/${tool##*/}" "$DIR/bin/"; done
-"$DIR/bin/cargo" --version && "$DIR/bin/cargo" clippy --version
+# cargo finds its subcommands (cargo-clippy) on PATH, as it will in the image.
+PATH="$DIR/bin:$PATH" cargo --version && PATH="$DIR/bin:$PATH" cargo clippy --version
