@@ -246,26 +246,19 @@ class Cluster:
                 self.dir / f"{addon.name}.kubeconfig", self.pki, addon.name, ports["kube-apiserver"]
             )
             apply_crds(kubectl, self.kubeconfig, addon.crd_files())
-            namespace = yaml.safe_dump(
-                {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": addon.namespace}}
-            )
-            run_kubectl(kubectl, self.kubeconfig, "apply", "-f", "-", input=namespace)
+            setup = yaml.safe_dump_all(addon.setup_objects())
+            run_kubectl(kubectl, self.kubeconfig, "apply", "-f", "-", input=setup)
             say(f"starting {addon.name}")
-            pids[addon.name] = spawn([str(addon.binary), *addon.flags(self.dir, ports)], self.log(addon.name))
+            pids[addon.name] = spawn(addon.command(self.dir, ports), self.log(addon.name))
             self.save_pids(pids)
             url = addon.health_url(ports)
             wait_ready(addon.name, pids[addon.name], lambda url=url: http_ok(url, None), self.log(addon.name))
-            hooks = yaml.safe_dump_all(addon.webhook_configurations(addon.webhook_manifests(), ports, ca))
-            run_kubectl(
-                kubectl,
-                self.kubeconfig,
-                "apply",
-                "--server-side",
-                "--force-conflicts",
-                "-f",
-                "-",
-                input=hooks,
-            )
+            hooks = addon.webhook_configurations(addon.webhook_manifests(), ports, ca)
+            objects = addon.objects() if addon.objects else []  # after its webhooks: they validate them
+            for docs in (hooks, objects):
+                if docs:
+                    apply = ("apply", "--server-side", "--force-conflicts", "-f", "-")
+                    run_kubectl(kubectl, self.kubeconfig, *apply, input=yaml.safe_dump_all(docs))
 
     def _spawn(self, component: str, binary: Path, ports: dict[str, int]) -> int:
         say(f"starting {component}")

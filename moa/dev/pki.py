@@ -26,6 +26,8 @@ IDENTITIES = {
     # addons (addons.py): their upstream ClusterRoles are not installed
     "kueue": ("kueue-controller-manager", "system:masters"),
     "jobset": ("jobset-controller-manager", "system:masters"),
+    "trainer": ("kubeflow-trainer-controller-manager", "system:masters"),
+    "training-operator": ("training-operator", "system:masters"),
 }
 
 EC_KEY = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]

@@ -3,7 +3,7 @@
 The operator's workload adapters create PyTorchJobs (Kubeflow training-operator v1) and TrainJobs
 (Kubeflow trainer v2, which runs on JobSet). The CRD YAML ships inside each module's zip, so the
 Go module proxy gives us the exact upstream schemas without GitHub. Only the CRDs are installed;
-the Kubeflow/JobSet controllers are not run (see docs/cluster.md).
+the Kubeflow/JobSet controllers run only as addons (moa/dev/addons.py, docs/cluster.md).
 """
 
 from __future__ import annotations

@@ -20,6 +20,14 @@ class Conflict(Exception):
     """The object already exists (creates are idempotent: the caller treats this as done)."""
 
 
+class Refused(Exception):
+    """The API server refused the object for what it is (invalid, or denied by an admission
+    webhook or by RBAC): the same create will be refused again until something changes."""
+
+
+REFUSALS = (400, 403, 422)
+
+
 def load_client(kubeconfig: str | None = None) -> client.ApiClient:
     """In a pod: the service account; elsewhere: KUBECONFIG / ~/.kube/config (or the given file)."""
     try:
@@ -108,6 +116,10 @@ class Kube:
         except ApiException as exc:
             if exc.status == 409:
                 raise Conflict(f"{obj['kind']} {meta.get('name')} exists") from None
+            if exc.status in REFUSALS:
+                answer = json.loads(exc.body or "{}") if (exc.body or "").startswith("{") else {}
+                why = answer.get("message") or exc.reason
+                raise Refused(f"{obj['kind']} {meta.get('name')} refused: {why}") from None
             raise
 
     def ensure(self, obj: dict[str, Any]) -> bool:

@@ -17,6 +17,7 @@ import logging
 import threading
 import time
 from collections import defaultdict
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -27,7 +28,7 @@ from moa.operator import observability as obs
 from moa.operator.cache import CachedKube, Kind
 from moa.operator.kube import Kube, load_client
 from moa.operator.reconcile import API, PLURAL, reconcile
-from moa.operator.workloads import ADAPTERS
+from moa.operator.workloads import ADAPTERS, WorkloadAdapter
 from moa.operator.workloads.base import LABEL_TRAINING
 
 log = logging.getLogger("moa.operator")
@@ -35,6 +36,9 @@ log = logging.getLogger("moa.operator")
 
 TRAININGS: Kind = (API, PLURAL)
 ADAPTER_RESOURCES: Kind = (API, adapter_controller.PLURAL)
+PODS: Kind = ("v1", "pods")
+# The training a workload event is about: (namespace, the object's labels) -> its name, if any.
+TrainingOf = Callable[[str, dict[str, str]], Awaitable[str | None]]
 WATCHED: tuple[Kind, ...] = (
     TRAININGS,
     ADAPTER_RESOURCES,
@@ -166,16 +170,30 @@ def register(op: Operator, registry: kopf.OperatorRegistry) -> None:
         else:
             obs.forget(f"{namespace}/{name}")
 
-    def on_workload_of(kind: Kind) -> Any:
+    def on_workload_of(kind: Kind, training_of: TrainingOf) -> Any:
         async def on_workload(
             labels: dict[str, str], namespace: str, status: dict[str, Any], type: str | None,
             event: dict[str, Any], **_: Any,
         ) -> None:  # fmt: skip
             cache(kind, event)
-            if finished(status, type):
-                await op.trigger(namespace, labels[LABEL_TRAINING])
+            if finished(status, type) and (training := await training_of(namespace, labels)):
+                await op.trigger(namespace, training)
 
         return on_workload
+
+    async def labelled(namespace: str, labels: dict[str, str]) -> str | None:
+        return labels[LABEL_TRAINING]
+
+    def via_workload(adapter: WorkloadAdapter, label: str) -> TrainingOf:
+        """A pod without moa's labels (a TrainJob's) is cached so that its workload's reconcile
+        reads its result; it belongs to the training of the workload its LABEL names."""
+
+        async def training_of(namespace: str, labels: dict[str, str]) -> str | None:
+            args = (adapter.api_version, adapter.plural, namespace, labels[label])
+            workload = await asyncio.get_running_loop().run_in_executor(op.pool, op.kube.get, *args)
+            return ((workload or {}).get("metadata", {}).get("labels") or {}).get(LABEL_TRAINING)
+
+        return training_of
 
     async def on_adapter(
         name: str, namespace: str, type: str | None, event: dict[str, Any], **_: Any
@@ -189,8 +207,13 @@ def register(op: Operator, registry: kopf.OperatorRegistry) -> None:
     for kind in WATCHED[2:]:
         group, _, version = kind[0].rpartition("/")
         kopf.on.event(group, version, kind[1], labels={LABEL_TRAINING: kopf.PRESENT}, registry=registry)(
-            on_workload_of(kind)
+            on_workload_of(kind, labelled)
         )
+    for adapter in ADAPTERS.values():
+        if adapter.pod_label:
+            kopf.on.event("", "v1", "pods", labels={adapter.pod_label: kopf.PRESENT}, registry=registry)(
+                on_workload_of(PODS, via_workload(adapter, adapter.pod_label))
+            )
 
     async def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
         settings.peering.standalone = True

@@ -20,8 +20,8 @@ from moa.api.common import GROUP, VERSION, set_condition
 from moa.api.stages import STAGES, stage
 from moa.api.training import AdapterTraining, AdapterTrainingStatus
 from moa.operator import sandbox
-from moa.operator.kube import Kube
-from moa.operator.workloads import ADAPTERS, Context, adapter_for
+from moa.operator.kube import Kube, Refused
+from moa.operator.workloads import ADAPTERS, Context, WorkloadAdapter, adapter_for
 from moa.operator.workloads.base import (
     ANNOTATION_SHARD,
     LABEL_ATTEMPT,
@@ -85,7 +85,7 @@ def observe(kube: Kube, training: AdapterTraining, namespace: str, now: datetime
             if kind == "Pod" and obj["metadata"]["name"] != _workload_of(labels, obj):
                 continue  # a pod of a Job/PyTorchJob/TrainJob, read through its workload below
             stage_name, shard, number = _key(obj)
-            own = [p for p in pods if _same_workload(p, labels)] if kind != "Pod" else [obj]
+            own = _pods_of(kube, adapter, obj, pods) if kind != "Pod" else [obj]
             found.setdefault((stage_name, shard), []).append((number, adapter.observe(obj, own)))
     attempts = {k: [a for _, a in sorted(v, key=lambda t: t[0])] for k, v in found.items()}
     deps: dict[str, bool] = {}
@@ -100,6 +100,18 @@ def _workload_of(labels: dict[str, str], pod: dict[str, Any]) -> str:
     """A bare stage pod is its own workload; pods of controllers have an owner."""
     owners = pod["metadata"].get("ownerReferences") or []
     return "" if any(o.get("kind") != "AdapterTraining" for o in owners) else pod["metadata"]["name"]
+
+
+def _pods_of(
+    kube: Kube, adapter: WorkloadAdapter, obj: dict[str, Any], pods: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """The workload's pods: among the training's, those with its stage/attempt/shard labels; or,
+    when its controller does not copy moa's labels onto pods, those its pod label names it on."""
+    meta = obj["metadata"]
+    if adapter.pod_label:
+        return kube.list("v1", "pods", meta["namespace"], f"{adapter.pod_label}={meta['name']}")
+    labels = meta.get("labels") or {}
+    return [p for p in pods if _same_workload(p, labels)]
 
 
 def _same_workload(pod: dict[str, Any], labels: dict[str, str]) -> bool:
@@ -137,14 +149,25 @@ def reconcile(kube: Kube, namespace: str, name: str, now: datetime | None = None
     sandbox_created = sandbox.ensure(kube, namespace, training, uid)
     observed = observe(kube, training, namespace, now)
     current = plan(name, training.spec, observed, conditions=old.conditions)
+    refused = ""
     for launch in current.launches:
         ctx = Context(
             training=training, stage=stage(launch.stage), launch=launch, namespace=namespace, owner_uid=uid
         )
-        kube.ensure(ctx.config_map())
-        if kube.ensure(adapter_for(ctx.stage, training.spec).render(ctx)):
-            created.append(launch)
-            rlog.info("created %s for stage %s attempt %d", launch.name, launch.stage, launch.attempt)
+        try:
+            kube.ensure(ctx.config_map())
+            if kube.ensure(adapter_for(ctx.stage, training.spec).render(ctx)):
+                created.append(launch)
+                rlog.info("created %s for stage %s attempt %d", launch.name, launch.stage, launch.attempt)
+        except Refused as exc:  # said in the status; a later reconcile (resync) tries again
+            refused = f"stage {launch.stage}: {exc}"[:4096]
+            rlog.warning("%s", refused)
+            break
+    if refused:
+        current.conditions = set_condition(
+            current.conditions, "Stalled", "True", "WorkloadRefused", refused, gen
+        )
+        current.events.append(("Warning", "WorkloadRefused", refused))
 
     adapter_ref = old.adapter
     if current.succeeded and adapter_ref is None:

@@ -351,6 +351,9 @@ class WorkloadAdapter(Protocol):
     kind: str
     api_version: str
     plural: str
+    # None: its pods carry moa's labels (their template is moa's). Else the label whose value
+    # names the workload on its pods, for controllers that build the pod template themselves.
+    pod_label: str | None
 
     def render(self, ctx: Context) -> dict[str, Any]: ...
 

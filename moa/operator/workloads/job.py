@@ -17,6 +17,7 @@ class JobAdapter:
     kind = "Job"
     api_version = "batch/v1"
     plural = "jobs"
+    pod_label: str | None = None
 
     def render(self, ctx: Context) -> dict[str, Any]:
         return {

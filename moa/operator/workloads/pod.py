@@ -16,6 +16,7 @@ class PodAdapter:
     kind = "Pod"
     api_version = "v1"
     plural = "pods"
+    pod_label: str | None = None
 
     def render(self, ctx: Context) -> dict[str, Any]:
         meta = ctx.metadata()

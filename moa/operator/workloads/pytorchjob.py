@@ -15,6 +15,7 @@ class PyTorchJobAdapter:
     kind = "PyTorchJob"
     api_version = "kubeflow.org/v1"
     plural = "pytorchjobs"
+    pod_label: str | None = None
 
     def render(self, ctx: Context) -> dict[str, Any]:
         return {

@@ -1,8 +1,9 @@
 """Kubeflow Trainer v2 TrainJob (trainer.kubeflow.org/v1alpha1) on moa's ClusterTrainingRuntime.
 
 The runtime (`moa-trainer`, shipped in the install manifests) carries the restricted security
-context; the TrainJob sets image, command and resources, and adds the artifact volume, the
-stage config and scheduling through podSpecOverrides for its `node` job.
+context; the TrainJob sets image, command, env and resources, and adds the artifact volume,
+the stage config and scheduling through podSpecOverrides for its `node` job. Its pods are found by
+the JobSet name label (JOBSET_NAME), not by moa's labels.
 
 Rendered with Kubeflow's own models (`kubeflow-trainer-api`, the version matching Trainer
 v2.0.0), so field names and shapes are upstream's; imported on first render only, since the
@@ -18,12 +19,16 @@ from moa.pipeline.planner import Attempt
 
 RUNTIME = "moa-trainer"
 NODE = "node"
+# Trainer v2.0.0 names the JobSet after the TrainJob, and JobSet labels each pod with it; the
+# TrainJob API has no pod metadata, so moa's own labels never reach the pods.
+JOBSET_NAME = "jobset.sigs.k8s.io/jobset-name"
 
 
 class TrainJobAdapter:
     kind = "TrainJob"
     api_version = "trainer.kubeflow.org/v1alpha1"
     plural = "trainjobs"
+    pod_label: str | None = JOBSET_NAME
 
     def render(self, ctx: Context) -> dict[str, Any]:
         from kubeflow_trainer_api import models as kf
@@ -38,7 +43,6 @@ class TrainJobAdapter:
                     volume_mounts=[
                         kf.IoK8sApiCoreV1VolumeMount.from_dict(m) for m in container["volumeMounts"]
                     ],
-                    env=[kf.IoK8sApiCoreV1EnvVar.from_dict(e) for e in container["env"]],
                 )
             ],
             volumes=[kf.IoK8sApiCoreV1Volume.from_dict(v) for v in ctx.volumes()],
@@ -59,6 +63,8 @@ class TrainJobAdapter:
                 trainer=kf.TrainerV1alpha1Trainer(
                     image=container["image"],
                     command=container["command"],
+                    # Trainer's webhook refuses env in podSpecOverrides for its `node` container.
+                    env=[kf.IoK8sApiCoreV1EnvVar.from_dict(e) for e in container["env"]],
                     num_nodes=1,
                     resources_per_node=kf.IoK8sApiCoreV1ResourceRequirements.from_dict(
                         container["resources"]

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import base64
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -67,7 +71,9 @@ def test_only_webhooks_of_moas_kinds_are_registered_by_url_with_the_cluster_ca()
 
 def test_kueue_config_keeps_every_server_on_loopback(tmp_path) -> None:
     ports = {"kueue-webhook": 1, "kueue-health": 2}
-    config = addons.ADDONS["kueue"].config(tmp_path, ports)
+    make_config = addons.ADDONS["kueue"].config
+    assert make_config is not None
+    config = make_config(tmp_path, ports)
     assert (
         config["webhook"]["host"] == "127.0.0.1"
         and config["health"]["healthProbeBindAddress"] == "127.0.0.1:2"
@@ -78,18 +84,62 @@ def test_kueue_config_keeps_every_server_on_loopback(tmp_path) -> None:
 
 def test_unknown_addon_is_a_clear_error() -> None:
     assert [a.name for a in addons.resolve(["kueue", "", "jobset"])] == ["kueue", "jobset"]
-    with pytest.raises(ValueError, match=r"unknown addon\(s\) kubeflow; known: kueue, jobset"):
+    known = "kueue, jobset, trainer, training-operator"
+    with pytest.raises(ValueError, match=rf"unknown addon\(s\) kubeflow; known: {known}"):
         addons.resolve(["kubeflow"])
 
 
-def test_a_cluster_started_before_addons_keeps_its_ports_and_gains_the_addons(tmp_path, monkeypatch) -> None:
-    from moa.dev.cluster import Cluster
+def test_trainer_pulls_in_jobset_first() -> None:
+    names = [a.name for a in addons.resolve(["kueue", "trainer", "training-operator"])]
+    assert names == ["kueue", "jobset", "trainer", "training-operator"]
 
-    monkeypatch.setenv("MOA_CACHE", str(tmp_path))
-    cluster = Cluster("old")
-    cluster.dir.mkdir(parents=True)
-    (cluster.dir / "ports.json").write_text('{"etcd": 40001, "kube-apiserver": 40002}')
-    ports = cluster.ports()
-    assert ports["etcd"] == 40001 and ports["kube-apiserver"] == 40002
-    assert {"kueue-webhook", "kueue-health", "jobset-webhook", "jobset-health"} <= set(ports)
-    assert cluster.ports() == ports  # chosen once, then kept
+
+def pki(state: Path) -> None:
+    (state / "pki").mkdir(parents=True)
+    (state / "pki" / "webhook-serving.crt").write_text("CERT")
+    (state / "pki" / "webhook-serving.key").write_text("KEY")
+
+
+@pytest.mark.parametrize("name", ["trainer", "training-operator"])
+def test_kubeflow_controllers_get_a_private_tmp_holding_moas_loopback_cert(name: str, tmp_path: Path) -> None:
+    addon = addons.ADDONS[name]
+    state = tmp_path / "state"  # pytest's tmp_path lies under /tmp: the command refuses that
+    pki(state)
+    ports = {f"{name}-webhook": 40123, f"{name}-health": 40124}
+    with pytest.raises(ValueError, match=r"private /tmp, which would hide the cluster state dir"):
+        addon.command(state, ports)
+    argv = addon.flags(state, ports)
+    certs = addon.tmp(state) / "k8s-webhook-server" / "serving-certs"
+    assert (certs / "tls.crt").read_text() == "CERT" and (certs / "tls.key").read_text() == "KEY"
+    assert "--health-probe-bind-address=127.0.0.1:40124" in argv
+    assert "--metrics-bind-address=0" in argv and "--webhook-server-port=40123" in argv
+    assert argv[0] == f"--kubeconfig={state / f'{name}.kubeconfig'}"
+    secret = addon.setup_objects()[1]
+    assert secret["kind"] == "Secret" and secret["metadata"]["namespace"] == addon.namespace
+
+
+def test_a_private_tmp_is_bound_over_tmp_in_a_mount_namespace_of_its_own(tmp_path: Path) -> None:
+    """Run the addon's real command line with `cat` in place of the controller: it reads moa's
+    certificate at the rotator's fixed path, and the host's /tmp stays as it was."""
+    addon = addons.ADDONS["trainer"]
+    state = Path(tempfile.mkdtemp(dir="/var/tmp", prefix="moa-addon-test-"))  # outside /tmp
+    host_dir = Path("/tmp/k8s-webhook-server")
+    existed = host_dir.exists()
+    try:
+        pki(state)
+        argv = addon.command(state, {"trainer-webhook": 1, "trainer-health": 2})
+        assert argv[:5] == ["unshare", "--mount", "--propagation", "private", "--"]
+        assert argv[8] == str(addon.tmp(state)) and argv[9] == str(addon.binary)
+        if shutil.which("unshare") is None:
+            pytest.skip("no unshare (util-linux) here")
+        seen = subprocess.run(
+            [*argv[:9], "cat", "/tmp/k8s-webhook-server/serving-certs/tls.crt"],
+            capture_output=True,
+            text=True,
+        )
+        if "Operation not permitted" in seen.stderr:
+            pytest.skip(f"no mount namespaces here: {seen.stderr.strip()}")
+        assert seen.returncode == 0 and seen.stdout == "CERT", seen.stderr
+    finally:
+        shutil.rmtree(state, ignore_errors=True)
+    assert host_dir.exists() == existed  # nothing written to the host's /tmp

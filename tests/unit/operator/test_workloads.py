@@ -109,6 +109,9 @@ def test_trainjob_references_the_moa_runtime_and_overrides_volumes() -> None:
     assert obj["spec"]["trainer"]["resourcesPerNode"]["limits"]["nvidia.com/gpu"] == "1"
     override = obj["spec"]["podSpecOverrides"][0]
     assert {v["name"] for v in override["volumes"]} == {"artifacts", "stage-config", "tmp"}
+    # Trainer v2.0.0's webhook refuses env overrides for the `node` container: env goes in trainer.
+    assert "MOA_TERMINATION_LOG" in {e["name"] for e in obj["spec"]["trainer"]["env"]}
+    assert all("env" not in container for container in override["containers"])
 
 
 def _job(conditions: list[dict[str, str]]) -> dict[str, Any]:
