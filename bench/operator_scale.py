@@ -56,7 +56,9 @@ class StageWatch(threading.Thread):
     """Records when each stage's object of one kind (pods or Jobs) was first seen, and first seen
     finished."""
 
-    def __init__(self, list_fn: Callable[..., Any], namespace: str, done: Callable[[Any], bool]) -> None:
+    def __init__(
+        self, list_fn: Callable[..., Any], namespace: str, done: Callable[[dict[str, Any]], bool]
+    ) -> None:
         super().__init__(daemon=True)
         self.list_fn, self.namespace, self.done = list_fn, namespace, done
         self.added: dict[Key, float] = {}
@@ -64,28 +66,45 @@ class StageWatch(threading.Thread):
         self.stop = False
 
     def run(self) -> None:
-        w = watch.Watch()
+        # Raw JSON events (no client models: deserializing thousands of pods into them made this
+        # watch fall minutes behind at 200 trainings, and its timestamps with it), resumed from
+        # the last resourceVersion (a fresh list every 30 s would replay every object again).
+        w, version = watch.Watch(), None
         while not self.stop:
-            for ev in w.stream(self.list_fn, self.namespace, timeout_seconds=30):
-                now = time.monotonic()
-                obj = ev["object"]
-                labels = obj.metadata.labels or {}
-                if "moa.dev/training" not in labels:
-                    continue
-                key = (labels["moa.dev/training"], labels["moa.dev/stage"], labels.get("moa.dev/shard") or "")
-                self.added.setdefault(key, now)
-                if self.done(obj):
-                    self.finished.setdefault(key, now)
-                if self.stop:
-                    break
+            resume = {"resource_version": version} if version else {}
+            try:
+                for ev in w.stream(
+                    self.list_fn, self.namespace, timeout_seconds=30, deserialize=False, **resume
+                ):
+                    now = time.monotonic()
+                    obj = ev["object"]
+                    version = obj["metadata"].get("resourceVersion") or version
+                    labels = obj["metadata"].get("labels") or {}
+                    if "moa.dev/training" not in labels:
+                        continue
+                    key = (
+                        labels["moa.dev/training"],
+                        labels["moa.dev/stage"],
+                        labels.get("moa.dev/shard") or "",
+                    )
+                    self.added.setdefault(key, now)
+                    if self.done(obj.get("status") or {}):
+                        self.finished.setdefault(key, now)
+                    if self.stop:
+                        break
+            except (KeyError, client.ApiException):  # 410 Gone: the version expired; list afresh
+                version = None
 
 
-def pod_done(pod: Any) -> bool:
-    return pod.status.phase in ("Succeeded", "Failed")
+def pod_done(status: dict[str, Any]) -> bool:
+    return status.get("phase") in ("Succeeded", "Failed")
 
 
-def job_done(job: Any) -> bool:
-    return any(c.type in ("Complete", "Failed") and c.status == "True" for c in (job.status.conditions or []))
+def job_done(status: dict[str, Any]) -> bool:
+    return any(
+        c.get("type") in ("Complete", "Failed") and c.get("status") == "True"
+        for c in status.get("conditions") or []
+    )
 
 
 def handoffs(ends: dict[Key, float], starts: dict[Key, float], trainings: list[str]) -> list[float]:

@@ -14,6 +14,8 @@ training; different trainings reconcile concurrently.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import ctypes
 import logging
 import math
 import threading
@@ -266,6 +268,16 @@ def register(op: Operator, registry: kopf.OperatorRegistry) -> None:
     kopf.on.login(registry=registry)(kopf.login_via_client)
 
 
+def few_malloc_arenas() -> None:
+    """Two glibc malloc arenas, as MALLOC_ARENA_MAX=2 would set (before any thread starts).
+
+    glibc gives threads that allocate at once arenas of their own, up to 8 per core; each keeps
+    what its thread freed. The reconcile threads decode and drop API answers all run long: at 200
+    trainings 15 arenas held 46 MB of the operator's 228 MB peak. Elsewhere than glibc: nothing."""
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None).mallopt(-8, 2)  # M_ARENA_MAX from malloc.h
+
+
 def run(
     namespaces: list[str],
     kubeconfig: str | None,
@@ -275,6 +287,7 @@ def run(
 ) -> None:
     from prometheus_client import start_http_server
 
+    few_malloc_arenas()
     if metrics_port:
         start_http_server(metrics_port)
     if logging.getLogger().level > logging.DEBUG:
