@@ -23,10 +23,14 @@ started=$(date +%s)
 phase() { echo "== $* ($(($(date +%s) - started)) s)"; }
 
 phase "images (cached by content hash)"
-"$MOA" dev images build
+# What this spec's pods run: the operator image (data gate), its language's sandbox, the trainer.
+LANGUAGE=$("$PY" -c 'import sys, yaml; print(yaml.safe_load(open(sys.argv[1]))["spec"]["language"])' "$SPEC")
+IMAGES=(moa-operator "moa-sandbox-$LANGUAGE" moa-trainer)
+"$MOA" dev images build "${IMAGES[@]/#/--only=}"
 mapfile -t archives < <("$PY" -c 'import json, os, sys
-for row in json.load(open(os.path.expanduser(sys.argv[1]))): print(row["archive"])' \
-  "${MOA_CACHE:-$HOME/.cache/moa}/images/images.json")
+for row in json.load(open(os.path.expanduser(sys.argv[1]))):
+    if row["name"] in sys.argv[2:]: print(row["archive"])' \
+  "${MOA_CACHE:-$HOME/.cache/moa}/images/images.json" "${IMAGES[@]}")
 
 phase "cluster up with the real node, images imported"
 "$MOA" dev cluster --name "$CLUSTER" up --real-node "${archives[@]/#/--image=}"
@@ -93,6 +97,8 @@ kill $watcher 2>/dev/null || true
 
 phase "summary"
 kubectl -n "$NS" get at,adapters,pods
-"$MOA" registry list --workdir "$VOLUME"
-echo "reports: $VOLUME/reports/python   adapter: $VOLUME/checkpoints/adapters/python_coding"
+# The before/after table the eval pod wrote (what `make demo` prints at its end).
+cat "$VOLUME/reports/$LANGUAGE/before_after.md"
+artifact=$(kubectl -n "$NS" get adapters -o jsonpath='{.items[0].spec.artifact}')
+echo "reports: $VOLUME/reports/$LANGUAGE   adapter (immutable, digest-named): $VOLUME/$artifact"
 phase "done"

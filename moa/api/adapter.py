@@ -9,6 +9,7 @@ failing target. The serving router serves `production` adapters only, one per la
 from __future__ import annotations
 
 import hashlib
+import shutil
 from pathlib import Path
 from typing import Final, Literal
 
@@ -77,3 +78,37 @@ def artifact_digest(folder: str | Path) -> str:
                 digest.update(block)
         digest.update(b"\0")
     return "sha256:" + digest.hexdigest()
+
+
+PUBLISHED = Path("checkpoints") / "adapters" / "published"
+
+
+def adapter_name(training: str, language: str) -> str:
+    """The Adapter an AdapterTraining produces is named after it (or its language)."""
+    return f"{training or language}-coding"
+
+
+class Published(Model):
+    """An adapter's immutable, digest-named copy: what an Adapter points at and a server loads."""
+
+    artifact: str = Field(min_length=1, description="Path under the artifact root.")
+    digest: str = Field(pattern=r"^sha256:[0-9a-f]{64}$")
+
+
+def publish_artifact(root: str | Path, source: str | Path, name: str) -> Published:
+    """Copy the adapter folder SOURCE to `checkpoints/adapters/published/{name}@{digest}` under ROOT.
+
+    The final adapter folder of a language is rewritten by every retraining; its published copy
+    is never written again (the same digest is the same bytes), so whatever serves it keeps
+    serving what was evaluated. The copy is made under a temporary name and renamed, so a crash
+    leaves no half-published folder under the final name."""
+    root = Path(root)
+    source = root / source
+    digest = artifact_digest(source)
+    target = PUBLISHED / f"{name}@{digest.removeprefix('sha256:')[:16]}"
+    if not (root / target).exists():
+        partial = root / target.with_name(target.name + ".partial")
+        shutil.rmtree(partial, ignore_errors=True)
+        shutil.copytree(source, partial)
+        partial.rename(root / target)
+    return Published(artifact=str(target), digest=digest)

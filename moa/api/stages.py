@@ -20,6 +20,7 @@ import yaml
 from pydantic import Field
 
 from moa.api import atomic, kube_yaml
+from moa.api.adapter import Published
 from moa.api.common import API_VERSION, Model
 from moa.api.gates import GateResult
 from moa.api.layout import Layout
@@ -218,6 +219,9 @@ class StageSummary(Model):
     metrics: dict[str, float] = Field(default_factory=dict)
     gates: list[GateResult] = Field(default_factory=list)
     message: str = ""
+    published: Published | None = Field(
+        default=None, description="eval: the immutable copy of the adapter it evaluated, for the Adapter."
+    )
 
     @property
     def exit_code(self) -> int:

@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from importlib.metadata import entry_points
 from typing import Any
 
+from moa.api.adapter import Published
 from moa.api.common import GROUP, VERSION, set_condition
 from moa.api.stages import STAGES, stage
 from moa.api.training import AdapterTraining, AdapterTrainingStatus
@@ -148,7 +149,7 @@ def reconcile(kube: Kube, namespace: str, name: str, now: datetime | None = None
     adapter_ref = old.adapter
     if current.succeeded and adapter_ref is None:
         eval_status = next(s for s in current.stages if s.name == "eval")
-        adapter = adapter_resource(training, eval_status.metrics, eval_status.gates)
+        adapter = adapter_resource(training, eval_status.metrics, eval_status.gates, _published(observed))
         adapter.metadata.namespace = namespace
         body = adapter.to_yaml_dict()
         status = body.pop("status", None)
@@ -187,6 +188,12 @@ def reconcile(kube: Kube, namespace: str, name: str, now: datetime | None = None
         sandbox_created=sandbox_created,
         status_written=written,
     )
+
+
+def _published(observed: Observed) -> Published | None:
+    """The adapter copy the succeeded eval attempt published, as its termination message says."""
+    summary = observed.attempts[("eval", None)][-1].summary
+    return summary.published if summary else None
 
 
 def _write_status(

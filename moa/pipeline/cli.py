@@ -15,11 +15,11 @@ from rich.table import Table
 from moa.api import before_after
 from moa.api.gates import blocking
 from moa.api.layout import Layout
-from moa.api.stages import headline_metrics
+from moa.api.stages import StageSummary, headline_metrics
 from moa.api.training import load_training
 from moa.pipeline.local import LocalRun
 from moa.pipeline.planner import Plan
-from moa.pipeline.registry import LocalRegistry, adapter_for, export, publish
+from moa.pipeline.registry import LocalRegistry, adapter_for, export
 
 _ICON = {"Succeeded": "[green]✓[/]", "Running": "[yellow]▶[/]", "Failed": "[red]✗[/]", "Pending": "[dim]·[/]"}
 
@@ -141,8 +141,8 @@ def run(spec_file: Path, workdir: Path | None, rerun: tuple[str, ...], plain: bo
     layout = Layout(root, training.spec.language)
     _before_after(final, console)
     if final.phase == "Succeeded":
-        eval_stage = next(st for st in final.stages if st.name == "eval")
-        adapter = publish(adapter_for(training, eval_stage.metrics, eval_stage.gates), root)
+        evaluation = StageSummary.read(layout.metrics("eval"))
+        adapter = adapter_for(training, evaluation.metrics, evaluation.gates, evaluation.published)
         path = LocalRegistry(root).save(adapter)
         console.print(f"[green]adapter {adapter.metadata.name}[/] → {root / adapter.spec.artifact}")
         console.print(f"registered in {path}; report: {layout.reports}")

@@ -7,63 +7,43 @@ YAML file is both what Git would hold (spec) and what the controller would write
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from moa.api.adapter import Adapter, AdapterSpec, AdapterStage, AdapterStatus, artifact_digest
+from moa.api.adapter import Adapter, AdapterSpec, AdapterStage, AdapterStatus, Published, adapter_name
 from moa.api.gates import GateResult
 from moa.api.layout import Layout
 from moa.api.training import AdapterTraining
 from moa.pipeline import promotion
 
 
-def adapter_for(training: AdapterTraining, metrics: dict[str, float], gates: list[GateResult]) -> Adapter:
-    """The Adapter a succeeded AdapterTraining produces (stage `trained`, eval metrics copied)."""
+def adapter_for(
+    training: AdapterTraining, metrics: dict[str, float], gates: list[GateResult], published: Published | None
+) -> Adapter:
+    """The Adapter a succeeded AdapterTraining produces: stage `trained`, the eval's metrics and
+    gates, and the immutable copy the eval stage published (the final adapter folder, without a
+    digest, only where the eval's result did not say: a pod whose termination message was lost)."""
     spec = training.spec
-    name = f"{training.metadata.name or spec.language}-coding"
-    layout = Layout(".", spec.language)
+    artifact = Layout(".", spec.language).final_adapter.relative_to(".")
     return Adapter(
         metadata={
-            "name": name,
+            "name": adapter_name(training.metadata.name, spec.language),
             "namespace": training.metadata.namespace,
             "labels": {"moa.dev/language": spec.language},
         },
         spec=AdapterSpec(
             language=spec.language,
             base_model=spec.base_model,
-            artifact=str(layout.final_adapter.relative_to(".")),
+            artifact=published.artifact if published else str(artifact),
+            digest=published.digest if published else None,
             stage="trained",
             training=training.metadata.name or None,
         ),
         status=AdapterStatus(stage="trained", metrics=metrics, gates=gates),
     )
-
-
-PUBLISHED = Path("checkpoints") / "adapters" / "published"
-
-
-def publish(adapter: Adapter, root: str | Path) -> Adapter:
-    """Copy the adapter's artifact to an immutable, versioned folder and record its digest.
-
-    The final adapter folder of a language is rewritten by every retraining; what the registry
-    points at (and `moa serve` serves) is `checkpoints/adapters/published/{name}@{digest}`,
-    never written again (the same digest is the same bytes), and the server checks the digest
-    on every load."""
-    root = Path(root)
-    source = root / adapter.spec.artifact
-    digest = artifact_digest(source)
-    target = PUBLISHED / f"{adapter.metadata.name}@{digest.removeprefix('sha256:')[:16]}"
-    if not (root / target).exists():
-        partial = root / target.with_name(target.name + ".partial")
-        shutil.rmtree(partial, ignore_errors=True)
-        shutil.copytree(source, partial)
-        partial.rename(root / target)
-    spec = adapter.spec.model_copy(update={"artifact": str(target), "digest": digest})
-    return adapter.model_copy(update={"spec": spec})
 
 
 class LocalRegistry:

@@ -62,6 +62,7 @@ from moa.agent.ranking import patch_stats
 from moa.agent.rollout import Episode, run_episodes
 from moa.agent.tasks import RepairTask
 from moa.api import bad_records, before_after
+from moa.api.adapter import adapter_name, publish_artifact
 from moa.api.layout import METRICS
 from moa.api.records import EvalOutcome
 from moa.api.stages import StageConfig, StageSummary
@@ -467,6 +468,13 @@ def run_eval(run: EvalRun, echo: Any = click.echo) -> StageSummary:
     malformed, where = bad_records.gate("eval", skipped, spec.data.gates.max_malformed_records, run.output)
     summary = summarize("eval", metrics, [*stage.evaluate(metrics), malformed], notes=[where])
     summary = summary.model_copy(update={"message": "; ".join([summary.message, *not_measured]).strip("; ")})
+    if summary.status == "succeeded":
+        # The Adapter points at this copy, not at the final folder the next retraining rewrites.
+        # The eval stage makes it because it is the last one with the artifact volume mounted.
+        name = adapter_name(run.config.name, spec.language)
+        summary = summary.model_copy(
+            update={"published": publish_artifact(run.config.root, run.adapter, name)}
+        )
 
     result = dirs.result
     rates = (

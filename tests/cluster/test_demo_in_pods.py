@@ -29,10 +29,10 @@ import yaml
 from conftest import OperatorProcess
 from demo_spec import moa, small_spec
 
+from moa.api.adapter import PUBLISHED, artifact_digest
 from moa.api.stages import STAGE_NAMES
 from moa.dev.images import built_archives
 from moa.dev.node import NODE_NAME, local_volume
-from moa.pipeline.registry import PUBLISHED
 
 pytestmark = [pytest.mark.cluster, pytest.mark.real_node, pytest.mark.slow, pytest.mark.timeout(5400)]
 
@@ -43,12 +43,14 @@ CLAIM = "artifacts"
 MODEL = Path("checkpoints/coding_tui/final_merged")
 HOST_CA = Path("/etc/ssl/certs/ca-certificates.crt")
 # The stages' outputs. Not compared: the harness's logs and attempt state (.moa), tool and source
-# caches (MOA_CACHE is on the volume in pods, under ~/.cache/moa here), the local registry and
-# the immutable copies it publishes (in a cluster the operator's Adapter resource is the registry).
+# caches (MOA_CACHE is on the volume in pods, under ~/.cache/moa here) and the local registry's
+# YAML (in a cluster the operator's Adapter resource is the registry).
 COMPARED = ("checkpoints", "data", "reports")
-LOCAL_REGISTRY = PUBLISHED.parts
-# Names that carry a time or host: compared as their folder only.
-RENAMED = (re.compile(r"(tensorboard/\w+)/events\.out\.tfevents\..*"),)
+# Names that carry a time, a host or a digest: compared without it.
+RENAMED = (
+    re.compile(r"(tensorboard/\w+)/events\.out\.tfevents\..*"),
+    re.compile(rf"({PUBLISHED.as_posix()}/[\w-]+)@[0-9a-f]+"),
+)
 
 
 @pytest.fixture(scope="module")
@@ -114,8 +116,6 @@ def shape(root: Path) -> dict[str, int | None]:
     for path in sorted(root.rglob("*")):
         rel = path.relative_to(root)
         if not path.is_file() or rel.parts[0] not in COMPARED or rel.parts[:2] == MODEL.parts[:2]:
-            continue
-        if rel.parts[: len(LOCAL_REGISTRY)] == LOCAL_REGISTRY:
             continue
         name = rel.as_posix()
         for pattern in RENAMED:
@@ -184,6 +184,10 @@ def test_demo_spec_runs_every_stage_in_real_pods(
         assert {c["image"] for c in p["spec"]["containers"]} <= tags
     adapters = json.loads(node_kubectl("get", "adapters", "-n", ns, "-o", "json").stdout)["items"]
     assert adapters, "no Adapter was created"
+    # It points at the immutable copy the eval pod published on the volume, with that copy's digest.
+    spec = adapters[0]["spec"]
+    assert spec["artifact"].startswith(PUBLISHED.as_posix() + "/") and spec["digest"]
+    assert artifact_digest(volume / spec["artifact"]) == spec["digest"]
 
     # The same spec with `moa run`: the same artifact files and record counts.
     local = tmp_path / "local"

@@ -13,6 +13,7 @@ import pytest
 import yaml
 from conftest import OperatorProcess
 
+from moa.api.adapter import Published
 from moa.api.gates import check
 from moa.api.stages import STAGE_NAMES, STAGES, StageSummary
 from moa.dev import fake_pods
@@ -26,8 +27,15 @@ SOURCES = ["pypi:six@1.16.0", "pypi:idna@3.7"]
 WORKLOADS = sum(len(SOURCES) if stage.fan_out else 1 for stage in STAGES)
 
 
+# What a real eval pod reports having published (the operator cannot read the volume: it trusts this).
+REPORTED = Published(
+    artifact="checkpoints/adapters/published/py-coding@0123456789abcdef", digest="sha256:" + "ab" * 32
+)
+
+
 def summary_message(stage: str, **metrics: float) -> str:
-    return StageSummary(stage=stage, status="succeeded", metrics=metrics).compact()  # type: ignore[arg-type]
+    published = REPORTED if stage == "eval" else None
+    return StageSummary(stage=stage, status="succeeded", metrics=metrics, published=published).compact()  # type: ignore[arg-type]
 
 
 def training(
@@ -104,6 +112,7 @@ def test_sample_runs_every_stage_to_ready_and_creates_an_adapter(
     adapter = get(kubectl, ns, "adapter", at["status"]["adapter"]["name"])
     assert adapter["spec"]["stage"] == "trained" and adapter["status"]["stage"] == "trained"
     assert adapter["status"]["metrics"]["index"] == STAGE_NAMES.index("eval")
+    assert (adapter["spec"]["artifact"], adapter["spec"]["digest"]) == (REPORTED.artifact, REPORTED.digest)
     events = kubectl(
         "get", "events", "-n", ns, "--field-selector", "involvedObject.name=py", "-o", "json"
     ).stdout

@@ -14,7 +14,9 @@ import pytest
 import yaml
 from demo_spec import moa, small_spec
 
-from moa.api.stages import STAGE_NAMES
+from moa.api.adapter import artifact_digest
+from moa.api.layout import Layout
+from moa.api.stages import STAGE_NAMES, StageSummary
 
 # The whole pipeline runs in the module fixture, which counts against the first test's timeout.
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(3000)]
@@ -46,6 +48,13 @@ def test_every_stage_runs_and_the_adapter_is_registered(
     exported = yaml.safe_load(moa("registry", "export", "--workdir", str(root)).stdout)
     entry = exported["adapters"]["python"][0]
     assert entry["stage"] == "trained" and entry["eval"], entry
+    # The registry points at the copy the eval stage published (its metrics.json names it, as its
+    # termination message does for the operator), never at the folder a retraining rewrites.
+    evaluation = StageSummary.read(Layout(root, "python").metrics("eval"))
+    assert evaluation.published is not None
+    assert (entry["path"], entry["digest"]) == (evaluation.published.artifact, evaluation.published.digest)
+    assert entry["path"].startswith("checkpoints/adapters/published/python-demo-coding@")
+    assert artifact_digest(root / entry["path"]) == entry["digest"] == artifact_digest(adapter)
 
 
 def test_rerun_skips_every_completed_stage(

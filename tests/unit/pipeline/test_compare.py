@@ -29,10 +29,10 @@ def registry_with_four(root: Path) -> LocalRegistry:
         training = AdapterTraining.model_validate(
             {"metadata": {"name": language}, "spec": {"language": language}}
         )
-        registry.save(adapter_for(training, metrics, []))
+        registry.save(adapter_for(training, metrics, [], None))
     # an older python adapter in production wins over the newer trained one
     old = AdapterTraining.model_validate({"metadata": {"name": "python-old"}, "spec": {"language": "python"}})
-    adapter = adapter_for(old, {"test_pass_rate": 0.68, "tool_call_accuracy": 0.98}, [])
+    adapter = adapter_for(old, {"test_pass_rate": 0.68, "tool_call_accuracy": 0.98}, [], None)
     assert adapter.status is not None
     adapter.status.stage = "production"
     registry.save(adapter)
