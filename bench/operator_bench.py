@@ -84,6 +84,18 @@ def start_operator(
     )  # fmt: skip
 
 
+def stop_operator(op: subprocess.Popen[bytes]) -> None:
+    """SIGTERM, and SIGKILL when it has not exited 30 s later (a bench must not hang or lose its
+    figures on a slow shutdown)."""
+    op.terminate()
+    try:
+        op.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        print(f"operator {op.pid} ignored SIGTERM for 30 s: killed", file=sys.stderr)
+        op.kill()
+        op.wait()
+
+
 def ready(custom: client.CustomObjectsApi, ns: str) -> set[str]:
     """Names of the AdapterTrainings in NS whose Ready condition is True."""
     items = custom.list_namespaced_custom_object("moa.dev", "v1alpha1", ns, "adaptertrainings")["items"]

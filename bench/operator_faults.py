@@ -21,7 +21,15 @@ from pathlib import Path
 from typing import Any
 
 from kubernetes import client
-from operator_bench import bench_cluster, drop_namespace, ready, start_operator, training, training_namespace
+from operator_bench import (
+    bench_cluster,
+    drop_namespace,
+    ready,
+    start_operator,
+    stop_operator,
+    training,
+    training_namespace,
+)
 
 from moa.api.stages import STAGE_NAMES, StageSummary
 from moa.dev import fake_pods
@@ -117,8 +125,7 @@ def campaign(
         result = {"faults": faults, "trainings": len(names), "ready": len(done & set(names)),
                   "seconds_to_all_ready": round(seconds, 1), **check(api, ns, names), "events": events}  # fmt: skip
     finally:
-        op.terminate()
-        op.wait(timeout=30)
+        stop_operator(op)
         drop_namespace(core, ns)
     return result
 

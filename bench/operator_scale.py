@@ -3,13 +3,18 @@
 Each size runs in its own namespace with a fresh operator process (so its peak RSS is its own);
 the one-training size is the baseline the others are compared with. Per size it prints:
 - hand-off latency p50/p95: from a stage's last pod finishing (as a watch saw it) to the next
-  stage's first pod appearing;
+  stage's first pod appearing: what a user sees, including the Job controller's work between
+  a Job's pod and the Job (pod finished -> Job Complete, Job created -> its pod created);
+- workload hand-off p50/p95: the same between workloads (a Job stage's Job, a bare Pod stage's
+  pod): the operator's share (its watch, queue and reconcile), without the Job controller's;
 - time until every training is Ready;
 - the operator's peak RSS (VmHWM of its process);
 - Kubernetes API requests per training: every request the operator made (reconciles, relists,
   events), from its Prometheus endpoint, divided by the trainings;
 - API requests per idle reconcile: the `moa_reconcile_api_requests{reconcile="idle"}` histogram
-  while the finished trainings sit through a few resyncs (no launch, no status write).
+  while the finished trainings sit through a few resyncs (no launch, no status write);
+- the machine's load average (1, 5, 15 min) when the size ended: the operator shares its
+  cores with the whole control plane and whatever else runs.
 KWOK pods "run" for --duration; GPU requests are off (gpus: 0) so that GPU capacity, not the
 operator, does not dominate. The bench stops a cluster it started (--keep leaves it up).
 Usage: .venv/bin/python bench/operator_scale.py [--trainings 1,20,200] [--keep]
@@ -20,11 +25,13 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
+import os
 import re
 import statistics
 import threading
 import time
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +40,7 @@ from operator_bench import (
     bench_cluster,
     drop_namespace,
     start_operator,
+    stop_operator,
     training,
     training_namespace,
     wait_ready,
@@ -41,43 +49,74 @@ from operator_bench import (
 from moa.api.stages import STAGE_NAMES
 from moa.dev.cluster import Cluster
 
+Key = tuple[str, str, str]  # (training, stage, shard)
 
-class PodWatch(threading.Thread):
-    """Records when each stage pod was first seen and when it was first seen finished."""
 
-    def __init__(self, core: client.CoreV1Api, namespace: str) -> None:
+class StageWatch(threading.Thread):
+    """Records when each stage's object of one kind (pods or Jobs) was first seen, and first seen
+    finished."""
+
+    def __init__(
+        self, list_fn: Callable[..., Any], namespace: str, done: Callable[[dict[str, Any]], bool]
+    ) -> None:
         super().__init__(daemon=True)
-        self.core, self.namespace = core, namespace
-        self.added: dict[tuple[str, str, str], float] = {}  # (training, stage, shard) -> time
-        self.finished: dict[tuple[str, str, str], float] = {}
+        self.list_fn, self.namespace, self.done = list_fn, namespace, done
+        self.added: dict[Key, float] = {}
+        self.finished: dict[Key, float] = {}
         self.stop = False
 
     def run(self) -> None:
-        w = watch.Watch()
+        # Raw JSON events (no client models: deserializing thousands of pods into them made this
+        # watch fall minutes behind at 200 trainings, and its timestamps with it), resumed from
+        # the last resourceVersion (a fresh list every 30 s would replay every object again).
+        w, version = watch.Watch(), None
         while not self.stop:
-            for ev in w.stream(self.core.list_namespaced_pod, self.namespace, timeout_seconds=30):
-                now = time.monotonic()
-                pod = ev["object"]
-                labels = pod.metadata.labels or {}
-                if "moa.dev/training" not in labels:
-                    continue
-                key = (labels["moa.dev/training"], labels["moa.dev/stage"], labels.get("moa.dev/shard") or "")
-                self.added.setdefault(key, now)
-                if pod.status.phase in ("Succeeded", "Failed"):
-                    self.finished.setdefault(key, now)
-                if self.stop:
-                    break
+            resume = {"resource_version": version} if version else {}
+            try:
+                for ev in w.stream(
+                    self.list_fn, self.namespace, timeout_seconds=30, deserialize=False, **resume
+                ):
+                    now = time.monotonic()
+                    obj = ev["object"]
+                    version = obj["metadata"].get("resourceVersion") or version
+                    labels = obj["metadata"].get("labels") or {}
+                    if "moa.dev/training" not in labels:
+                        continue
+                    key = (
+                        labels["moa.dev/training"],
+                        labels["moa.dev/stage"],
+                        labels.get("moa.dev/shard") or "",
+                    )
+                    self.added.setdefault(key, now)
+                    if self.done(obj.get("status") or {}):
+                        self.finished.setdefault(key, now)
+                    if self.stop:
+                        break
+            except (KeyError, client.ApiException):  # 410 Gone: the version expired; list afresh
+                version = None
 
-    def handoffs(self, trainings: list[str]) -> list[float]:
-        """Seconds from the last pod of stage i finishing to the first pod of stage i+1 appearing."""
-        out = []
-        for t in trainings:
-            for prev, nxt in itertools.pairwise(STAGE_NAMES):
-                ends = [v for (tt, s, _), v in self.finished.items() if tt == t and s == prev]
-                starts = [v for (tt, s, _), v in self.added.items() if tt == t and s == nxt]
-                if ends and starts:
-                    out.append(max(0.0, min(starts) - max(ends)))
-        return out
+
+def pod_done(status: dict[str, Any]) -> bool:
+    return status.get("phase") in ("Succeeded", "Failed")
+
+
+def job_done(status: dict[str, Any]) -> bool:
+    return any(
+        c.get("type") in ("Complete", "Failed") and c.get("status") == "True"
+        for c in status.get("conditions") or []
+    )
+
+
+def handoffs(ends: dict[Key, float], starts: dict[Key, float], trainings: list[str]) -> list[float]:
+    """Seconds from the last object of stage i finishing to the first of stage i+1 appearing."""
+    out = []
+    for t in trainings:
+        for prev, nxt in itertools.pairwise(STAGE_NAMES):
+            last = [v for (tt, s, _), v in ends.items() if tt == t and s == prev]
+            first = [v for (tt, s, _), v in starts.items() if tt == t and s == nxt]
+            if last and first:
+                out.append(max(0.0, min(first) - max(last)))
+    return out
 
 
 def metric(port: int, name: str, **labels: str) -> float:
@@ -116,8 +155,10 @@ def measure(args: argparse.Namespace, cluster: Cluster, api: client.ApiClient, s
     training_namespace(core, ns)
     log = Path(f"/tmp/{ns}-operator.log")
     op = start_operator(cluster.kubeconfig, ns, args.metrics_port, args.resync, log)
-    watcher = PodWatch(core, ns)
-    watcher.start()
+    pods = StageWatch(core.list_namespaced_pod, ns, pod_done)
+    jobs = StageWatch(client.BatchV1Api(api).list_namespaced_job, ns, job_done)
+    pods.start()
+    jobs.start()
     names = [f"t-{i:03d}" for i in range(size)]
     try:
         time.sleep(3)  # the operator's first relist and watches
@@ -133,23 +174,28 @@ def measure(args: argparse.Namespace, cluster: Cluster, api: client.ApiClient, s
         idle_requests = idle(args.metrics_port, "sum") - idle_before[0]
         idle_reconciles = idle(args.metrics_port, "count") - idle_before[1]
         rss = peak_rss_mb(op.pid)
+        load = [round(x, 1) for x in os.getloadavg()]
     finally:
-        watcher.stop = True
-        op.terminate()
-        op.wait(timeout=30)
+        pods.stop = jobs.stop = True
+        stop_operator(op)
         drop_namespace(core, ns)
-    handoff = watcher.handoffs(names)
+    handoff = handoffs(pods.finished, pods.added, names)
+    # A Job stage's workload is its Job (the same key as its pod: the Job's entries replace them).
+    workload = handoffs({**pods.finished, **jobs.finished}, {**pods.added, **jobs.added}, names)
     return {
         "trainings": size,
         "seconds_to_all_ready": round(to_ready, 1),
         "handoff_p50_s": round(pct(handoff, 50), 3),
         "handoff_p95_s": round(pct(handoff, 95), 3),
+        "workload_handoff_p50_s": round(pct(workload, 50), 3),
+        "workload_handoff_p95_s": round(pct(workload, 95), 3),
         "operator_peak_rss_mb": round(rss, 1),
         "api_requests_per_training": round(requests / size, 1),
         "idle_reconciles": int(idle_reconciles),
         "api_requests_per_idle_reconcile": round(idle_requests / idle_reconciles, 2)
         if idle_reconciles
         else None,
+        "load_avg_1_5_15": load,
         "operator_log": str(log),
     }
 
@@ -174,8 +220,9 @@ def main() -> None:
             rows.append(measure(args, cluster, api, size))
             print(json.dumps(rows[-1]), flush=True)
     base = rows[0]
-    cols = ["trainings", "seconds_to_all_ready", "handoff_p50_s", "handoff_p95_s", "operator_peak_rss_mb",
-            "api_requests_per_training", "api_requests_per_idle_reconcile"]  # fmt: skip
+    cols = ["trainings", "seconds_to_all_ready", "handoff_p50_s", "handoff_p95_s", "workload_handoff_p50_s",
+            "workload_handoff_p95_s", "operator_peak_rss_mb",
+            "api_requests_per_training", "api_requests_per_idle_reconcile", "load_avg_1_5_15"]  # fmt: skip
     print("| " + " | ".join(cols) + " | handoff p95 / baseline p50 |")
     print("|" + "---|" * (len(cols) + 1))
     for row in rows:

@@ -25,6 +25,7 @@ from kubernetes.client.rest import ApiException
 from moa.operator.kube import Kube, path, plural_of
 
 Kind = tuple[str, str]  # (apiVersion, plural)
+_METADATA_LIST = "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1"
 _META = ("name", "namespace", "uid", "resourceVersion", "generation", "creationTimestamp", "deletionTimestamp",
          "labels", "annotations", "ownerReferences")  # fmt: skip
 
@@ -61,43 +62,88 @@ def matches(obj: dict[str, Any], selector: str | None) -> bool:
     return True
 
 
+def _term(selector: str | None, key: str | None) -> str | None:
+    """The value SELECTOR requires of label KEY (None when it does not name KEY)."""
+    for term in (selector or "").split(","):
+        name, sep, value = term.partition("=")
+        if sep and key and name == key:
+            return value
+    return None
+
+
 class CachedKube(Kube):
     """A Kube whose reads of the watched kinds come from the watch streams (see the module doc)."""
 
-    def __init__(self, api: client.ApiClient, kinds: Iterable[Kind], with_spec: Iterable[Kind]) -> None:
+    def __init__(
+        self,
+        api: client.ApiClient,
+        kinds: Iterable[Kind],
+        with_spec: Iterable[Kind],
+        index_label: str | None = None,
+    ) -> None:
         super().__init__(api)
         self.kinds = set(kinds)
         self.with_spec = set(with_spec)
+        self.index_label = index_label
         self._objects: dict[Kind, dict[tuple[str, str], dict[str, Any]]] = {k: {} for k in self.kinds}
+        # (namespace, value of index_label) -> name -> object: a reconcile lists one training's
+        # pods and workloads, which must not cost a scan of every training's (O(n) per reconcile
+        # is O(n^2) per resync at 200 trainings).
+        self._indexed: dict[Kind, dict[tuple[str, str], dict[str, dict[str, Any]]]] = {
+            k: {} for k in self.kinds
+        }
         self._lock = threading.Lock()
+
+    def _bucket(self, obj: dict[str, Any]) -> tuple[str, str] | None:
+        value = (obj["metadata"].get("labels") or {}).get(self.index_label or "")
+        return None if value is None else (obj["metadata"].get("namespace") or "", value)
+
+    def _store(self, kind: Kind, key: tuple[str, str], obj: dict[str, Any] | None) -> None:
+        """Put OBJ under KEY (None: remove it), in the index too. Caller holds the lock."""
+        old = self._objects[kind].pop(key, None)
+        index = self._indexed[kind]
+        if old is not None and (bucket := self._bucket(old)) is not None:
+            index[bucket].pop(key[1], None)
+            if not index[bucket]:
+                del index[bucket]
+        if obj is None:
+            return
+        self._objects[kind][key] = obj
+        if (bucket := self._bucket(obj)) is not None:
+            index.setdefault(bucket, {})[key[1]] = obj
 
     # -- fed by the watch streams (kopf events) and by relists ----------------------------------
     def observe_event(self, kind: Kind, event_type: str | None, body: dict[str, Any]) -> None:
         meta = body["metadata"]
         key = (meta.get("namespace") or "", meta["name"])
         with self._lock:
-            objects = self._objects[kind]
             if event_type == "DELETED":
-                objects.pop(key, None)
+                self._store(kind, key, None)
                 return
-            cached = objects.get(key)
+            cached = self._objects[kind].get(key)
             if cached is None or _version(body) >= _version(cached):
-                objects[key] = trim(body, kind in self.with_spec)
+                self._store(kind, key, trim(body, kind in self.with_spec))
 
-    def relist(self, namespaces: list[str]) -> None:
+    def relist(self, namespaces: list[str], metadata_only: bool = False) -> None:
         """LIST every watched kind; objects the lists no longer hold, and that did not change
-        after the list was taken, are gone (their DELETED event was missed)."""
+        after the list was taken, are gone (their DELETED event was missed).
+
+        METADATA_ONLY lists names and versions (PartialObjectMetadataList) and only prunes: what
+        the periodic relist is for. A changed object cannot be missed the way a deletion can (a
+        watch that reconnects lists it again), and full lists of thousands of pods every resync
+        cost the API server, the JSON decoder and the operator's peak memory far more."""
+        accept = _METADATA_LIST if metadata_only else "application/json"
         for kind in sorted(self.kinds):
             for namespace in namespaces or [None]:
                 try:
-                    answer = self.request("GET", path(kind[0], kind[1], namespace)) or {}
+                    answer = self.request("GET", path(kind[0], kind[1], namespace), accept=accept) or {}
                 except ApiException as exc:
                     if exc.status == 404:  # the kind is not installed (e.g. no Kubeflow CRDs)
                         continue
                     raise
                 listed_at = int((answer.get("metadata") or {}).get("resourceVersion") or 0)
                 items = answer.get("items") or []
-                for item in items:  # a list's items carry no apiVersion / kind of their own
+                for item in [] if metadata_only else items:  # list items carry no apiVersion / kind
                     item.setdefault("apiVersion", kind[0])
                     item.setdefault("kind", str(answer.get("kind", "")).removesuffix("List"))
                     self.observe_event(kind, None, item)
@@ -106,7 +152,7 @@ class CachedKube(Kube):
                     objects = self._objects[kind]
                     for key in [k for k in objects if namespace in (None, k[0]) and k not in seen]:
                         if _version(objects[key]) <= listed_at:
-                            del objects[key]
+                            self._store(kind, key, None)
 
     def size(self) -> int:
         with self._lock:
@@ -126,9 +172,13 @@ class CachedKube(Kube):
         kind = (api_version, plural)
         if kind not in self.kinds:
             return super().list(api_version, plural, namespace, label_selector)
+        indexed = _term(label_selector, self.index_label) if namespace else None
         with self._lock:
-            objects = list(self._objects[kind].items())
-        return [o for (ns, _), o in objects if namespace in (None, ns) and matches(o, label_selector)]
+            if indexed is not None:
+                objects = list(self._indexed[kind].get((namespace or "", indexed), {}).values())
+            else:
+                objects = [o for (ns, _), o in self._objects[kind].items() if namespace in (None, ns)]
+        return [o for o in objects if matches(o, label_selector)]
 
     # -- writes, with their answers written through ---------------------------------------------
     def create(self, obj: dict[str, Any]) -> dict[str, Any]:

@@ -28,13 +28,19 @@ class Refused(Exception):
 REFUSALS = (400, 403, 422)
 
 
-def load_client(kubeconfig: str | None = None) -> client.ApiClient:
-    """In a pod: the service account; elsewhere: KUBECONFIG / ~/.kube/config (or the given file)."""
+def load_client(kubeconfig: str | None = None, connections: int | None = None) -> client.ApiClient:
+    """In a pod: the service account; elsewhere: KUBECONFIG / ~/.kube/config (or the given file).
+
+    CONNECTIONS: the HTTP connections kept open, at least one per thread that calls concurrently
+    (the client's default, 5 per CPU, makes threads beyond it reconnect, TLS and all, per call)."""
+    cfg = client.Configuration()
     try:
-        config.load_incluster_config()
-        return client.ApiClient()
+        config.load_incluster_config(client_configuration=cfg)
     except config.ConfigException:
-        return config.new_client_from_config(config_file=kubeconfig)
+        config.load_kube_config(config_file=kubeconfig, client_configuration=cfg)
+    if connections:
+        cfg.connection_pool_maxsize = max(cfg.connection_pool_maxsize, connections)
+    return client.ApiClient(cfg)
 
 
 def path(
@@ -69,10 +75,11 @@ class Kube:
         body: Any = None,
         query: dict[str, str] | None = None,
         content_type: str = "application/json",
+        accept: str = "application/json",
     ) -> Any:
         self.requests[method] += 1
         self._thread.requests = self.thread_requests() + 1
-        headers = {"Accept": "application/json", "Content-Type": content_type}
+        headers = {"Accept": accept, "Content-Type": content_type}
         method, url, headers, body, post = self.api.param_serialize(
             method,
             url,

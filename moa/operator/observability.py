@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 from collections import Counter
 from collections.abc import Iterable
 
@@ -28,6 +29,8 @@ RECONCILE_REQUESTS = Histogram(
 )
 
 _stage_states: dict[str, Counter[str]] = {}
+_stage_totals: Counter[str] = Counter()
+_stages_lock = threading.Lock()  # reconciles of different trainings record from their own threads
 
 
 def count_workloads(created: Iterable[Launch]) -> None:
@@ -37,17 +40,28 @@ def count_workloads(created: Iterable[Launch]) -> None:
 
 
 def record_stages(resource: str, states: list[str]) -> None:
-    """Keep one gauge of stage states across all trainings (each training's latest view)."""
-    _stage_states[resource] = Counter(states)
-    total: Counter[str] = Counter()
-    for counts in _stage_states.values():
-        total.update(counts)
-    for state in ("Pending", "Running", "Succeeded", "Failed"):
-        STAGES.labels(state).set(total.get(state, 0))
+    """Keep one gauge of stage states across all trainings (each training's latest view).
+
+    The totals move by this training's difference: summing every training's view on each
+    reconcile would make a reconcile's cost grow with the number of trainings."""
+    _replace(resource, Counter(states))
 
 
 def forget(resource: str) -> None:
-    _stage_states.pop(resource, None)
+    _replace(resource, None)
+
+
+def _replace(resource: str, counts: Counter[str] | None) -> None:
+    with _stages_lock:
+        old = _stage_states.pop(resource, Counter())
+        if counts is not None:
+            _stage_states[resource] = counts
+        if old == counts:
+            return
+        _stage_totals.subtract(old)
+        _stage_totals.update(counts or Counter())
+        for state in ("Pending", "Running", "Succeeded", "Failed"):
+            STAGES.labels(state).set(_stage_totals.get(state, 0))
 
 
 class JsonFormatter(logging.Formatter):

@@ -17,8 +17,7 @@ from moa.api.adapter import Published
 from moa.api.gates import check
 from moa.api.stages import STAGE_NAMES, STAGES, StageSummary
 from moa.dev import fake_pods
-from moa.operator.cache import CachedKube
-from moa.operator.main import WATCHED
+from moa.operator.main import informer_cache
 from moa.operator.reconcile import reconcile
 
 pytestmark = pytest.mark.cluster
@@ -122,7 +121,7 @@ def test_sample_runs_every_stage_to_ready_and_creates_an_adapter(
 
     # Reconciling the finished training again, from an informer cache like the operator's, makes
     # no API request once the process has checked its namespace objects (the first pass).
-    kube = CachedKube(kube_api, WATCHED, with_spec=WATCHED[:2])
+    kube = informer_cache(kube_api)
     kube.relist([ns])
     reconcile(kube, ns, "py")
     before = kube.thread_requests()

@@ -31,7 +31,9 @@ def pod(name: str, version: int, training: str = "py", phase: str = "Running") -
 
 @pytest.fixture
 def kube() -> CachedKube:
-    return CachedKube(client.ApiClient(), [PODS, TRAININGS], with_spec=[TRAININGS])
+    return CachedKube(
+        client.ApiClient(), [PODS, TRAININGS], with_spec=[TRAININGS], index_label="moa.dev/training"
+    )
 
 
 def test_reads_come_from_events_trimmed_to_what_reconcile_reads(kube: CachedKube) -> None:
@@ -51,6 +53,23 @@ def test_an_older_version_never_replaces_a_newer_one_and_deletion_removes(kube: 
     assert kube.get("v1", "pods", "ns", "a")["status"]["phase"] == "Succeeded"  # type: ignore[index]
     kube.observe_event(PODS, "DELETED", pod("a", 10))
     assert kube.get("v1", "pods", "ns", "a") is None
+
+
+def test_the_training_index_follows_relabels_and_deletions(kube: CachedKube) -> None:
+    def names(selector: str) -> list[str]:
+        return sorted(p["metadata"]["name"] for p in kube.list("v1", "pods", "ns", selector))
+
+    kube.observe_event(PODS, "ADDED", pod("a", 1, training="py"))
+    kube.observe_event(PODS, "ADDED", pod("b", 2, training="py"))
+    kube.observe_event(PODS, "MODIFIED", pod("b", 3, training="go"))  # moved to another training
+    assert names("moa.dev/training=py") == ["a"] and names("moa.dev/training=go") == ["b"]
+    relabelled = pod("a", 4, training="py")
+    relabelled["metadata"]["labels"]["moa.dev/stage"] = "sft"
+    kube.observe_event(PODS, "MODIFIED", relabelled)
+    assert names("moa.dev/training=py,moa.dev/stage=sft") == ["a"]  # the other terms still filter
+    assert names("moa.dev/training=py,moa.dev/stage=eval") == []
+    kube.observe_event(PODS, "DELETED", relabelled)
+    assert names("moa.dev/training=py") == [] and names("moa.dev/stage=sft") == []
 
 
 def test_trainings_keep_their_spec() -> None:

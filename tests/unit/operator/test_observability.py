@@ -24,3 +24,20 @@ def test_workloads_created_is_labelled_by_the_launch_stage_not_a_name_fragment()
     assert created("mutate") - before["mutate"] == 1
     assert created("sft") - before["sft"] == 2
     assert created("eval") == before["eval"] and created("sft-x") == before["sft-x"]
+
+
+def stages(state: str) -> float:
+    return REGISTRY.get_sample_value("moa_stages", {"state": state}) or 0.0
+
+
+def test_stage_gauge_sums_each_trainings_latest_view() -> None:
+    before = {state: stages(state) for state in ("Pending", "Running", "Succeeded")}
+    obs.record_stages("ns/a", ["Succeeded", "Running", "Pending"])
+    obs.record_stages("ns/b", ["Succeeded", "Pending", "Pending"])
+    obs.record_stages("ns/a", ["Succeeded", "Succeeded", "Running"])  # a moved on: replaces its view
+    assert stages("Succeeded") - before["Succeeded"] == 3
+    assert stages("Running") - before["Running"] == 1
+    assert stages("Pending") - before["Pending"] == 2
+    obs.forget("ns/b")
+    obs.forget("ns/gone")  # never recorded: nothing to take away
+    assert stages("Succeeded") - before["Succeeded"] == 2 and stages("Pending") == before["Pending"]
