@@ -14,4 +14,5 @@ rm -f /tmp/node.tgz /tmp/npm.tgz
 ln -s ../node/bin/node "$DIR/bin/node"
 ln -s ../lib/node_modules/npm/bin/npm-cli.js "$DIR/bin/npm"
 ln -s ../lib/node_modules/npm/bin/npx-cli.js "$DIR/bin/npx"
-"$DIR/bin/node" --version && "$DIR/bin/npm" --version
+# npm starts with `#!/usr/bin/env node`: the toolchain on PATH, as it will be in the image.
+PATH="$DIR/bin:$PATH" node --version && PATH="$DIR/bin:$PATH" npm --version
