@@ -214,6 +214,11 @@ TERMINATION_LOG_LIMIT = 4096
 class StageSummary(Model):
     """metrics.json of a stage; its compact JSON is the termination message on Kubernetes."""
 
+    # Written by a stage image that may be a release newer than the operator reading it (an
+    # upgrade rolls one before the other): a field the reader does not know is dropped, never a
+    # reason to take a succeeded stage for a failed one. (A user's spec stays strict.)
+    model_config = Model.model_config | {"extra": "ignore"}
+
     stage: StageName
     status: SummaryStatus
     metrics: dict[str, float] = Field(default_factory=dict)

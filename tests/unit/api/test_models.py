@@ -14,6 +14,7 @@ from moa.api import AdapterTraining, Layout, StageConfig, StageSummary, check, l
 from moa.api.common import Condition, set_condition
 from moa.api.records import SourceRef
 from moa.api.stages import STAGE_NAMES, STAGES, stage
+from moa.api.training import AdapterTrainingSpec
 
 SAMPLES = Path(__file__).resolve().parents[3] / "manifests" / "samples"
 
@@ -337,3 +338,13 @@ def test_each_stage_names_its_own_headline_figures() -> None:
         "c",
         "d",
     ]
+
+
+def test_a_summary_from_a_newer_stage_image_is_read_without_its_unknown_fields() -> None:
+    # An upgrade may roll the stage images before the operator: what the older reader does not
+    # know is dropped; the stage's own outcome stands.
+    newer = '{"stage":"eval","status":"succeeded","metrics":{"tasks":4.0},"attestation":{"x":1}}'
+    summary = StageSummary.model_validate_json(newer)
+    assert summary.status == "succeeded" and summary.metrics == {"tasks": 4.0}
+    with pytest.raises(ValidationError):  # a user's spec stays strict: a typo is refused
+        AdapterTrainingSpec.model_validate({"language": "python", "langauge": "python"})
