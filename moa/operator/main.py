@@ -181,6 +181,8 @@ class Operator:
         the next operator redoes what was queued (the exit must not wait for hundreds)."""
         for timer in self.timers.values():
             timer.cancel()
+        for task in list(self.tasks):  # the resync among them: it must not submit to a closed pool
+            task.cancel()
         self.pool.shutdown(wait=False, cancel_futures=True)
 
 

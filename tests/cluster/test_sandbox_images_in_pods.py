@@ -48,18 +48,17 @@ def spec_for(language: str, namespace: str) -> dict[str, Any]:
     return doc
 
 
-def data_stages_settled(kubectl: Kubectl, ns: str, name: str, seconds: float) -> dict[str, str]:
-    """Each data stage's state once trajectories succeeded, or one failed (or after SECONDS)."""
+def data_stages_settled(kubectl: Kubectl, ns: str, name: str, seconds: float) -> dict[str, dict[str, Any]]:
+    """Each data stage's status once trajectories succeeded, or one failed (or after SECONDS)."""
     deadline = time.monotonic() + seconds
     while True:
-        status = (
-            json.loads(kubectl("get", "adaptertraining", name, "-n", ns, "-o", "json").stdout).get("status")
-            or {}
-        )
-        states = {s["name"]: s["state"] for s in status.get("stages") or []}
+        obj = json.loads(kubectl("get", "adaptertraining", name, "-n", ns, "-o", "json").stdout)
+        status = obj.get("status") or {}
+        stages = {s["name"]: s for s in status.get("stages") or []}
+        states = {n: s.get("state") for n, s in stages.items()}
         done = states.get("trajectories") == "Succeeded" or status.get("phase") == "Failed"
         if done or "Failed" in states.values() or time.monotonic() > deadline:
-            return {stage: states.get(stage, "absent") for stage in DATA_STAGES}
+            return {stage: stages.get(stage, {"state": "absent"}) for stage in DATA_STAGES}
         time.sleep(5)
 
 
@@ -87,13 +86,13 @@ def test_data_stages_run_offline_from_the_languages_sandbox_image(
     operator.start()
     try:
         node_kubectl("apply", "-f", "-", input=yaml.safe_dump(spec_for(language, ns)))
-        states = data_stages_settled(node_kubectl, ns, name, seconds=2400)
+        stages = data_stages_settled(node_kubectl, ns, name, seconds=2400)
         node_kubectl("delete", "adaptertraining", name, "-n", ns, "--wait=false")
     finally:
         operator.stop()
     pods = json.loads(node_kubectl("get", "pods", "-n", ns, "-o", "json").stdout)["items"]
-    assert set(states.values()) == {"Succeeded"}, (
-        f"{states}\n--- operator log (tail)\n{operator.log.read_text()[-4000:]}\n"
+    assert {s["state"] for s in stages.values()} == {"Succeeded"}, (
+        f"{json.dumps(stages, indent=1)}\n--- operator log (tail)\n{operator.log.read_text()[-4000:]}\n"
         + "\n".join(f"{p['metadata']['name']}: {p['status'].get('phase')}" for p in pods)
     )
     ran = [p for p in pods if p["metadata"]["labels"].get("moa.dev/stage") in DATA_STAGES]
