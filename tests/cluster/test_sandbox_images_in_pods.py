@@ -87,10 +87,11 @@ def test_data_stages_run_offline_from_the_languages_sandbox_image(
     try:
         node_kubectl("apply", "-f", "-", input=yaml.safe_dump(spec_for(language, ns)))
         stages = data_stages_settled(node_kubectl, ns, name, seconds=2400)
+        # Read before the training goes: its pods go with it (owner references).
+        pods = json.loads(node_kubectl("get", "pods", "-n", ns, "-o", "json").stdout)["items"]
         node_kubectl("delete", "adaptertraining", name, "-n", ns, "--wait=false")
     finally:
         operator.stop()
-    pods = json.loads(node_kubectl("get", "pods", "-n", ns, "-o", "json").stdout)["items"]
     assert {s["state"] for s in stages.values()} == {"Succeeded"}, (
         f"{json.dumps(stages, indent=1)}\n--- operator log (tail)\n{operator.log.read_text()[-4000:]}\n"
         + "\n".join(f"{p['metadata']['name']}: {p['status'].get('phase')}" for p in pods)
