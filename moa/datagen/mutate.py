@@ -352,6 +352,14 @@ def aggregate(rows: list[dict[str, Any]], seconds: float) -> dict[str, float]:
     return metrics
 
 
+def brief(reason: str, head: int = 160, tail: int = 400) -> str:
+    """A failure reason short enough for the status: its start (what failed) and its end (a
+    tool's last output lines, where the cause usually is)."""
+    if len(reason) <= head + tail:
+        return reason
+    return f"{reason[:head]} ... {reason[-tail:]}"
+
+
 def run_stage(cfg: MutateConfig, refs: list[SourceRef]) -> StageSummary:
     start = time.monotonic()
     with fetch.toolchain_env(cfg.language, offline=True):
@@ -366,7 +374,7 @@ def run_stage(cfg: MutateConfig, refs: list[SourceRef]) -> StageSummary:
         stage="mutate",
         status="failed" if failed else "succeeded",
         metrics=metrics,
-        message="; ".join(f"{r['source']}: {r['reason'][:200]}" for r in failed)[:1500],
+        message="; ".join(f"{r['source']}: {brief(r['reason'])}" for r in failed)[:1500],
     )
     reports = cfg.reports or cfg.output / "reports"
     write_report(reports / "report.md", cfg.language, "", summary, plots=yield_plots(rows, reports / "plots"))

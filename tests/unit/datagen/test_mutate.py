@@ -328,3 +328,14 @@ def test_recover_reverts_an_applied_diff_and_drops_a_stale_journal(tmp_path: Pat
     assert apply_diff(tmp_path, diff)[0]
     recover(tmp_path, journal)  # applied: reverted
     assert (tmp_path / "calc.py").read_text() == fixed and not journal.exists()
+
+
+def test_a_long_failure_keeps_what_failed_and_the_tools_last_words() -> None:
+    from moa.datagen.mutate import brief
+
+    reason = (
+        "ToolError: stryker wrote no report (exit 1):\n" + "INFO progress\n" * 100 + "ERROR EROFS: read-only"
+    )
+    short = brief(reason)
+    assert short.startswith("ToolError: stryker wrote no report") and short.endswith("ERROR EROFS: read-only")
+    assert len(short) < 600 and brief("exit 2: no tests") == "exit 2: no tests"
