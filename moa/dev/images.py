@@ -337,10 +337,24 @@ def build(image: Image, base_id: str) -> Built:
 
 def prune_replaced() -> None:
     """Remove images that lost their tag to a newer build (the layer cache of the build steps,
-    kept as intermediate images, stays): each would otherwise hold its own top layers."""
+    kept as intermediate images, stays): each would otherwise hold its own top layers. Best
+    effort: an image still in use stays, and the build it follows has succeeded all the same."""
     replaced = buildah("images", "--filter", "dangling=true", "--format", "{{.ID}}").split()
-    if replaced:
-        buildah("rmi", *replaced)
+    try:
+        if replaced:
+            buildah("rmi", *replaced)
+    except click.ClickException as e:
+        say(f"kept replaced images still in use ({e.message.splitlines()[-1].strip()})")
+
+
+def remove_leftover_containers() -> None:
+    """Working containers left by a build that failed: with multi-stage builds running stages in
+    parallel, `--force-rm` removes the failing stage's container but not a sibling's, which then
+    pins its image. Called under the build lock, so no build of ours is using them."""
+    leftovers = buildah("containers", "--all", "--quiet").split()
+    if leftovers:
+        buildah("rm", *leftovers)
+        say(f"removed {len(leftovers)} working container(s) an earlier failed build left behind")
 
 
 _UNITS = {"B": 1, "kB": 10**3, "KB": 10**3, "MB": 10**6, "GB": 10**9}
@@ -391,6 +405,7 @@ def build_cmd(only: tuple[str, ...]) -> None:
     started = time.monotonic()
     built: list[Built] = []
     with file_lock(images_dir() / ".lock", say, "another image build is running"):
+        remove_leftover_containers()
         base_id = ensure_base()
         for image in wanted:
             built.append(build(image, base_id))
