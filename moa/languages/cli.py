@@ -66,18 +66,24 @@ def detect_cmd(file: Path, show_all: bool) -> None:
 @languages.command("install-tools")
 @click.argument("language")
 def install_tools_cmd(language: str) -> None:
-    """Install LANGUAGE's mutation tool now (into MOA_TOOLS, else the cache), as a first mutate would.
+    """Install LANGUAGE's tools now (into MOA_TOOLS, else the cache), as their first use would:
+    its mutation tool and what its evaluator runs besides the toolchain.
 
-    Image builds run this so sandbox pods, which have no network, find the tool baked in.
+    Image builds run this so sandbox pods, which have no network, find them baked in.
     """
+    from moa.languages.evaluators import ToolchainEvaluator
+
     plugin = registry.plugins().get(language)
     if plugin is None:
         raise click.ClickException(
             f"unknown language {language!r} (installed: {', '.join(registry.plugins())})"
         )
-    if plugin.mutation_runner is None:
-        click.echo(f"{language}: no mutation runner, nothing to install")
-        return
-    runner = plugin.mutation_runner()
-    runner.ensure_tool()
-    click.echo(f"{language}: {runner.tool} installed under {tools.tools_dir()}")
+    installed = []
+    if plugin.mutation_runner is not None:
+        runner = plugin.mutation_runner()
+        runner.ensure_tool()
+        installed.append(runner.tool)
+    evaluator = plugin.evaluator() if plugin.evaluator is not None else None
+    if isinstance(evaluator, ToolchainEvaluator):
+        installed += evaluator.install_tools()
+    click.echo(f"{language}: {', '.join(installed) or 'nothing'} installed under {tools.tools_dir()}")

@@ -126,6 +126,10 @@ class TypeScriptEvaluator(BuildNameChecker):
         re.M,
     )
 
+    def install_tools(self) -> list[str]:
+        ensure_tools()
+        return [TOOL]
+
     def toolchain(self) -> str:
         return " | ".join((version_of("node", "--version"), *(f"{n}@{v}" for n, v in TOOL_PACKAGES.items())))
 
