@@ -149,9 +149,14 @@ class OracleTeacher:
                 )
             )
         )
-        act(ep, executor, "run_tests", {})
+        observed = act(ep, executor, "run_tests", {})
         first = executor.last_tests
-        if first is None or first.passed:
+        if first is None:
+            # The oracle's call is valid, so a test run that could not even start (a tool that
+            # cannot be installed, a read-only disk) is the environment's fault, not the task's:
+            # the episode is retried, not dropped as if its tests were green.
+            raise RuntimeError(f"run_tests could not run: {observed}")
+        if first.passed:
             ep.reason = "the tests already pass on the buggy state (nothing to fix)"
             return ep
         failing = list(first.failing)

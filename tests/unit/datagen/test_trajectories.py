@@ -345,21 +345,20 @@ def test_oracle_first_guess_is_real_and_wrong_then_the_fix(tmp_path: Path) -> No
     assert "x >= 1" in " ".join(m.content for m in episode.messages if m.channel == "analysis")
 
 
-def test_an_episode_that_cannot_run_fails_the_stage_and_is_retried(tmp_path: Path) -> None:
-    """A workspace that cannot be built (here: a local source that is gone; in a pod: a prepare
-    that needs the network) is not a verdict on the task. The stage fails naming the cause,
-    records nothing for it, and a re-run, once the cause is fixed, runs it."""
+def _calc_task(tmp_path: Path, source: str) -> Options:
+    """The calc package under tmp_path/calc, one caught mutant of it recorded as coming from
+    SOURCE, and the oracle's options over it."""
     package = tmp_path / "calc"
     (package / "tests").mkdir(parents=True)
     (package / "calc.py").write_text(CALC)
     (package / "tests" / "test_calc.py").write_text(TEST)
     (package / "pyproject.toml").write_text(PYPROJECT)
-    record = _record(source=f"path:{package}-moved", diff=DIFF).model_copy(
+    record = _record(source=source, diff=DIFF).model_copy(
         update={"file": "calc.py", "failing_tests": [FailingTest(name="tests/test_calc.py::test_sub")]}
     )
     (tmp_path / "mutations").mkdir()
     (tmp_path / "mutations" / "mutations.jsonl").write_text(record.model_dump_json() + "\n")
-    opts = Options(
+    return Options(
         language="python",
         mutations=tmp_path / "mutations",
         output=tmp_path / "out",
@@ -368,6 +367,14 @@ def test_an_episode_that_cannot_run_fails_the_stage_and_is_retried(tmp_path: Pat
         teacher_name="oracle",
         grpo_fraction=0.0,
     )
+
+
+def test_an_episode_that_cannot_run_fails_the_stage_and_is_retried(tmp_path: Path) -> None:
+    """A workspace that cannot be built (here: a local source that is gone; in a pod: a prepare
+    that needs the network) is not a verdict on the task. The stage fails naming the cause,
+    records nothing for it, and a re-run, once the cause is fixed, runs it."""
+    package = tmp_path / "calc"
+    opts = _calc_task(tmp_path, f"path:{package}-moved")
     with pytest.raises(RuntimeError, match=r"1 of 1 episodes could not run \(.*is not a directory"):
         generate(opts, echo=lambda _: None)
     assert not (opts.output / "metrics.json").exists()
@@ -375,3 +382,24 @@ def test_an_episode_that_cannot_run_fails_the_stage_and_is_retried(tmp_path: Pat
     package.rename(f"{package}-moved")  # the cause fixed: the re-run runs the episode
     summary = generate(opts, echo=lambda _: None)
     assert summary.metrics["attempted"] == summary.metrics["kept"] == 1
+
+
+def test_a_test_run_that_cannot_start_is_the_environments_fault_not_a_green_task(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """In a pod whose image lacked an evaluator tool, installing it at run time hit the read-only
+    root: every run_tests call failed to start, and the oracle dropped each task as if its tests
+    were already green. The run that cannot start is simulated here (the failure a read-only
+    tools folder raises); the stage must fail naming it and record nothing."""
+
+    def read_only_tools(language: str) -> Any:
+        def run(repo: Path, tests: Any, timeout_s: float) -> Any:
+            raise PermissionError(13, "Permission denied", "/opt/moa/tools/.node-lint.partial")
+
+        return run
+
+    monkeypatch.setattr("moa.agent.executor.test_runner", read_only_tools)
+    opts = _calc_task(tmp_path, f"path:{tmp_path / 'calc'}")
+    with pytest.raises(RuntimeError, match=r"1 of 1 episodes could not run \(.*run_tests could not run"):
+        generate(opts, echo=lambda _: None)
+    assert (opts.output / PROGRESS).read_text() == ""
