@@ -248,6 +248,8 @@ class Executor:
                     if child.is_dir() and not child.is_symlink():
                         following.append(child)
             level = following
+            if not level:  # a model may ask for any depth: stop where the tree does
+                break
         return found
 
     def _list_files(self, args: dict[str, Any]) -> Observation:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -145,3 +146,12 @@ def test_multi_file_patch_with_an_unencodable_file_changes_nothing(
     obs = executor.call("apply_patch", json.dumps({"patch": patch}))
     assert obs.invalid and "not valid Unicode" in obs.text
     assert _snapshot(root) == before
+
+
+def test_any_listing_depth_ends_where_the_tree_does(world: tuple[Executor, Path, Path]) -> None:
+    # Found by the fuzz test above in a fresh clone: a depth of 10**12 looped on past the tree's
+    # last level, so one tool call from a model would have stalled its stage.
+    executor, _, _ = world
+    started = time.monotonic()
+    obs = executor.call("list_files", json.dumps({"path": ".", "max_depth": 10**12}))
+    assert obs.ok and time.monotonic() - started < 5
