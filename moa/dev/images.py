@@ -66,6 +66,8 @@ class Image:
     name: str  # moa-operator, moa-sandbox-rust, ...
     dockerfile: str  # relative to the repository root
     args: dict[str, str] = field(default_factory=dict)
+    # Images whose tag its Dockerfile builds FROM (built first, so it never builds on a stale one).
+    needs: tuple[str, ...] = ()
 
     @property
     def tag(self) -> str:
@@ -87,7 +89,7 @@ def catalogue() -> list[Image]:
             {"VARIANT": "cpu", "TORCH_INDEX": os.environ.get("MOA_TORCH_INDEX", "")},
         )
     )
-    out.append(Image("moa-serving", "images/serving/Dockerfile"))
+    out.append(Image("moa-serving", "images/serving/Dockerfile", needs=("moa-trainer",)))
     return out
 
 
@@ -400,7 +402,8 @@ def build_cmd(only: tuple[str, ...]) -> None:
     if unknown:
         raise click.ClickException(f"unknown image(s) {sorted(unknown)}; known: {[i.name for i in wanted]}")
     if only:
-        wanted = [i for i in wanted if i.name in only]
+        needed = set(only) | {n for i in wanted if i.name in only for n in i.needs}
+        wanted = [i for i in wanted if i.name in needed]  # catalogue order: what is needed first
     images_dir().mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
     built: list[Built] = []
