@@ -93,6 +93,19 @@ def catalogue() -> list[Image]:
     return out
 
 
+def selection(only: tuple[str, ...]) -> list[Image]:
+    """The images to build for `--only` ONLY (all when empty), with the images they build on, in
+    catalogue order: what an image needs is built before it."""
+    images = catalogue()
+    unknown = set(only) - {i.name for i in images}
+    if unknown:
+        raise click.ClickException(f"unknown image(s) {sorted(unknown)}; known: {[i.name for i in images]}")
+    if not only:
+        return images
+    needed = set(only) | {n for i in images if i.name in only for n in i.needs}
+    return [i for i in images if i.name in needed]
+
+
 def base_name() -> str:
     """The base image every Dockerfile names in `ARG BASE=...` (they must agree)."""
     names = {m for p in (REPO / "images").glob("*/Dockerfile") for m in _BASE_ARG.findall(p.read_text())}
@@ -397,13 +410,7 @@ def build_cmd(only: tuple[str, ...]) -> None:
     Prints one line per image and writes ~/.cache/moa/images/images.json (name, tag, archive).
     """
     require_tools()
-    wanted = catalogue()
-    unknown = set(only) - {i.name for i in wanted}
-    if unknown:
-        raise click.ClickException(f"unknown image(s) {sorted(unknown)}; known: {[i.name for i in wanted]}")
-    if only:
-        needed = set(only) | {n for i in wanted if i.name in only for n in i.needs}
-        wanted = [i for i in wanted if i.name in needed]  # catalogue order: what is needed first
+    wanted = selection(only)
     images_dir().mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
     built: list[Built] = []
