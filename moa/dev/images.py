@@ -318,6 +318,7 @@ def build(image: Image, base_id: str) -> Built:
     started = time.monotonic()
     if archive.is_file():
         return Built(image, archive, key, 0.0, True, _size(image.tag))
+    replaced = image_id(image.tag)
     say(f"building {image.tag} ({image.dockerfile}{''.join(f' {k}={v}' for k, v in image.args.items())})")
     args = [f"--build-arg={k}={v}" for k, v in image.args.items()] + host_trust()
     buildah(
@@ -346,20 +347,31 @@ def build(image: Image, base_id: str) -> Built:
     for old in archive.parent.glob(f"{image.name}-*.tar"):
         old.unlink()
     partial.rename(archive)
-    prune_replaced()
+    remove_replaced(replaced, image.tag)
     return Built(image, archive, key, time.monotonic() - started, False, _size(image.tag))
 
 
-def prune_replaced() -> None:
-    """Remove images that lost their tag to a newer build (the layer cache of the build steps,
-    kept as intermediate images, stays): each would otherwise hold its own top layers. Best
-    effort: an image still in use stays, and the build it follows has succeeded all the same."""
-    replaced = buildah("images", "--filter", "dangling=true", "--format", "{{.ID}}").split()
+def image_id(tag: str) -> str | None:
+    """The ID of the image TAG names now (None before its first build)."""
+    for line in buildah("images", "--format", "{{.Name}}:{{.Tag}} {{.ID}}").splitlines():
+        name, found = line.split()
+        if name == tag:
+            return found
+    return None
+
+
+def remove_replaced(old_id: str | None, tag: str) -> None:
+    """Remove the image TAG named before this build (OLD_ID), which would otherwise hold its own
+    top layers. Only that one: the untagged images buildah keeps for each build step are the
+    layer cache (pruning every untagged image threw it away, so each rebuild after a change
+    under moa/ reinstalled torch; `moa dev images prune` drops it on purpose). Best effort: an image still in use (the serving image is built
+    FROM the trainer's) stays, and the build has succeeded all the same."""
+    if old_id is None or old_id == image_id(tag):
+        return
     try:
-        if replaced:
-            buildah("rmi", *replaced)
+        buildah("rmi", old_id)
     except click.ClickException as e:
-        say(f"kept replaced images still in use ({e.message.splitlines()[-1].strip()})")
+        say(f"kept the replaced image {old_id[:12]} still in use ({e.message.splitlines()[-1].strip()})")
 
 
 def remove_leftover_containers() -> None:
@@ -436,3 +448,16 @@ def list_cmd() -> None:
         raise click.ClickException("no images built yet: run `make images`")
     for row in json.loads(index.read_text()):
         click.echo(f"{row['tag']:<48} {int(row['size_bytes']) / 1e6:8.0f} MB  {row['archive']}")
+
+
+@images.command("prune")
+def prune_cmd() -> None:
+    """Drop the layer cache (every untagged image) to reclaim disk; the next build of each image
+    starts from its Dockerfile's first step (the trainer: ~15 min). The built images stay."""
+    require_tools()
+    with file_lock(images_dir() / ".lock", say, "an image build is running"):
+        remove_leftover_containers()
+        cached = buildah("images", "--filter", "dangling=true", "--format", "{{.ID}}").split()
+        if cached:
+            buildah("rmi", *cached)
+    click.echo(f"removed {len(cached)} cached layer image(s); kept: {', '.join(i.name for i in catalogue())}")
