@@ -28,6 +28,7 @@ from typing import Any
 import kopf
 
 from moa.operator import adapters as adapter_controller
+from moa.operator import heap_profile
 from moa.operator import observability as obs
 from moa.operator.cache import CachedKube, Kind
 from moa.operator.kube import Kube, load_client
@@ -313,6 +314,7 @@ def run(
     from prometheus_client import start_http_server
 
     few_malloc_arenas()
+    heap_profile.start_from_env()
     if metrics_port:
         start_http_server(metrics_port)
     if logging.getLogger().level > logging.DEBUG:
