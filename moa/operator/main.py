@@ -71,6 +71,8 @@ class Operator:
         self.namespaces = namespaces or []
         self.resync_s = resync_s
         self.pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="reconcile")
+        # Events, in the order reconciles wrote them, off the trainings' reconciles (best effort).
+        self.events = ThreadPoolExecutor(max_workers=1, thread_name_prefix="events")
         # The resync's reconciles take at most a quarter of the workers: with hundreds of
         # trainings they would otherwise fill the pool's queue, and the reconcile a finished
         # workload asks for would wait behind all of them.
@@ -94,7 +96,7 @@ class Operator:
             started = time.monotonic()
             requests_before = self.kube.thread_requests()
             try:
-                outcome = reconcile(self.kube, namespace, name)
+                outcome = reconcile(self.kube, namespace, name, events=self.events)
             except Exception as exc:
                 obs.ERRORS.labels(type(exc).__name__).inc()
                 obs.RECONCILES.labels("error").inc()
@@ -187,6 +189,7 @@ class Operator:
         for task in list(self.tasks):  # the resync among them: it must not submit to a closed pool
             task.cancel()
         self.pool.shutdown(wait=False, cancel_futures=True)
+        self.events.shutdown(wait=False, cancel_futures=True)
 
 
 class NoDiffBase(kopf.DiffBaseStorage):
