@@ -56,6 +56,7 @@ WATCHED: tuple[Kind, ...] = (
 # its writes do not), so there are more threads than cores: at 200 trainings 8 were all waiting
 # on writes while finished workloads queued for a free one.
 WORKERS = 16
+EVENT_THREADS = 4
 
 
 def informer_cache(api: Any) -> CachedKube:
@@ -71,8 +72,9 @@ class Operator:
         self.namespaces = namespaces or []
         self.resync_s = resync_s
         self.pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="reconcile")
-        # Events, in the order reconciles wrote them, off the trainings' reconciles (best effort).
-        self.events = ThreadPoolExecutor(max_workers=1, thread_name_prefix="events")
+        # Events, off the trainings' reconciles (best effort; one reconcile's in order). Four
+        # threads: at 200 trainings one fell behind the transitions on a loaded API server.
+        self.events = ThreadPoolExecutor(max_workers=EVENT_THREADS, thread_name_prefix="events")
         # The resync's reconciles take at most a quarter of the workers: with hundreds of
         # trainings they would otherwise fill the pool's queue, and the reconcile a finished
         # workload asks for would wait behind all of them.
@@ -346,7 +348,7 @@ def run(
         # of thousands at 200 trainings. Reconcile logs its own transitions; kopf's handler
         # failures are warnings and errors and stay visible.
         logging.getLogger("kopf.objects").setLevel(logging.WARNING)
-    kube = informer_cache(load_client(kubeconfig, connections=WORKERS + 2))  # + the relist's
+    kube = informer_cache(load_client(kubeconfig, connections=WORKERS + EVENT_THREADS + 2))  # + relists
     op = Operator(kube, resync_s=resync_s, namespaces=namespaces)
     registry = kopf.OperatorRegistry()
     register(op, registry)

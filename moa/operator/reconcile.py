@@ -207,7 +207,7 @@ def reconcile(
     )
     written = _write_status(kube, namespace, name, old, new)
     if written and current.events:
-        post = functools.partial(emit_events, kube, obj, current.events, now)
+        post = functools.partial(post_events, kube, event_bodies(obj, current.events, now))
         if events is None:
             post()
         else:
@@ -240,32 +240,40 @@ def _write_status(
     return True
 
 
-def emit_events(kube: Kube, obj: dict[str, Any], events: list[tuple[str, str, str]], now: datetime) -> None:
-    """Post EVENTS (type, reason, message) about OBJ, in order."""
+def event_bodies(
+    obj: dict[str, Any], events: list[tuple[str, str, str]], now: datetime
+) -> list[dict[str, Any]]:
+    """Events (type, reason, message) about OBJ, built now: a queued post keeps these small
+    bodies, not the training it read."""
     meta = obj["metadata"]
     stamp = now.strftime("%Y-%m-%dT%H:%M:%SZ")
-    for type_, reason, message in events:
-        kube.ensure(
-            {
-                "apiVersion": "v1",
-                "kind": "Event",
-                "metadata": {"generateName": f"{meta['name']}.", "namespace": meta["namespace"]},
-                "involvedObject": {
-                    "apiVersion": obj["apiVersion"],
-                    "kind": obj["kind"],
-                    "name": meta["name"],
-                    "namespace": meta["namespace"],
-                    "uid": meta["uid"],
-                },
-                "type": type_,
-                "reason": reason,
-                "message": message[:1024],
-                "source": {"component": "moa-operator"},
-                "firstTimestamp": stamp,
-                "lastTimestamp": stamp,
-                "count": 1,
-            }
-        )
+    return [
+        {
+            "apiVersion": "v1",
+            "kind": "Event",
+            "metadata": {"generateName": f"{meta['name']}.", "namespace": meta["namespace"]},
+            "involvedObject": {
+                "apiVersion": obj["apiVersion"],
+                "kind": obj["kind"],
+                "name": meta["name"],
+                "namespace": meta["namespace"],
+                "uid": meta["uid"],
+            },
+            "type": type_,
+            "reason": reason,
+            "message": message[:1024],
+            "source": {"component": "moa-operator"},
+            "firstTimestamp": stamp,
+            "lastTimestamp": stamp,
+            "count": 1,
+        }
+        for type_, reason, message in events
+    ]
+
+
+def post_events(kube: Kube, bodies: list[dict[str, Any]]) -> None:
+    for body in bodies:
+        kube.ensure(body)
 
 
 def _log_failure(posted: Future[None]) -> None:
