@@ -72,9 +72,10 @@ test-e2e: install
 
 # The demo spec applied with kubectl, every stage in a real pod from moa's images, compared with
 # `moa run` of the same spec (~45 min on 2 cores; builds the images first when they changed); and
-# each other language's data stages in pods from its sandbox image (those built: `make images`).
+# each other language's data stages in pods from its sandbox image (those built: `make images`);
+# `moa serve` from the serving image behind its Service, answering the openai client.
 test-pods: install node-deps
-	MOA_TEST_PODS=1 $(BIN)/python -m pytest tests/cluster/test_demo_in_pods.py tests/cluster/test_sandbox_images_in_pods.py $(PYTEST_ARGS)
+	MOA_TEST_PODS=1 $(BIN)/python -m pytest tests/cluster/test_demo_in_pods.py tests/cluster/test_sandbox_images_in_pods.py tests/cluster/test_serving_in_pod.py $(PYTEST_ARGS)
 
 # The main job: a Python adapter end to end on this machine with a tiny random model.
 DEMO_DIR ?= runs/demo

@@ -51,9 +51,10 @@ phase "CRDs, the training namespace, the operator"
 # The CRDs and RBAC of the install YAML; the operator itself runs on this host (`moa operator
 # run`, as during development): this control plane serves on 127.0.0.1 only, which a pod cannot
 # reach. On a real cluster the install YAML's Deployment runs the same operator from its image.
+# Server-side apply: `up` already created the CRDs, which client-side apply would warn about.
 "$MOA" manifests install | "$PY" -c 'import sys, yaml
 docs = [d for d in yaml.safe_load_all(sys.stdin) if d and d["kind"] != "Deployment"]
-print(yaml.safe_dump_all(docs, sort_keys=False))' | kubectl apply -f -
+print(yaml.safe_dump_all(docs, sort_keys=False))' | kubectl apply --server-side --force-conflicts -f -
 kubectl apply -f manifests/sandbox/sandbox.yaml
 mkdir -p runs
 "$MOA" operator run --namespace "$NS" --liveness-port 0 --metrics-port 0 --plain-logs \

@@ -66,6 +66,8 @@ class Image:
     name: str  # moa-operator, moa-sandbox-rust, ...
     dockerfile: str  # relative to the repository root
     args: dict[str, str] = field(default_factory=dict)
+    # Images whose tag its Dockerfile builds FROM (built first, so it never builds on a stale one).
+    needs: tuple[str, ...] = ()
 
     @property
     def tag(self) -> str:
@@ -87,8 +89,21 @@ def catalogue() -> list[Image]:
             {"VARIANT": "cpu", "TORCH_INDEX": os.environ.get("MOA_TORCH_INDEX", "")},
         )
     )
-    out.append(Image("moa-serving", "images/serving/Dockerfile"))
+    out.append(Image("moa-serving", "images/serving/Dockerfile", needs=("moa-trainer",)))
     return out
+
+
+def selection(only: tuple[str, ...]) -> list[Image]:
+    """The images to build for `--only` ONLY (all when empty), with the images they build on, in
+    catalogue order: what an image needs is built before it."""
+    images = catalogue()
+    unknown = set(only) - {i.name for i in images}
+    if unknown:
+        raise click.ClickException(f"unknown image(s) {sorted(unknown)}; known: {[i.name for i in images]}")
+    if not only:
+        return images
+    needed = set(only) | {n for i in images if i.name in only for n in i.needs}
+    return [i for i in images if i.name in needed]
 
 
 def base_name() -> str:
@@ -395,12 +410,7 @@ def build_cmd(only: tuple[str, ...]) -> None:
     Prints one line per image and writes ~/.cache/moa/images/images.json (name, tag, archive).
     """
     require_tools()
-    wanted = catalogue()
-    unknown = set(only) - {i.name for i in wanted}
-    if unknown:
-        raise click.ClickException(f"unknown image(s) {sorted(unknown)}; known: {[i.name for i in wanted]}")
-    if only:
-        wanted = [i for i in wanted if i.name in only]
+    wanted = selection(only)
     images_dir().mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
     built: list[Built] = []

@@ -306,9 +306,17 @@ def files() -> dict[str, str]:
     return out
 
 
+# The order `kubectl apply -f -` must see them in, as Helm installs: a namespaced object after
+# its Namespace (the API server refuses it otherwise), a binding after its role and account.
+INSTALL_ORDER = ("Namespace", "ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Service", "Deployment")
+
+
 def install_yaml(image: str | None = None) -> str:
     crds = "---\n".join(crd_yaml(r) for r in RESOURCES)
-    return crds + "---\n" + _dump(rbac()) + "---\n" + _dump(operator(image) if image else operator())
+    objs = sorted(
+        rbac() + (operator(image) if image else operator()), key=lambda o: INSTALL_ORDER.index(o["kind"])
+    )
+    return crds + "---\n" + _dump(objs)
 
 
 @manifests.command("install")

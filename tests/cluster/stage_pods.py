@@ -3,8 +3,10 @@
 
 from __future__ import annotations
 
+import calendar
 import json
 import os
+import threading
 import time
 from collections.abc import Iterable
 from pathlib import Path
@@ -81,3 +83,40 @@ def wait_settled(kubectl: Kubectl, ns: str, name: str, seconds: float) -> dict[s
         ):
             return obj
         time.sleep(5)
+
+
+class PodKiller(threading.Thread):
+    """Deletes, once, the first pod of each of STAGES after it has been Running for SECONDS, as a
+    node drain or `kubectl delete pod` would mid-run; `killed` maps stage -> the deleted pod."""
+
+    def __init__(self, kubectl: Kubectl, ns: str, stages: tuple[str, ...], seconds: float) -> None:
+        super().__init__(daemon=True)
+        self.kubectl, self.ns, self.seconds = kubectl, ns, seconds
+        self.waiting = set(stages)
+        self.killed: dict[str, str] = {}
+        self.done = threading.Event()
+
+    def run(self) -> None:
+        while self.waiting and not self.done.wait(2):
+            listed = self.kubectl("get", "pods", "-n", self.ns, "-o", "json", check=False)
+            for pod in json.loads(listed.stdout or '{"items": []}')["items"]:
+                stage = (pod["metadata"].get("labels") or {}).get("moa.dev/stage")
+                running = {
+                    s["name"]: s["state"]["running"]["startedAt"]
+                    for s in pod["status"].get("containerStatuses") or []
+                    if "running" in s.get("state", {})
+                }
+                if stage in self.waiting and running and self._ran_long_enough(min(running.values())):
+                    name = pod["metadata"]["name"]
+                    self.kubectl("delete", "pod", name, "-n", self.ns, "--wait=false")
+                    print(f"[{time.strftime('%H:%M:%S')}] deleted pod {name} of stage {stage} mid-run")
+                    self.killed[stage] = name
+                    self.waiting.discard(stage)
+
+    def _ran_long_enough(self, started_at: str) -> bool:
+        started = calendar.timegm(time.strptime(started_at, "%Y-%m-%dT%H:%M:%SZ"))
+        return time.time() - started >= self.seconds
+
+    def stop(self) -> None:
+        self.done.set()
+        self.join()

@@ -25,7 +25,7 @@ import pytest
 import yaml
 from conftest import MODEL, Kubectl, OperatorProcess
 from demo_spec import moa, small_spec
-from stage_pods import fresh_archives, on_one_node, opt_in, restricted_namespace, wait_settled
+from stage_pods import PodKiller, fresh_archives, on_one_node, opt_in, restricted_namespace, wait_settled
 
 from moa.api.adapter import PUBLISHED, artifact_digest
 from moa.api.stages import STAGE_NAMES
@@ -43,6 +43,9 @@ pytestmark = [
 # caches (MOA_CACHE is on the volume in pods, under ~/.cache/moa here) and the local registry's
 # YAML (in a cluster the operator's Adapter resource is the registry).
 COMPARED = ("checkpoints", "data", "reports")
+# Deleted mid-run, once each: a sandboxed bare Pod (the operator must launch it again) and a
+# training Job's pod (the Job controller replaces it). The run must still complete, and match.
+KILLED = ("mutate", "sft")
 # Names that carry a time, a host or a digest: compared without it.
 RENAMED = (
     re.compile(r"(tensorboard/\w+)/events\.out\.tfevents\..*"),
@@ -90,10 +93,13 @@ def test_demo_spec_runs_every_stage_in_real_pods(
     restricted_namespace(node_cluster, node_kubectl, ns, archives.values())
     operator = OperatorProcess(node_kubeconfig, ns, tmp_path / "operator.log")
     operator.start()
+    killer = PodKiller(node_kubectl, ns, KILLED, seconds=20)
+    killer.start()
     try:
         node_kubectl("apply", "-f", "-", input=yaml.safe_dump(pod_spec(ns)))
         training = wait_settled(node_kubectl, ns, "python-demo", seconds=3600)
     finally:
+        killer.stop()
         operator.stop()
     pods = json.loads(node_kubectl("get", "pods", "-n", ns, "-o", "json").stdout)["items"]
     ready = {c["type"]: c for c in training.get("status", {}).get("conditions") or []}.get("Ready", {})
@@ -109,6 +115,18 @@ def test_demo_spec_runs_every_stage_in_real_pods(
         p["metadata"]["labels"].get("moa.dev/stage") for p in pods if p["status"].get("phase") == "Succeeded"
     }
     assert set(STAGE_NAMES) <= ran, f"stages without a succeeded pod: {set(STAGE_NAMES) - ran}"
+    # Each deleted pod's stage ran again, in another pod, to success.
+    assert set(killer.killed) == set(KILLED), (
+        f"never saw these stages run 20 s: {set(KILLED) - set(killer.killed)}"
+    )
+    for stage, deleted in killer.killed.items():
+        again = [
+            p["metadata"]["name"]
+            for p in pods
+            if p["metadata"]["labels"].get("moa.dev/stage") == stage
+            and p["status"].get("phase") == "Succeeded"
+        ]
+        assert again and deleted not in again, f"{stage}: deleted {deleted}, succeeded {again}"
     for p in pods:
         assert p["spec"]["nodeName"] == NODE_NAME
         assert not any(k.startswith("kwok.") for k in p["metadata"].get("annotations") or {})

@@ -1,6 +1,11 @@
 """Kubeflow PyTorchJob (kubeflow.org/v1): one Master replica running the stage command.
 
 The training operator requires the container to be named `pytorch`.
+
+Rendered as a plain dict, not with Kubeflow's models as TrainJob is: the package that ships the
+PyTorchJob models (`kubeflow-training`, last release 1.9.4) requires `kubernetes<36`, and moa
+runs on 37 (the client of the Kubernetes version its control plane tests against). The
+cluster tests check what the training-operator's webhook admits against this renderer's output.
 """
 
 from __future__ import annotations

@@ -35,3 +35,16 @@ def test_install_stream_has_crds_rbac_and_a_hardened_operator() -> None:
     assert container["securityContext"]["readOnlyRootFilesystem"] is True
     assert container["securityContext"]["runAsNonRoot"] is True
     assert container["livenessProbe"]["httpGet"]["path"] == "/healthz" and container["resources"]["limits"]
+
+
+def test_install_stream_creates_each_namespace_before_what_lives_in_it() -> None:
+    """`moa manifests install | kubectl apply -f -` on a fresh cluster: kubectl applies in stream
+    order, and the API server refuses an object whose namespace does not exist yet."""
+    created = {"default", "kube-system"}
+    for doc in yaml.safe_load_all(install_yaml()):
+        namespace = doc["metadata"].get("namespace")
+        assert namespace is None or namespace in created, (
+            f"{doc['kind']} {doc['metadata']['name']} before its namespace"
+        )
+        if doc["kind"] == "Namespace":
+            created.add(doc["metadata"]["name"])

@@ -30,30 +30,6 @@ class Workdir:
         return self.root / "checkpoints" / "adapters" / tag
 
 
-def trained(base: Path, output: Path, tag: str) -> Path:
-    """`tiny_adapters.train`, cached in ~/.cache/moa/test-adapters by the sources that determine
-    the result (the tiny model's builder and the training recipe): the shared CPU makes each
-    training cost minutes, and the same inputs give the same adapter."""
-    import hashlib
-    import shutil
-
-    from moa.trainer import tiny_model
-    from tests.unit.serving import tiny_adapters
-
-    recipe = Path(tiny_model.__file__).read_bytes() + Path(tiny_adapters.__file__).read_bytes()
-    key = hashlib.sha256(recipe + tag.encode()).hexdigest()[:16]
-    cached = Path.home() / ".cache" / "moa" / "test-adapters" / f"{tag}-{key}"
-    if not cached.exists():
-        partial = cached.with_name(cached.name + f".partial{os.getpid()}")
-        tiny_adapters.train(base, partial, tag)
-        try:
-            partial.rename(cached)
-        except OSError:  # another run cached the same adapter meanwhile: keep theirs
-            shutil.rmtree(partial)
-    shutil.copytree(cached, output)
-    return output
-
-
 @pytest.fixture(scope="session")
 def served_workdir(tmp_path_factory: pytest.TempPathFactory) -> Workdir:
     """A workdir as `moa run` leaves it: a base model, adapters, registry entries. Production:
@@ -63,7 +39,7 @@ def served_workdir(tmp_path_factory: pytest.TempPathFactory) -> Workdir:
 
     torch.set_num_threads(int(os.environ["MOA_TORCH_THREADS"]))
     from moa.trainer.tiny_model import build
-    from tests.unit.serving.tiny_adapters import register
+    from tests.unit.serving.tiny_adapters import register, trained
 
     root = tmp_path_factory.mktemp("workdir")
     base = build(root / "checkpoints" / "coding_tui" / "final_merged")

@@ -12,8 +12,11 @@ so any response shows which adapter generated it. The prompts are rendered exact
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
 import random
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -95,6 +98,26 @@ def train(base: Path, output: Path, tag: str, steps: int = 96, seed: int = 0) ->
         schedule.step()
         optimizer.zero_grad()
     model.save_pretrained(output)
+    return output
+
+
+def trained(base: Path, output: Path, tag: str) -> Path:
+    """`train`, cached in ~/.cache/moa/test-adapters by the sources that determine
+    the result (the tiny model's builder and the training recipe): the shared CPU makes each
+    training cost minutes, and the same inputs give the same adapter."""
+    from moa.trainer import tiny_model
+
+    recipe = Path(tiny_model.__file__).read_bytes() + Path(__file__).read_bytes()
+    key = hashlib.sha256(recipe + tag.encode()).hexdigest()[:16]
+    cached = Path.home() / ".cache" / "moa" / "test-adapters" / f"{tag}-{key}"
+    if not cached.exists():
+        partial = cached.with_name(cached.name + f".partial{os.getpid()}")
+        train(base, partial, tag)
+        try:
+            partial.rename(cached)
+        except OSError:  # another run cached the same adapter meanwhile: keep theirs
+            shutil.rmtree(partial)
+    shutil.copytree(cached, output)
     return output
 
 
