@@ -51,7 +51,7 @@ def outcome_status(status: dict[str, Any]) -> dict[str, Any]:
     the conditions without their timestamps, and each container's terminated state. A pod's
     full status (conditions with probe times, IPs, image ids, every container state) is three
     quarters of what the cache held per pod, thousands of pods at 200 trainings."""
-    out = {k: status[k] for k in ("phase", "reason", "message") if k in status}
+    out: dict[str, Any] = {k: status[k] for k in ("phase", "reason", "message") if k in status}
     if status.get("conditions"):
         out["conditions"] = [
             {k: c[k] for k in ("type", "status", "reason", "message") if k in c} for c in status["conditions"]
