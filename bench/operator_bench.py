@@ -14,6 +14,7 @@ from typing import Any
 
 from kubernetes import client, config
 
+from moa.api.stages import STAGE_NAMES, StageSummary
 from moa.dev import fake_pods
 from moa.dev.cluster import Cluster
 from moa.dev.k8s_build import ensure_binaries
@@ -53,7 +54,9 @@ def drop_namespace(core: client.CoreV1Api, ns: str) -> None:
 
 
 def training(name: str, duration: str) -> dict[str, Any]:
-    """An AdapterTraining whose every stage is a KWOK pod running DURATION (no GPUs)."""
+    """An AdapterTraining whose every stage is a KWOK pod running DURATION (no GPUs) and, as a
+    real stage does, reporting its result in its termination message: a summary carrying the
+    stage's index, so that a lost result is visible."""
     return {
         "apiVersion": "moa.dev/v1alpha1",
         "kind": "AdapterTraining",
@@ -67,7 +70,15 @@ def training(name: str, duration: str) -> dict[str, Any]:
                 "cpu": "100m",
                 "memory": "128Mi",
                 "sandbox": {"cpu": "100m", "memory": "128Mi"},
-                "podAnnotations": {"all": fake_pods.annotations(duration=duration)},
+                "podAnnotations": {
+                    stage: fake_pods.annotations(
+                        duration=duration,
+                        message=StageSummary(
+                            stage=stage, status="succeeded", metrics={"index": float(i)}
+                        ).compact(),  # type: ignore[arg-type]
+                    )
+                    for i, stage in enumerate(STAGE_NAMES)
+                },
             },
         },
     }

@@ -31,24 +31,9 @@ from operator_bench import (
     training_namespace,
 )
 
-from moa.api.stages import STAGE_NAMES, StageSummary
-from moa.dev import fake_pods
 from moa.dev.cluster import Cluster
 
 LABELS = ("moa.dev/training", "moa.dev/stage", "moa.dev/shard", "moa.dev/attempt")
-
-
-def reporting_training(name: str, duration: str) -> dict[str, Any]:
-    """Every stage pod reports a summary with the stage's index, so a lost result is visible."""
-    doc = training(name, duration)
-    doc["spec"]["resources"]["podAnnotations"] = {
-        stage: fake_pods.annotations(
-            duration=duration,
-            message=StageSummary(stage=stage, status="succeeded", metrics={"index": float(i)}).compact(),  # type: ignore[arg-type]
-        )
-        for i, stage in enumerate(STAGE_NAMES)
-    }
-    return doc
 
 
 def quietly(call: Any, *args: Any) -> Any:
@@ -102,7 +87,7 @@ def campaign(
         started = time.monotonic()
         for n in names:
             custom.create_namespaced_custom_object(
-                "moa.dev", "v1alpha1", ns, "adaptertrainings", reporting_training(n, args.duration)
+                "moa.dev", "v1alpha1", ns, "adaptertrainings", training(n, args.duration)
             )
         done: set[str] = set()
         while time.monotonic() - started < args.timeout and not set(names) <= done:

@@ -5,8 +5,11 @@ the one-training size is the baseline the others are compared with. Per size it 
 - hand-off latency p50/p95: from a stage's last pod finishing (as a watch saw it) to the next
   stage's first pod appearing: what a user sees, including the Job controller's work between
   a Job's pod and the Job (pod finished -> Job Complete, Job created -> its pod created);
-- workload hand-off p50/p95: the same between workloads (a Job stage's Job, a bare Pod stage's
-  pod): the operator's share (its watch, queue and reconcile), without the Job controller's;
+- workload hand-off p50/p95: from a stage's last pod finishing to the next stage's workload (a
+  Job, or a bare stage pod) appearing: the operator's share (its watch, queue, reconcile and
+  creates; a Job stage is done for the operator when its pod has succeeded with its result);
+- Job -> pod p50/p95: from a Job appearing to its pod appearing, the Job controller's share that
+  is left in the pod hand-off;
 - time until every training is Ready;
 - the operator's peak RSS (VmHWM of its process);
 - Kubernetes API requests per training: every request the operator made (reconciles, relists,
@@ -180,8 +183,9 @@ def measure(args: argparse.Namespace, cluster: Cluster, api: client.ApiClient, s
         stop_operator(op)
         drop_namespace(core, ns)
     handoff = handoffs(pods.finished, pods.added, names)
-    # A Job stage's workload is its Job (the same key as its pod: the Job's entries replace them).
-    workload = handoffs({**pods.finished, **jobs.finished}, {**pods.added, **jobs.added}, names)
+    # A Job stage's workload is its Job (the same key as its pod: the Job's entry replaces it).
+    workload = handoffs(pods.finished, {**pods.added, **jobs.added}, names)
+    job_to_pod = [pods.added[k] - t for k, t in jobs.added.items() if k in pods.added]
     return {
         "trainings": size,
         "seconds_to_all_ready": round(to_ready, 1),
@@ -189,6 +193,8 @@ def measure(args: argparse.Namespace, cluster: Cluster, api: client.ApiClient, s
         "handoff_p95_s": round(pct(handoff, 95), 3),
         "workload_handoff_p50_s": round(pct(workload, 50), 3),
         "workload_handoff_p95_s": round(pct(workload, 95), 3),
+        "job_to_pod_p50_s": round(pct(job_to_pod, 50), 3),
+        "job_to_pod_p95_s": round(pct(job_to_pod, 95), 3),
         "operator_peak_rss_mb": round(rss, 1),
         "api_requests_per_training": round(requests / size, 1),
         "idle_reconciles": int(idle_reconciles),
@@ -221,7 +227,7 @@ def main() -> None:
             print(json.dumps(rows[-1]), flush=True)
     base = rows[0]
     cols = ["trainings", "seconds_to_all_ready", "handoff_p50_s", "handoff_p95_s", "workload_handoff_p50_s",
-            "workload_handoff_p95_s", "operator_peak_rss_mb",
+            "workload_handoff_p95_s", "job_to_pod_p50_s", "job_to_pod_p95_s", "operator_peak_rss_mb",
             "api_requests_per_training", "api_requests_per_idle_reconcile", "load_avg_1_5_15"]  # fmt: skip
     print("| " + " | ".join(cols) + " | handoff p95 / baseline p50 |")
     print("|" + "---|" * (len(cols) + 1))

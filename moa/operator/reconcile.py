@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import logging
+from concurrent.futures import Executor, Future
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from importlib.metadata import entry_points
@@ -119,7 +120,12 @@ def _same_workload(pod: dict[str, Any], labels: dict[str, str]) -> bool:
     return all(p.get(k) == labels.get(k) for k in (LABEL_STAGE, LABEL_ATTEMPT, LABEL_SHARD))
 
 
-def reconcile(kube: Kube, namespace: str, name: str, now: datetime | None = None) -> Outcome:
+def reconcile(
+    kube: Kube, namespace: str, name: str, now: datetime | None = None, events: Executor | None = None
+) -> Outcome:
+    """EVENTS: where the transitions' Events are posted (None: here, before returning). The
+    operator posts them from a thread of their own: they are best effort, and a training's next
+    reconcile (its next stage's launch) must not wait for them."""
     now = now or datetime.now(UTC)
     obj = kube.get(API, PLURAL, namespace, name)
     if obj is None or obj["metadata"].get("deletionTimestamp"):
@@ -200,9 +206,12 @@ def reconcile(kube: Kube, namespace: str, name: str, now: datetime | None = None
         adapter=adapter_ref,
     )
     written = _write_status(kube, namespace, name, old, new)
-    if written:
-        for type_, reason, message in current.events:
-            emit_event(kube, obj, type_, reason, message, now)
+    if written and current.events:
+        post = functools.partial(post_events, kube, event_bodies(obj, current.events, now))
+        if events is None:
+            post()
+        else:
+            events.submit(post).add_done_callback(_log_failure)
         rlog.info("phase=%s stage=%s launched=%d", current.phase, current.stage, len(current.launches))
     return Outcome(
         requeue_after=current.requeue_after,
@@ -231,10 +240,14 @@ def _write_status(
     return True
 
 
-def emit_event(kube: Kube, obj: dict[str, Any], type_: str, reason: str, message: str, now: datetime) -> None:
+def event_bodies(
+    obj: dict[str, Any], events: list[tuple[str, str, str]], now: datetime
+) -> list[dict[str, Any]]:
+    """Events (type, reason, message) about OBJ, built now: a queued post keeps these small
+    bodies, not the training it read."""
     meta = obj["metadata"]
     stamp = now.strftime("%Y-%m-%dT%H:%M:%SZ")
-    kube.ensure(
+    return [
         {
             "apiVersion": "v1",
             "kind": "Event",
@@ -254,4 +267,15 @@ def emit_event(kube: Kube, obj: dict[str, Any], type_: str, reason: str, message
             "lastTimestamp": stamp,
             "count": 1,
         }
-    )
+        for type_, reason, message in events
+    ]
+
+
+def post_events(kube: Kube, bodies: list[dict[str, Any]]) -> None:
+    for body in bodies:
+        kube.ensure(body)
+
+
+def _log_failure(posted: Future[None]) -> None:
+    if not posted.cancelled() and (exc := posted.exception()) is not None:
+        log.warning("posting events failed (best effort, not retried): %s", exc)

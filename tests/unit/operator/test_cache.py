@@ -8,6 +8,7 @@ import pytest
 from kubernetes import client
 
 from moa.operator.cache import CachedKube, matches, trim
+from moa.operator.workloads import ADAPTERS
 
 PODS = ("v1", "pods")
 TRAININGS = ("moa.dev/v1alpha1", "adaptertrainings")
@@ -80,6 +81,40 @@ def test_trainings_keep_their_spec() -> None:
         "spec": {"x": 1},
     }
     assert trim(body, keep_spec=True)["spec"] == {"x": 1}
+
+
+def test_workloads_and_pods_keep_only_how_they_ended() -> None:
+    term = {"exitCode": 0, "message": '{"stage":"sft"}', "finishedAt": "2026-01-01T00:10:00Z"}
+    status = {
+        "phase": "Succeeded",
+        "podIP": "10.0.0.7",
+        "conditions": [{"type": "Ready", "status": "False", "reason": "PodCompleted", "lastProbeTime": None}],
+        "containerStatuses": [
+            {"name": "stage", "state": {"terminated": term}, "lastState": {}, "imageID": "x", "ready": False},
+            {"name": "sidecar", "state": {"running": {"startedAt": "2026-01-01T00:00:00Z"}}},
+        ],
+    }
+    kept = trim(
+        {"kind": "Pod", "metadata": {"name": "p"}, "status": status, "spec": {"x": 1}}, keep_spec=False
+    )
+    assert kept == {
+        "kind": "Pod",
+        "metadata": {"name": "p"},
+        "status": {
+            "phase": "Succeeded",
+            "conditions": [{"type": "Ready", "status": "False", "reason": "PodCompleted"}],
+            "containerStatuses": [
+                {"name": "stage", "state": {"terminated": term}},
+                {"name": "sidecar", "state": {}},
+            ],
+        },
+    }
+    # what observe() reads of it is all there
+    attempt = ADAPTERS["Pod"].observe({**kept, "metadata": {"name": "p", "creationTimestamp": None}}, [])
+    assert attempt.state == "succeeded" and attempt.finished_at is not None
+    # the operator's own resources keep their whole status: reconcile compares it with the new one
+    training = {"kind": "AdapterTraining", "metadata": {"name": "t"}, "status": status}
+    assert trim(training, keep_spec=True)["status"] == status
 
 
 def test_only_equality_selectors_are_understood() -> None:

@@ -145,6 +145,40 @@ def test_job_observation_reads_the_stage_summary_from_the_termination_message() 
     assert crash.state == "failed" and "137" in crash.message and "OOMKilled" in crash.message
 
 
+def _succeeded(pod: dict[str, Any]) -> dict[str, Any]:
+    pod["status"]["phase"] = "Succeeded"
+    return pod
+
+
+def test_a_jobs_succeeded_pod_with_its_result_finishes_the_stage_before_the_job_is_complete() -> None:
+    job = ADAPTERS["Job"]
+    spec = job.render(ctx(training(), "sft"))["spec"]
+    assert (spec["completions"], spec["parallelism"], spec["backoffLimit"]) == (1, 1, 0)  # one pod
+    summary = StageSummary(stage="sft", status="succeeded", metrics={"loss": 0.3})
+    early = job.observe(_job([]), [_succeeded(_pod(0, summary.compact()))])
+    assert early.state == "succeeded" and early.summary is not None and early.summary.metrics == {"loss": 0.3}
+    assert early.workload == "rust-sft-1" and early.finished_at is not None
+    # the Job's own verdict, when it comes, says the same
+    late = job.observe(
+        _job([{"type": "Complete", "status": "True"}]), [_succeeded(_pod(0, summary.compact()))]
+    )
+    assert (late.state, late.summary, late.finished_at) == (early.state, early.summary, early.finished_at)
+
+
+def test_only_a_readable_success_short_cuts_the_job_controller() -> None:
+    job = ADAPTERS["Job"]
+    # succeeded without a result the stage contract can read: wait for the Job's condition
+    assert job.observe(_job([]), [_succeeded(_pod(0, ""))]).state == "running"
+    assert job.observe(_job([]), [_succeeded(_pod(0, "not json"))]).state == "running"
+    # a failed pod goes through the Job's own backoff: running until the Job says Failed
+    failed_pod = _pod(1, StageSummary(stage="sft", status="failed", message="boom").compact())
+    failed_pod["status"]["phase"] = "Failed"
+    assert job.observe(_job([]), [failed_pod]).state == "running"
+    # a Job the controller already failed is failed, whatever a pod says
+    ok = _succeeded(_pod(0, StageSummary(stage="sft", status="succeeded").compact()))
+    assert job.observe(_job([{"type": "Failed", "status": "True"}]), [ok]).state == "failed"
+
+
 @pytest.mark.parametrize("kind", ["Job", "PyTorchJob", "TrainJob"])
 def test_a_suspended_workload_is_pending_in_its_queue_never_failed(kind: str) -> None:
     suspended = _job([{"type": "Suspended", "status": "True", "reason": "JobSuspended"}])
