@@ -19,6 +19,8 @@ from demo_spec import moa
 from moa.dev.images import built_archives
 
 HOST_CA = Path("/etc/ssl/certs/ca-certificates.crt")
+# What every test of moa's stages in real pods is: a cluster test on the real node, and slow.
+POD_TEST = [pytest.mark.cluster, pytest.mark.real_node, pytest.mark.slow]
 
 
 def opt_in(names: tuple[str, ...], duration: str) -> pytest.MarkDecorator:

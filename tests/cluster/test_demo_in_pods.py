@@ -25,7 +25,15 @@ import pytest
 import yaml
 from conftest import MODEL, Kubectl, OperatorProcess
 from demo_spec import moa, small_spec
-from stage_pods import PodKiller, fresh_archives, on_one_node, opt_in, restricted_namespace, wait_settled
+from stage_pods import (
+    POD_TEST,
+    PodKiller,
+    fresh_archives,
+    on_one_node,
+    opt_in,
+    restricted_namespace,
+    wait_settled,
+)
 
 from moa.api.adapter import PUBLISHED, artifact_digest
 from moa.api.stages import STAGE_NAMES
@@ -33,9 +41,7 @@ from moa.dev.node import NODE_NAME
 
 IMAGES = ("moa-operator", "moa-sandbox-python", "moa-trainer")
 pytestmark = [
-    pytest.mark.cluster,
-    pytest.mark.real_node,
-    pytest.mark.slow,
+    *POD_TEST,
     pytest.mark.timeout(5400),
     opt_in(IMAGES, "about 45 minutes"),
 ]

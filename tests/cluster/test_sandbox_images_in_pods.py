@@ -21,12 +21,12 @@ import pytest
 import yaml
 from conftest import Kubectl, OperatorProcess
 from demo_spec import DEMO
-from stage_pods import fresh_archives, on_one_node, opt_in, restricted_namespace
+from stage_pods import POD_TEST, fresh_archives, on_one_node, opt_in, restricted_namespace
 
 from moa.api.layout import Layout
 from moa.dev.node import NODE_NAME
 
-pytestmark = [pytest.mark.cluster, pytest.mark.real_node, pytest.mark.slow, pytest.mark.timeout(3600)]
+pytestmark = [*POD_TEST, pytest.mark.timeout(3600)]
 
 # One small real package per language, the ones its plugin's own tests mutate.
 SOURCES = {

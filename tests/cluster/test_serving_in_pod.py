@@ -26,16 +26,14 @@ import openai
 import pytest
 import yaml
 from conftest import CLAIM, UID, Kubectl
-from stage_pods import fresh_archives, opt_in, restricted_namespace
+from stage_pods import POD_TEST, fresh_archives, opt_in, restricted_namespace
 
 from moa.operator.serving_manifests import ARTIFACTS, NAME, serving
 from tests.unit.serving.tiny_adapters import register, trained
 
 IMAGES = ("moa-serving",)
 pytestmark = [
-    pytest.mark.cluster,
-    pytest.mark.real_node,
-    pytest.mark.slow,
+    *POD_TEST,
     pytest.mark.timeout(3600),
     opt_in(IMAGES, "the serving image (built on the trainer's) and a real pod"),
 ]
